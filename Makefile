@@ -1,0 +1,60 @@
+# Two commands on a fresh clone: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 5000
+DEMO_CONSUMERS ?= 500
+PYTEST_ARGS ?=
+
+.PHONY: venv services run test lint format unit test-sqlite test-postgres bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	@command -v espeak-ng >/dev/null 2>&1 || true
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+services:
+	bash scripts/ensure_services.sh
+
+run: venv services
+	$(BIN)/contactcenter db upgrade
+	$(BIN)/contactcenter demo seed --consumers $(DEMO_CONSUMERS) --seed 1 --if-empty
+	@echo "health:    http://$(HOST):$(PORT)/healthz"
+	@echo "voice URL: http://$(HOST):$(PORT)/voice/incoming"
+	$(BIN)/contactcenter serve --host $(HOST) --port $(PORT)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test-sqlite: venv
+	TEST_DB=sqlite $(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+test-postgres: venv
+	bash scripts/ensure_services.sh --postgres
+	TEST_DB=postgresql $(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+test: venv
+	bash scripts/ensure_services.sh --postgres
+	$(MAKE) lint
+	$(MAKE) test-sqlite
+	$(MAKE) test-postgres
+
+bench: venv services
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Outbound campaigns: definitions, audience, compliance, pacing and RQ jobs."""

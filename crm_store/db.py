@@ -1,0 +1,85 @@
+"""Engines and sessions. Nothing is built at import time.
+
+``make_engine`` creates an engine for a URL (SQLite gets foreign keys and WAL);
+``Database`` bundles an engine with its session factory and is what the app, the CLI
+and the RQ jobs hold. Engines never cross a fork: jobs build theirs lazily per process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine; for SQLite create the parent folder and enable foreign keys."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+class Database:
+    """An engine, its session factory, and the pid it was made in."""
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = url
+        self._engine_kwargs = engine_kwargs
+        self._engine: Engine | None = None
+        self._pid = os.getpid()
+        self._sessionmaker: sessionmaker[Session] | None = None
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, rebuilt if this process was forked from the one that made it."""
+        if self._engine is not None and self._pid != os.getpid():
+            self._engine.dispose(close=False)
+            self._engine = None
+        if self._engine is None:
+            self._engine = make_engine(self.url, **self._engine_kwargs)
+            self._pid = os.getpid()
+            self._sessionmaker = sessionmaker(self._engine, expire_on_commit=False)
+        return self._engine
+
+    def session(self) -> Session:
+        """A new session (caller closes it; prefer :meth:`transaction`)."""
+        _ = self.engine
+        if self._sessionmaker is None:  # pragma: no cover - set together with the engine
+            raise RuntimeError("session factory missing")
+        return self._sessionmaker()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in a transaction: committed on success, rolled back on error."""
+        session = self.session()
+        try:
+            with session.begin():
+                yield session
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        """Close all pooled connections."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None

@@ -1,0 +1,1 @@
+"""IVR: flow schema, loader and validator, engine, TwiML rendering, actions."""

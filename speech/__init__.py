@@ -1,0 +1,1 @@
+"""Speech: audio decoding, Vosk recognition sessions, grammars, number understanding."""

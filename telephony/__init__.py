@@ -1,0 +1,1 @@
+"""Telephony providers: the Twilio adapter and the local sandbox emulator."""

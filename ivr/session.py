@@ -1,0 +1,222 @@
+"""Call session state in Redis, keyed by CallSid.
+
+A call's state lives in one Redis key with a TTL, so a call survives an app restart and
+any app instance can serve its next webhook. Every state carries a ``version``; each
+webhook URL the engine renders names the version it was rendered at (``seq``). A webhook
+is applied at most once:
+
+1. :meth:`SessionStore.claim` takes a short per-version lock (``SET NX``) — a duplicated
+   webhook (Twilio retries after a timeout) finds the lock taken;
+2. the winner runs the engine and :meth:`SessionStore.commit` writes the new state with
+   ``version + 1`` under ``WATCH``/``MULTI``, together with the TwiML it answered;
+3. the loser (or a late retry of an already applied event) gets that stored TwiML back
+   from :meth:`SessionStore.wait_for_response` instead of applying the event again.
+
+Values in ``variables`` may be ``Decimal``, ``date`` and ``datetime``: they are stored with
+a type tag and come back as the same types.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+DEFAULT_TTL_S = 4 * 3600
+CLAIM_TTL_S = 30
+KEY_PREFIX = "ivr:call:"
+
+
+class SessionError(RuntimeError):
+    """Base of the session store errors."""
+
+
+class SessionConflict(SessionError):
+    """Another request changed the session first (the event was already applied)."""
+
+
+def encode_value(value: Any) -> Any:
+    """Turn a session variable into JSON-safe data, tagging Decimal and dates."""
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, dict):
+        return {str(k): encode_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode_value(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(f"cannot store a {type(value).__name__} in a call session")
+
+
+def decode_value(value: Any) -> Any:
+    """Inverse of :func:`encode_value`."""
+    if isinstance(value, dict):
+        if len(value) == 1:
+            ((tag, raw),) = value.items()
+            if tag == "$decimal":
+                return Decimal(raw)
+            if tag == "$datetime":
+                return datetime.fromisoformat(raw)
+            if tag == "$date":
+                return date.fromisoformat(raw)
+        return {k: decode_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode_value(v) for v in value]
+    return value
+
+
+@dataclass
+class Frame:
+    """A subflow return point: continue at ``step`` of ``flow`` after ``return``."""
+
+    flow: str
+    step: str
+
+
+@dataclass
+class CallSession:
+    """Everything the engine knows about one live call."""
+
+    call_sid: str
+    flow: str
+    step: str
+    caller: str | None = None
+    called: str | None = None
+    direction: str = "inbound"
+    variables: dict[str, Any] = field(default_factory=dict)
+    stack: list[Frame] = field(default_factory=list)
+    visited: list[str] = field(default_factory=list)
+    no_input: int = 0
+    no_match: int = 0
+    typeahead: str = ""
+    pending: dict[str, Any] | None = None
+    interaction_id: int | None = None
+    ended: bool = False
+    version: int = 0
+    step_seq: int = 0
+
+    def to_json(self) -> str:
+        """Serialise for Redis."""
+        data = asdict(self)
+        data["variables"] = encode_value(self.variables)
+        data["pending"] = encode_value(self.pending) if self.pending is not None else None
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> CallSession:
+        """Deserialise what :meth:`to_json` wrote."""
+        data = json.loads(raw)
+        data["variables"] = decode_value(data.get("variables") or {})
+        pending = data.get("pending")
+        data["pending"] = decode_value(pending) if pending is not None else None
+        data["stack"] = [Frame(**f) for f in data.get("stack") or []]
+        return cls(**data)
+
+
+class SessionStore:
+    """Redis-backed store of :class:`CallSession` with optimistic concurrency."""
+
+    def __init__(
+        self, redis: Redis, *, ttl_s: int = DEFAULT_TTL_S, prefix: str = KEY_PREFIX
+    ) -> None:
+        self.redis = redis
+        self.ttl_s = ttl_s
+        self.prefix = prefix
+
+    def _key(self, call_sid: str) -> str:
+        return f"{self.prefix}{call_sid}"
+
+    def _response_key(self, call_sid: str) -> str:
+        return f"{self.prefix}{call_sid}:response"
+
+    def _claim_key(self, call_sid: str, version: int) -> str:
+        return f"{self.prefix}{call_sid}:claim:{version}"
+
+    def load(self, call_sid: str) -> CallSession | None:
+        """The session of ``call_sid``, or None when there is none (or it expired)."""
+        raw = self.redis.get(self._key(call_sid))
+        if raw is None:
+            return None
+        return CallSession.from_json(raw)
+
+    def create(self, session: CallSession) -> bool:
+        """Store a new session; False if the call already has one (a duplicated start)."""
+        created = self.redis.set(
+            self._key(session.call_sid), session.to_json(), nx=True, ex=self.ttl_s
+        )
+        return bool(created)
+
+    def claim(self, call_sid: str, version: int) -> bool:
+        """Take the right to apply the event that arrives at ``version``; False if taken."""
+        return bool(
+            self.redis.set(self._claim_key(call_sid, version), "1", nx=True, ex=CLAIM_TTL_S)
+        )
+
+    def release(self, call_sid: str, version: int) -> None:
+        """Give a claim back (the event could not be applied and may be retried)."""
+        self.redis.delete(self._claim_key(call_sid, version))
+
+    def commit(self, session: CallSession, *, expected_version: int, response: str) -> None:
+        """Write ``session`` as ``expected_version + 1`` with the TwiML answered.
+
+        Raises :class:`SessionConflict` if the stored version is no longer
+        ``expected_version`` (someone else applied an event in between).
+        """
+        from redis.exceptions import WatchError
+
+        key = self._key(session.call_sid)
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                raw = pipe.get(key)
+                if raw is not None:
+                    stored = json.loads(raw)
+                    if stored.get("version") != expected_version:
+                        raise SessionConflict(
+                            f"session {session.call_sid} is at version {stored.get('version')}, "
+                            f"expected {expected_version}"
+                        )
+                session.version = expected_version + 1
+                payload = json.dumps({"version": session.version, "twiml": response})
+                pipe.multi()
+                pipe.set(key, session.to_json(), ex=self.ttl_s)
+                pipe.set(self._response_key(session.call_sid), payload, ex=self.ttl_s)
+                pipe.execute()
+            except WatchError:
+                session.version = expected_version
+                raise SessionConflict(f"session {session.call_sid} changed concurrently") from None
+
+    def last_response(self, call_sid: str) -> tuple[int, str] | None:
+        """(version, TwiML) of the last committed answer, or None."""
+        raw = self.redis.get(self._response_key(call_sid))
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return int(data["version"]), str(data["twiml"])
+
+    def wait_for_response(
+        self, call_sid: str, *, after_version: int, timeout_s: float = 8.0, poll_s: float = 0.05
+    ) -> str | None:
+        """Wait until an answer newer than ``after_version`` is committed; its TwiML or None."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            last = self.last_response(call_sid)
+            if last is not None and last[0] > after_version:
+                return last[1]
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(poll_s)
+
+    def delete(self, call_sid: str) -> None:
+        """Forget a call (its state, last answer)."""
+        self.redis.delete(self._key(call_sid), self._response_key(call_sid))

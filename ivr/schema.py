@@ -1,0 +1,961 @@
+"""The IVR flow language: pydantic models of ``call_flows.yaml`` and its small expression language.
+
+A flow file has four top-level keys::
+
+    version: 1
+    defaults: {...}        # language, voice, timeouts, retries, operator queue, universal keys
+    prompts: {name: ...}   # reusable named prompts, referenced as {prompt: name}
+    flows:                 # flow name -> Flow
+      hotline: {description: ..., start: greet, steps: {greet: {type: say, ...}, ...}}
+
+Every model is immutable (``frozen=True``) and rejects unknown keys (``extra="forbid"``).
+Steps are a discriminated union on ``type``. The models check the *shape* of a file;
+cross-references (targets, actions, variables, reachability) are checked by
+:mod:`ivr.validate`, which reports every problem with its YAML line and column.
+
+Targets
+    A step is left through *targets*: ``step`` (a step of the flow the current step belongs
+    to) or ``flow:step`` (a step of another flow; a plain jump, the subflow call stack is not
+    touched). Use a ``subflow`` step to *call* a flow and come back.
+
+Prompts
+    A prompt is a list of items; a single item may be written without the list. An item is
+    a Russian text with ``{variable}`` or ``{variable:format[:options]}`` fields (see
+    :mod:`ivr.verbalize` for the formats), ``{play: URL}`` for an audio file, or
+    ``{prompt: NAME}`` to splice a named prompt from the top-level ``prompts``.
+
+Expressions (``branch`` conditions)
+    A deliberately small language, parsed at load time and never passed to ``eval``::
+
+        expr       := or_expr
+        or_expr    := and_expr ("or" and_expr)*
+        and_expr   := not_expr ("and" not_expr)*
+        not_expr   := "not" not_expr | comparison
+        comparison := operand [("==" | "!=" | "<" | "<=" | ">" | ">=" | "in" | "not in") operand]
+        operand    := VARIABLE | NUMBER | STRING | true | false | null | "[" literal, ... "]"
+                      | "(" expr ")"
+
+    A bare operand is tested for truthiness. A variable that is not set evaluates to ``null``.
+    Ordering comparisons between values of different kinds (a number and ``null``) are false.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "CONTEXT_VARIABLES",
+    "ActionStep",
+    "BranchStep",
+    "CollectStep",
+    "Condition",
+    "ConfirmBelow",
+    "Defaults",
+    "Expression",
+    "ExpressionError",
+    "Flow",
+    "FlowSet",
+    "GotoStep",
+    "HangupStep",
+    "InputHandler",
+    "MenuOption",
+    "MenuStep",
+    "PlayPrompt",
+    "PromptRef",
+    "RecordStep",
+    "ReturnStep",
+    "SayStep",
+    "SmsStep",
+    "Step",
+    "SubflowStep",
+    "TransferStep",
+    "UniversalCommands",
+    "parse_expression",
+    "split_target",
+]
+
+#: Variables the engine always provides to every flow (inbound and outbound calls).
+#: ``caller_phone`` is the other party's number in E.164 (the caller for inbound calls,
+#: the dialled consumer for outbound ones); ``path`` is the list of steps visited so far.
+CONTEXT_VARIABLES: frozenset[str] = frozenset(
+    {"caller_phone", "called_phone", "call_sid", "direction", "path", "intent"}
+)
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+TARGET_PATTERN = r"^(?:[A-Za-z_][A-Za-z0-9_]*:)?[A-Za-z_][A-Za-z0-9_]*$"
+
+#: A flow, step, variable or action name: letters, digits and ``_``, not starting with a digit.
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+#: ``step`` or ``flow:step``.
+Target = Annotated[str, StringConstraints(pattern=TARGET_PATTERN)]
+#: Seconds to wait for input.
+Seconds = Annotated[int, Field(ge=1, le=120)]
+
+
+def split_target(target: str, current_flow: str) -> tuple[str, str]:
+    """Resolve a target to ``(flow, step)``; a bare step name belongs to ``current_flow``."""
+    if ":" in target:
+        flow, step = target.split(":", 1)
+        return flow, step
+    return current_flow, target
+
+
+def _key_to_str(value: Any) -> Any:
+    """YAML reads ``1`` as an int; keypad keys are strings."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Key = Annotated[
+    str,
+    BeforeValidator(_key_to_str),
+    StringConstraints(pattern=r"^[0-9*#]$"),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Prompts
+
+
+class PlayPrompt(_Model):
+    """Play an audio file (``<Play>``) instead of synthesising speech."""
+
+    play: Annotated[str, StringConstraints(pattern=r"^(https?://|/)\S+$")]
+    """Absolute http(s) URL, or a path on our own server starting with ``/``."""
+    loop: Annotated[int, Field(ge=1, le=10)] = 1
+    """How many times to play it."""
+
+
+class PromptRef(_Model):
+    """Splice a named prompt from the top-level ``prompts`` mapping."""
+
+    prompt: Name
+    """Name of a prompt in ``FlowSet.prompts``."""
+
+
+def _prompt_item_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, PlayPrompt):
+        return "play"
+    if isinstance(value, PromptRef):
+        return "ref"
+    if isinstance(value, Mapping):
+        if "play" in value:
+            return "play"
+        if "prompt" in value:
+            return "ref"
+    return None
+
+
+#: One prompt item: text with ``{variables}``, ``{play: URL}`` or ``{prompt: NAME}``.
+PromptItem = Annotated[
+    Annotated[str, Tag("text"), StringConstraints(min_length=1)]
+    | Annotated[PlayPrompt, Tag("play")]
+    | Annotated[PromptRef, Tag("ref")],
+    Discriminator(
+        _prompt_item_kind,
+        custom_error_type="prompt_item",
+        custom_error_message="a prompt item must be a text, {play: URL} or {prompt: NAME}",
+    ),
+]
+
+
+def _as_list(value: Any) -> Any:
+    """Accept a single prompt item where a list of items is expected."""
+    if isinstance(value, str | Mapping | PlayPrompt | PromptRef):
+        return [value]
+    return value
+
+
+#: A prompt: one or more items spoken/played in order. A single item may omit the list.
+Prompts = Annotated[
+    tuple[PromptItem, ...],
+    BeforeValidator(_as_list, json_schema_input_type=PromptItem | list[PromptItem]),
+    Field(min_length=1),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Defaults and shared pieces
+
+
+class UniversalCommands(_Model):
+    """Commands available in every input step (``menu`` and ``collect``) unless disabled.
+
+    A menu option on the same key takes precedence over a universal command in that menu.
+    """
+
+    operator_key: Key | None = "0"
+    """Key that transfers to the operator (``defaults.operator_target``); null disables it."""
+    operator_keywords: tuple[str, ...] = ("оператор", "оператора", "с оператором")
+    """Spoken words that do the same."""
+    repeat_key: Key | None = "*"
+    """Key that repeats the current step's prompt; null disables it."""
+    repeat_keywords: tuple[str, ...] = ("повторить", "повтори", "повторите")
+    """Spoken words that do the same."""
+
+
+VariableValue = str | int | Decimal | bool
+
+
+class Defaults(_Model):
+    """File-wide defaults; every step may override the timing and voice settings."""
+
+    language: str = "ru-RU"
+    """``language`` of ``<Say>`` and of speech recognition."""
+    voice: str = "Polly.Tatyana"
+    """``voice`` of ``<Say>`` (``Polly.Tatyana`` or ``Polly.Maxim`` for Russian)."""
+    timeout: Seconds = 5
+    """Seconds to wait for the first key or word of an input step."""
+    inter_digit_timeout: Seconds = 3
+    """Seconds to wait between keys of a multi-digit ``collect``."""
+    finish_on_key: Literal["#", "*", ""] = "#"
+    """Key that ends a multi-digit entry (``""`` disables it)."""
+    max_no_input: Annotated[int, Field(ge=1, le=10)] = 3
+    """Attempts without any input before an input step escalates."""
+    max_no_match: Annotated[int, Field(ge=1, le=10)] = 3
+    """Attempts with invalid input before an input step escalates."""
+    operator_queue: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "operators"
+    """Queue name used by ``transfer`` steps with ``to: queue`` and no ``queue`` of their own."""
+    operator_target: Target = "operator:transfer"
+    """Where the universal operator command goes, and where an input step escalates after
+    too many failed attempts when its handler has no ``then``. A bare step name is resolved in
+    the flow of the step that uses it."""
+    universal: UniversalCommands = UniversalCommands()
+    """Universal commands of input steps."""
+    no_input_prompts: tuple[Prompts, ...] = ()
+    """Default tapered reprompts after no input (the n-th is spoken after the n-th silence)."""
+    no_match_prompts: tuple[Prompts, ...] = ()
+    """Default tapered reprompts after invalid input."""
+    variables: dict[Name, VariableValue] = Field(default_factory=dict)
+    """Constants every flow may read (e.g. ``supplier_name``, ``grid_company_phone``)."""
+
+
+class InputHandler(_Model):
+    """What an input step does on no input (silence) or no match (invalid input)."""
+
+    max: Annotated[int, Field(ge=1, le=10)] | None = None
+    """Attempts before escalating; null uses ``defaults.max_no_input``/``max_no_match``."""
+    reprompts: tuple[Prompts, ...] = ()
+    """Tapered reprompts: the n-th failure speaks the n-th one (the last one repeats), then
+    the step's own prompt again. Empty uses the defaults' reprompts."""
+    then: Target | None = None
+    """Where to go after ``max`` failures; null uses ``defaults.operator_target``."""
+
+
+class ConfirmBelow(_Model):
+    """Confirm the captured value only when recognition confidence is below a threshold."""
+
+    below_confidence: Annotated[float, Field(gt=0, le=1)]
+
+
+InputMode = Literal["dtmf", "speech", "both"]
+
+
+class _StepBase(_Model):
+    description: str | None = None
+    """Free text for people reading the flow and the graph."""
+
+
+class _InputStepBase(_StepBase):
+    prompts: Prompts
+    """What is said before and while waiting for input (keys pressed during it are kept)."""
+    input: InputMode = "dtmf"
+    """``dtmf`` (keypad), ``speech`` or ``both``. A key pressed wins over speech."""
+    timeout: Seconds | None = None
+    """Seconds to wait for the first input; null uses ``defaults.timeout``."""
+    no_input: InputHandler | None = None
+    """Silence handling; null uses the defaults."""
+    no_match: InputHandler | None = None
+    """Invalid input handling; null uses the defaults."""
+    universal: bool = True
+    """False disables the universal operator/repeat commands in this step."""
+    voice: str | None = None
+    """Override of ``defaults.voice``."""
+    language: str | None = None
+    """Override of ``defaults.language``."""
+
+
+# --------------------------------------------------------------------------------------------
+# Steps
+
+
+class SayStep(_StepBase):
+    """Speak (or play) prompts, then go on."""
+
+    type: Literal["say"]
+    prompts: Prompts
+    voice: str | None = None
+    """Override of ``defaults.voice``."""
+    language: str | None = None
+    """Override of ``defaults.language``."""
+    next: Target
+
+
+class MenuOption(_Model):
+    """One choice of a menu: a key and/or spoken keywords leading to a target."""
+
+    key: Key | None = None
+    """Keypad key (``"0"``-``"9"``, ``"*"``, ``"#"``; quote ``"*"`` and ``"#"`` in YAML)."""
+    keywords: tuple[Annotated[str, StringConstraints(min_length=1)], ...] = ()
+    """Spoken words or phrases selecting this option (lower case)."""
+    goto: Target
+    """Where the option leads."""
+    intent: Name | None = None
+    """Sets the ``intent`` variable (passed to the operator on transfer)."""
+
+    @model_validator(mode="after")
+    def _needs_key_or_keyword(self) -> MenuOption:
+        if self.key is None and not self.keywords:
+            raise ValueError("a menu option needs a key or keywords")
+        return self
+
+
+class MenuStep(_InputStepBase):
+    """Offer choices by key and by spoken keyword."""
+
+    type: Literal["menu"]
+    options: Annotated[tuple[MenuOption, ...], Field(min_length=1)]
+    input: InputMode = "both"
+
+
+class CollectStep(_InputStepBase):
+    """Capture a typed value into a variable."""
+
+    type: Literal["collect"]
+    value: Literal["digits", "number", "account_number", "meter_reading", "yes_no", "date"]
+    """What is captured: ``digits`` (a string of digits, leading zeros kept), ``number``
+    (a Decimal), ``account_number`` (digits, or an IVR code), ``meter_reading`` (the integer
+    part of a meter display), ``yes_no`` (1 = да, 2 = нет; a bool), ``date`` (DDMM or DDMMYYYY
+    by keypad; a date)."""
+    into: Name
+    """Variable the value is stored in."""
+    capture: Literal["record", "stream"] | None = None
+    """Speech capture mode when ``input`` includes speech: ``record`` (``<Record>`` then
+    recognition) or ``stream`` (Media Streams); null lets the engine choose (``record``)."""
+    min_length: Annotated[int, Field(ge=1, le=64)] | None = None
+    """Fewest digits accepted (digit-like values)."""
+    max_length: Annotated[int, Field(ge=1, le=64)] | None = None
+    """Most digits accepted (digit-like values); also ``numDigits`` when equal to min."""
+    finish_on_key: Literal["#", "*", ""] | None = None
+    """Key that ends the entry; null uses ``defaults.finish_on_key``, ``""`` disables it."""
+    inter_digit_timeout: Seconds | None = None
+    """Seconds between keys; null uses ``defaults.inter_digit_timeout``."""
+    validate_with: Name | None = Field(default=None, alias="validate")
+    """Name of a validator action (``valid``/``invalid`` outcomes) run on the captured value;
+    ``invalid`` counts as a no match. Written ``validate:`` in YAML."""
+    confirm: Literal["always", "never"] | ConfirmBelow = "never"
+    """Read the value back and ask 1 = да / 2 = нет: always, never, or only below a recognition
+    confidence (keypad input has confidence 1)."""
+    confirm_prompts: Prompts | None = None
+    """Read-back prompt; may use the ``into`` variable. Null uses a built-in one."""
+    next: Target
+    """Where to go with a valid (and confirmed) value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _check_lengths(self) -> CollectStep:
+        if (
+            self.min_length is not None
+            and self.max_length is not None
+            and self.min_length > self.max_length
+        ):
+            raise ValueError("min_length is greater than max_length")
+        if self.capture is not None and self.input == "dtmf":
+            raise ValueError("capture applies to speech input; set input to speech or both")
+        if self.value in ("yes_no", "date") and (
+            self.min_length is not None or self.max_length is not None
+        ):
+            raise ValueError(f"min_length/max_length do not apply to {self.value} values")
+        return self
+
+
+ArgValue = str | int | Decimal | bool | None
+
+
+class ActionStep(_StepBase):
+    """Call a registered Python action (see :mod:`ivr.action_names`) and branch on its outcome."""
+
+    type: Literal["action"]
+    name: Name
+    """Registered action name."""
+    args: dict[Name, ArgValue] = Field(default_factory=dict)
+    """Arguments; a string may reference variables as ``{name}`` (a string that is exactly
+    ``{name}`` passes the variable's value unchanged)."""
+    branches: dict[Name, Target] = Field(default_factory=dict)
+    """Outcome name -> target."""
+    default: Target | None = None
+    """Target of every outcome not listed in ``branches``."""
+    prompts: Prompts | None = None
+    """Optional filler said before the action runs (e.g. «Минуту, проверяю…»)."""
+
+
+class Condition(_Model):
+    """One case of a ``branch``: go to ``goto`` when ``when`` is true."""
+
+    when: str
+    """An expression (see the module docstring)."""
+    goto: Target
+
+    @field_validator("when")
+    @classmethod
+    def _parse(cls, value: str) -> str:
+        parse_expression(value)
+        return value
+
+    @cached_property
+    def expression(self) -> Expression:
+        """The parsed condition."""
+        return parse_expression(self.when)
+
+
+class BranchStep(_StepBase):
+    """Choose the first condition that holds, else ``otherwise``."""
+
+    type: Literal["branch"]
+    conditions: Annotated[tuple[Condition, ...], Field(min_length=1)]
+    otherwise: Target
+
+
+class GotoStep(_StepBase):
+    """Jump to a target (``step`` or ``flow:step``)."""
+
+    type: Literal["goto"]
+    target: Target
+
+
+class SubflowStep(_StepBase):
+    """Call another flow from its start; when it returns, continue at ``next`` (or at the
+    branch named by the ``return`` step's outcome)."""
+
+    type: Literal["subflow"]
+    flow: Name
+    next: Target
+    branches: dict[Name, Target] = Field(default_factory=dict)
+    """Return outcome -> target; outcomes not listed go to ``next``."""
+
+
+class ReturnStep(_StepBase):
+    """Return from a subflow to the calling ``subflow`` step (ends the call at top level)."""
+
+    type: Literal["return"]
+    outcome: Name | None = None
+    """Outcome the caller may branch on."""
+
+
+class TransferStep(_StepBase):
+    """Hand the call to people: an operator queue (``<Enqueue>``) or a number (``<Dial>``)."""
+
+    type: Literal["transfer"]
+    to: Literal["queue", "number"] = "queue"
+    queue: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    """Queue name for ``to: queue``; null uses ``defaults.operator_queue``."""
+    number: str | None = None
+    """E.164 number, or a ``{variable}`` holding one, for ``to: number``."""
+    prompts: Prompts | None = None
+    """Said before transferring."""
+    context: tuple[Name, ...] = ("account_number", "intent", "path")
+    """Variables passed along with the call (to the operator's screen)."""
+    intent: Name | None = None
+    """Sets the ``intent`` variable before transferring."""
+    timeout: Annotated[int, Field(ge=5, le=600)] | None = None
+    """``<Dial>`` ring timeout in seconds."""
+    on_failure: Target | None = None
+    """Where to go when the number does not answer or the queue rejects the call; null plays
+    an apology and hangs up."""
+
+    @model_validator(mode="after")
+    def _check_destination(self) -> TransferStep:
+        if self.to == "number":
+            if self.number is None:
+                raise ValueError("transfer to a number needs 'number'")
+            if self.queue is not None:
+                raise ValueError("'queue' applies to transfers to a queue")
+            if not re.fullmatch(r"\+[1-9]\d{6,14}|\{[A-Za-z_][A-Za-z0-9_]*\}", self.number):
+                raise ValueError(
+                    f"number must be E.164 (+7XXXXXXXXXX) or a {{variable}}, got {self.number!r}"
+                )
+        elif self.number is not None:
+            raise ValueError("'number' applies to transfers to a number")
+        return self
+
+
+class RecordStep(_StepBase):
+    """Record a voicemail or a callback request; the recording creates a Case via an action."""
+
+    type: Literal["record"]
+    purpose: Literal["voicemail", "callback"]
+    prompts: Prompts
+    """Said before the beep (include the recording consent notice)."""
+    max_length: Annotated[int, Field(ge=5, le=600)] = 120
+    """Longest recording in seconds."""
+    finish_on_key: Literal["#", "*", ""] = "#"
+    play_beep: bool = True
+    action: Name = "create_case"
+    """Action run with the recording (``recording_url``, ``recording_duration`` and ``purpose``
+    are passed to it)."""
+    next: Target
+
+
+class SmsStep(_StepBase):
+    """Send a text message (Russian, with variables) and go on."""
+
+    type: Literal["sms"]
+    template: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+    """Message text with ``{variables}`` and format specifiers."""
+    to: str = "caller"
+    """``caller`` (the other party of the call), an E.164 number or a ``{variable}``."""
+    next: Target
+
+    @field_validator("to")
+    @classmethod
+    def _check_to(cls, value: str) -> str:
+        if value == "caller" or re.fullmatch(r"\+[1-9]\d{6,14}|\{[A-Za-z_][A-Za-z0-9_]*\}", value):
+            return value
+        raise ValueError(f"'to' must be caller, an E.164 number or a {{variable}}, got {value!r}")
+
+
+class HangupStep(_StepBase):
+    """End the call, optionally after a goodbye."""
+
+    type: Literal["hangup"]
+    prompts: Prompts | None = None
+
+
+#: Any step, discriminated by ``type``.
+Step = Annotated[
+    SayStep
+    | MenuStep
+    | CollectStep
+    | ActionStep
+    | BranchStep
+    | GotoStep
+    | SubflowStep
+    | ReturnStep
+    | TransferStep
+    | RecordStep
+    | SmsStep
+    | HangupStep,
+    Field(discriminator="type"),
+]
+
+#: Step types that take input from the caller.
+INPUT_STEP_TYPES: tuple[type[_InputStepBase], ...] = (MenuStep, CollectStep)
+
+
+class Flow(_Model):
+    """A named graph of steps."""
+
+    description: str = ""
+    start: Name
+    """First step."""
+    params: tuple[Name, ...] = ()
+    """Variables whoever starts or calls this flow provides (e.g. an outbound campaign sets
+    ``account_number``, ``debt``, ``due_date`` for ``debt_reminder``)."""
+    steps: Annotated[dict[Name, Step], Field(min_length=1)]
+
+
+class FlowSet(_Model):
+    """A whole flow file."""
+
+    version: Literal[1] = 1
+    defaults: Defaults = Defaults()
+    prompts: dict[Name, Prompts] = Field(default_factory=dict)
+    """Reusable named prompts."""
+    flows: Annotated[dict[Name, Flow], Field(min_length=1)]
+
+    def step(self, flow: str, step: str) -> Step:
+        """The step ``step`` of flow ``flow``; raises ``KeyError`` when there is none."""
+        return self.flows[flow].steps[step]
+
+    def resolve(self, target: str, current_flow: str) -> tuple[str, str]:
+        """Resolve a target used in ``current_flow`` to ``(flow, step)``."""
+        return split_target(target, current_flow)
+
+    def iter_steps(self) -> Iterator[tuple[str, str, Step]]:
+        """Every ``(flow name, step name, step)`` in file order."""
+        for flow_name, flow in self.flows.items():
+            for step_name, step in flow.steps.items():
+                yield flow_name, step_name, step
+
+
+# --------------------------------------------------------------------------------------------
+# The expression language of ``branch`` conditions
+
+
+class ExpressionError(ValueError):
+    """An invalid expression; ``position`` is the 0-based offset in the text."""
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(f"{message} (at character {position + 1})")
+        self.message = message
+        self.position = position
+
+
+LiteralValue = str | Decimal | bool | None
+
+
+class Expression:
+    """A parsed condition: evaluate it against session variables."""
+
+    def evaluate(self, variables: Mapping[str, Any]) -> Any:
+        """The value of the expression (truthiness decides a branch)."""
+        raise NotImplementedError
+
+    def test(self, variables: Mapping[str, Any]) -> bool:
+        """True when the expression holds for ``variables``."""
+        return bool(self.evaluate(variables))
+
+    def variables(self) -> frozenset[str]:
+        """Names of the variables the expression reads."""
+        return frozenset()
+
+
+@dataclass(frozen=True)
+class Var(Expression):
+    """A variable reference; unset variables are ``None``."""
+
+    name: str
+
+    def evaluate(self, variables: Mapping[str, Any]) -> Any:
+        """The variable's value or ``None``."""
+        return variables.get(self.name)
+
+    def variables(self) -> frozenset[str]:
+        """This variable."""
+        return frozenset({self.name})
+
+
+@dataclass(frozen=True)
+class Lit(Expression):
+    """A literal: a string, a Decimal number, a bool or ``None``."""
+
+    value: LiteralValue
+
+    def evaluate(self, variables: Mapping[str, Any]) -> Any:
+        """The literal value."""
+        return self.value
+
+
+@dataclass(frozen=True)
+class ListLit(Expression):
+    """A list of literals (right-hand side of ``in``)."""
+
+    items: tuple[LiteralValue, ...]
+
+    def evaluate(self, variables: Mapping[str, Any]) -> Any:
+        """The items as a tuple."""
+        return self.items
+
+
+@dataclass(frozen=True)
+class Not(Expression):
+    """Logical negation."""
+
+    operand: Expression
+
+    def evaluate(self, variables: Mapping[str, Any]) -> Any:
+        """``not operand``."""
+        return not self.operand.test(variables)
+
+    def variables(self) -> frozenset[str]:
+        """Variables of the operand."""
+        return self.operand.variables()
+
+
+@dataclass(frozen=True)
+class BoolOp(Expression):
+    """``and`` / ``or`` of two or more operands (short-circuiting)."""
+
+    op: Literal["and", "or"]
+    operands: tuple[Expression, ...]
+
+    def evaluate(self, variables: Mapping[str, Any]) -> Any:
+        """Conjunction or disjunction of the operands' truthiness."""
+        if self.op == "and":
+            return all(o.test(variables) for o in self.operands)
+        return any(o.test(variables) for o in self.operands)
+
+    def variables(self) -> frozenset[str]:
+        """Variables of all operands."""
+        return frozenset().union(*(o.variables() for o in self.operands))
+
+
+def _as_number(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            return None
+        return number if number.is_finite() else None
+    return None
+
+
+def _equal(left: Any, right: Any) -> bool:
+    if isinstance(left, bool) or isinstance(right, bool):
+        return isinstance(left, bool) and isinstance(right, bool) and left == right
+    if isinstance(left, Decimal | int | float) or isinstance(right, Decimal | int | float):
+        a, b = _as_number(left), _as_number(right)
+        return a is not None and b is not None and a == b
+    if left is None or right is None:
+        return left is None and right is None
+    return bool(str(left) == str(right))
+
+
+_ORDER_OPS = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+@dataclass(frozen=True)
+class Compare(Expression):
+    """A comparison ``left OP right``.
+
+    Numbers compare numerically (a string variable holding digits counts as a number when
+    compared with a number literal); strings compare as strings; anything else is unordered.
+    """
+
+    op: Literal["==", "!=", "<", "<=", ">", ">=", "in", "not in"]
+    left: Expression
+    right: Expression
+
+    def evaluate(self, variables: Mapping[str, Any]) -> Any:
+        """The comparison's truth value."""
+        left = self.left.evaluate(variables)
+        right = self.right.evaluate(variables)
+        if self.op == "==":
+            return _equal(left, right)
+        if self.op == "!=":
+            return not _equal(left, right)
+        if self.op in ("in", "not in"):
+            if isinstance(right, tuple | list | set | frozenset):
+                found = any(_equal(left, item) for item in right)
+            elif isinstance(right, str) and isinstance(left, str):
+                found = left in right
+            else:
+                found = False
+            return found if self.op == "in" else not found
+        a, b = _as_number(left), _as_number(right)
+        if a is not None and b is not None:
+            return _ORDER_OPS[self.op](a, b)
+        if isinstance(left, str) and isinstance(right, str):
+            return _ORDER_OPS[self.op](left, right)
+        return False
+
+    def variables(self) -> frozenset[str]:
+        """Variables of both sides."""
+        return self.left.variables() | self.right.variables()
+
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<number>-?\d+(?:\.\d+)?)
+  | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
+  | (?P<op>==|!=|<=|>=|<|>)
+  | (?P<punct>[()\[\],])
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+    """,
+    re.VERBOSE,
+)
+
+_KEYWORDS = {"and", "or", "not", "in", "true", "false", "null"}
+MAX_EXPRESSION_LENGTH = 500
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str
+    text: str
+    pos: int
+
+
+def _tokenize(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    pos = 0
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None:
+            raise ExpressionError(f"unexpected character {text[pos]!r}", pos)
+        kind = match.lastgroup or ""
+        if kind != "ws":
+            value = match.group()
+            if (kind == "name" and value in _KEYWORDS) or kind == "punct":
+                kind = value
+            tokens.append(_Token(kind, value, pos))
+        pos = match.end()
+    tokens.append(_Token("end", "", len(text)))
+    return tokens
+
+
+def _unquote(text: str) -> str:
+    body = text[1:-1]
+    return re.sub(r"\\(.)", r"\1", body)
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokenize(text)
+        self.index = 0
+        self.depth = 0
+
+    @property
+    def current(self) -> _Token:
+        return self.tokens[self.index]
+
+    def advance(self) -> _Token:
+        token = self.tokens[self.index]
+        if token.kind != "end":
+            self.index += 1
+        return token
+
+    def expect(self, kind: str, what: str) -> _Token:
+        token = self.current
+        if token.kind != kind:
+            found = "end of expression" if token.kind == "end" else repr(token.text)
+            raise ExpressionError(f"expected {what}, found {found}", token.pos)
+        return self.advance()
+
+    def parse(self) -> Expression:
+        expr = self.or_expr()
+        if self.current.kind != "end":
+            raise ExpressionError(f"unexpected {self.current.text!r}", self.current.pos)
+        return expr
+
+    def or_expr(self) -> Expression:
+        operands = [self.and_expr()]
+        while self.current.kind == "or":
+            self.advance()
+            operands.append(self.and_expr())
+        return operands[0] if len(operands) == 1 else BoolOp("or", tuple(operands))
+
+    def and_expr(self) -> Expression:
+        operands = [self.not_expr()]
+        while self.current.kind == "and":
+            self.advance()
+            operands.append(self.not_expr())
+        return operands[0] if len(operands) == 1 else BoolOp("and", tuple(operands))
+
+    def not_expr(self) -> Expression:
+        if self.current.kind == "not":
+            token = self.advance()
+            self.depth += 1
+            if self.depth > 50:
+                raise ExpressionError("expression nested too deeply", token.pos)
+            operand = self.not_expr()
+            self.depth -= 1
+            return Not(operand)
+        return self.comparison()
+
+    def comparison(self) -> Expression:
+        left = self.operand()
+        token = self.current
+        op: Literal["==", "!=", "<", "<=", ">", ">=", "in", "not in"]
+        if token.kind == "op":
+            op = token.text  # type: ignore[assignment]  # the regex admits only these six
+            self.advance()
+        elif token.kind == "in":
+            op = "in"
+            self.advance()
+        elif token.kind == "not" and self.tokens[self.index + 1].kind == "in":
+            op = "not in"
+            self.advance()
+            self.advance()
+        else:
+            return left
+        right = self.operand()
+        if op in ("in", "not in") and isinstance(right, Lit) and not isinstance(right.value, str):
+            raise ExpressionError("'in' needs a list [..] or a string on its right", token.pos)
+        return Compare(op, left, right)
+
+    def literal(self) -> LiteralValue:
+        token = self.current
+        if token.kind == "number":
+            self.advance()
+            return Decimal(token.text)
+        if token.kind == "string":
+            self.advance()
+            return _unquote(token.text)
+        if token.kind in ("true", "false"):
+            self.advance()
+            return token.kind == "true"
+        if token.kind == "null":
+            self.advance()
+            return None
+        found = "end of expression" if token.kind == "end" else repr(token.text)
+        raise ExpressionError(f"expected a literal, found {found}", token.pos)
+
+    def operand(self) -> Expression:
+        token = self.current
+        if token.kind == "name":
+            self.advance()
+            return Var(token.text)
+        if token.kind == "(":
+            self.advance()
+            self.depth += 1
+            if self.depth > 50:
+                raise ExpressionError("expression nested too deeply", token.pos)
+            inner = self.or_expr()
+            self.depth -= 1
+            self.expect(")", "')'")
+            return inner
+        if token.kind == "[":
+            self.advance()
+            items: list[LiteralValue] = []
+            if self.current.kind != "]":
+                items.append(self.literal())
+                while self.current.kind == ",":
+                    self.advance()
+                    items.append(self.literal())
+            self.expect("]", "',' or ']'")
+            return ListLit(tuple(items))
+        if token.kind in ("number", "string", "true", "false", "null"):
+            return Lit(self.literal())
+        found = "end of expression" if token.kind == "end" else repr(token.text)
+        raise ExpressionError(f"expected a variable or a literal, found {found}", token.pos)
+
+
+def parse_expression(text: str) -> Expression:
+    """Parse a branch condition; raises :class:`ExpressionError` with the offending position."""
+    if not isinstance(text, str):
+        raise ExpressionError("an expression must be a string", 0)
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(f"expression longer than {MAX_EXPRESSION_LENGTH} characters", 0)
+    if not text.strip():
+        raise ExpressionError("empty expression", 0)
+    return _Parser(text).parse()

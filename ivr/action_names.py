@@ -1,0 +1,328 @@
+"""The registry of action NAMES a flow may call: their arguments, outcomes and output variables.
+
+This module is the contract between flow authors and the Python implementations
+(``ivr.actions``). The validator uses it to reject unknown actions, unknown arguments,
+branches on outcomes an action never returns, and prompts that read variables nothing sets.
+The implementations register against it and check their results with
+:meth:`ActionSpec.check_result`.
+
+Conventions of every action:
+
+* It receives the session variables plus its ``args`` (strings with ``{variable}`` already
+  substituted) and returns one declared outcome with the variables that outcome sets.
+* Variables set by an outcome are written to the call session before the branch is taken.
+* Money is ``Decimal`` (roubles), dates are ``datetime.date`` (in the consumer's local time),
+  times are ``datetime.time`` or tz-aware ``datetime``; ``text`` values are ready-to-speak
+  Russian text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "ACTION_SPECS",
+    "ActionContractError",
+    "ActionSpec",
+    "ArgSpec",
+    "UnknownActionError",
+    "VarKind",
+    "get_action_spec",
+    "variable_kinds",
+]
+
+#: What kind of value a variable holds (decides which prompt formats make sense).
+VarKind = Literal["text", "digits", "money", "number", "date", "time", "bool", "phone", "id"]
+
+
+class UnknownActionError(KeyError):
+    """No action with this name is declared."""
+
+
+class ActionContractError(ValueError):
+    """An action implementation returned an outcome or variables its declaration does not allow."""
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """One argument of an action."""
+
+    description: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """Declaration of one action."""
+
+    name: str
+    description: str
+    outcomes: Mapping[str, tuple[str, ...]]
+    """Outcome name -> variables that outcome sets."""
+    args: Mapping[str, ArgSpec] = field(default_factory=dict)
+    """Arguments the flow passes (``args:`` of the action step)."""
+    validator: bool = False
+    """True for actions usable as ``collect.validate``: outcomes ``valid``/``invalid``; they get
+    the captured value as the argument ``value``."""
+
+    def variables(self) -> frozenset[str]:
+        """Every variable any outcome may set."""
+        return frozenset(v for names in self.outcomes.values() for v in names)
+
+    def check_result(self, outcome: str, values: Mapping[str, Any]) -> None:
+        """Raise :class:`ActionContractError` unless ``outcome`` is declared and ``values`` sets
+        exactly the declared variables of that outcome (a value may be ``None``)."""
+        if outcome not in self.outcomes:
+            raise ActionContractError(
+                f"action {self.name!r} returned undeclared outcome {outcome!r}; "
+                f"declared: {', '.join(self.outcomes)}"
+            )
+        declared = set(self.outcomes[outcome])
+        given = set(values)
+        if given != declared:
+            missing = ", ".join(sorted(declared - given)) or "-"
+            extra = ", ".join(sorted(given - declared)) or "-"
+            raise ActionContractError(
+                f"action {self.name!r} outcome {outcome!r}: missing variables {missing}; "
+                f"undeclared variables {extra}"
+            )
+
+
+#: Kinds of the variables actions set, for documentation and prompt-format checks.
+_VARIABLE_KINDS: dict[str, VarKind] = {
+    "account_number": "digits",
+    "address": "text",
+    "accounts_count": "number",
+    "accounts_list": "text",
+    "holder_name": "text",
+    "debt": "money",
+    "due_date": "date",
+    "has_debt": "bool",
+    "credit": "money",
+    "last_payment_amount": "money",
+    "last_payment_date": "date",
+    "meters_count": "number",
+    "meter_serial": "digits",
+    "zone_label": "text",
+    "last_value": "number",
+    "readings_count": "number",
+    "window_opens": "date",
+    "window_closes": "date",
+    "reason": "text",
+    "email_masked": "text",
+    "outage_text": "text",
+    "case_number": "id",
+    "opens_at": "time",
+    "message": "text",
+}
+
+
+def _outcomes(**outcomes: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    return dict(outcomes)
+
+
+_SPECS: tuple[ActionSpec, ...] = (
+    ActionSpec(
+        name="identify_caller",
+        description=(
+            "Look up the accounts linked to caller_phone. single: one account "
+            "(account_number and its address as speakable text); multiple: several "
+            "(accounts_list is a speakable numbered list «один — улица Ленина, дом пять; "
+            "два — …» matching the keys choose_account accepts); unknown: none."
+        ),
+        outcomes=_outcomes(
+            single=("account_number", "address"),
+            multiple=("accounts_count", "accounts_list"),
+            unknown=(),
+        ),
+    ),
+    ActionSpec(
+        name="choose_account",
+        description=(
+            "Pick the n-th account of the list identify_caller spoke (choice is 1-based). "
+            "chosen: account_number and address set; invalid: no such position."
+        ),
+        outcomes=_outcomes(chosen=("account_number", "address"), invalid=()),
+        args={"choice": ArgSpec("position the caller pressed, 1-based")},
+    ),
+    ActionSpec(
+        name="check_account_number",
+        description=(
+            "Validator for a typed account number or IVR code: its format per the tenant's "
+            "rules (digits only, length). invalid sets message (why, speakable)."
+        ),
+        outcomes=_outcomes(valid=(), invalid=("message",)),
+        args={"value": ArgSpec("the captured digits")},
+        validator=True,
+    ),
+    ActionSpec(
+        name="find_account",
+        description=(
+            "Find an account by a typed account number or by the IVR code printed on the "
+            "bill (normalised: leading zeros, dashes). found: account_number and address."
+        ),
+        outcomes=_outcomes(found=("account_number", "address"), not_found=()),
+        args={"number": ArgSpec("typed account number or IVR code")},
+    ),
+    ActionSpec(
+        name="balance",
+        description=(
+            "Balance of account_number. ok: there is a debt (debt > 0 in roubles, due_date, "
+            "the last payment; last_payment_* are null when there was none); no_debt: "
+            "nothing is owed (credit is the overpayment, 0 when none)."
+        ),
+        outcomes=_outcomes(
+            ok=("debt", "due_date", "has_debt", "last_payment_amount", "last_payment_date"),
+            no_debt=("credit", "has_debt", "last_payment_amount", "last_payment_date"),
+        ),
+    ),
+    ActionSpec(
+        name="start_readings",
+        description=(
+            "Begin a readings session for account_number: resets the zone cursor. ok: "
+            "meters_count meters take manual readings; window_closed: readings are not taken "
+            "today (window_opens/window_closes are the next window's dates); no_meters: no "
+            "meter takes manual readings (remotely read or none)."
+        ),
+        outcomes=_outcomes(
+            ok=("meters_count",),
+            window_closed=("window_opens", "window_closes"),
+            no_meters=(),
+        ),
+    ),
+    ActionSpec(
+        name="next_meter_zone",
+        description=(
+            "Advance to the next meter zone without a reading in this session, meter by "
+            "meter in the meter's own zone order. zone: meter_serial, zone_label (the meter's "
+            "own label, speakable, e.g. «день», «ночь»), last_value (integer part, null when "
+            "none); done: readings_count values were saved in this session."
+        ),
+        outcomes=_outcomes(
+            zone=("meter_serial", "zone_label", "last_value"),
+            done=("readings_count",),
+        ),
+    ),
+    ActionSpec(
+        name="check_reading",
+        description=(
+            "Check a reading for the current zone without saving it. accepted: plausible "
+            "(a rollover counts); lower_than_last: below last_value (ask to confirm); "
+            "implausible: reason says why (too many digits, consumption far above the "
+            "zone's maximum); window_closed: the window closed during the call."
+        ),
+        outcomes=_outcomes(
+            accepted=(),
+            lower_than_last=("last_value",),
+            implausible=("reason",),
+            window_closed=("window_opens", "window_closes"),
+        ),
+        args={"value": ArgSpec("the reading, integer part")},
+    ),
+    ActionSpec(
+        name="save_reading",
+        description=(
+            "Save the reading of the current zone (source ivr_dtmf or ivr_voice, chosen by "
+            "the engine from how it was captured). confirmed_lower marks a value the caller "
+            "confirmed although it is below the last one."
+        ),
+        outcomes=_outcomes(saved=(), window_closed=("window_opens", "window_closes")),
+        args={
+            "value": ArgSpec("the reading, integer part"),
+            "confirmed_lower": ArgSpec("true when the caller confirmed a lower value", False),
+        },
+    ),
+    ActionSpec(
+        name="subscribe_e_receipt",
+        description=(
+            "Record the consent to electronic bills for account_number (the call is the "
+            "consent record). ok: subscribed to email_masked (e.g. «i***@mail.ru»); "
+            "already: was subscribed; no_email: no e-mail on file (subscription by SMS link)."
+        ),
+        outcomes=_outcomes(ok=("email_masked",), already=("email_masked",), no_email=()),
+    ),
+    ActionSpec(
+        name="outage_info",
+        description=(
+            "Planned works and known outages at the account's address (or the caller's "
+            "region when unidentified). planned: outage_text is speakable; none: nothing known."
+        ),
+        outcomes=_outcomes(planned=("outage_text",), none=()),
+    ),
+    ActionSpec(
+        name="operator_availability",
+        description=(
+            "Whether operators work now (extended hours on the 21st-25th). open; closed: "
+            "opens_at is when they start again (local time)."
+        ),
+        outcomes=_outcomes(open=(), closed=("opens_at",)),
+    ),
+    ActionSpec(
+        name="create_case",
+        description=(
+            "Create a CRM Case for the account (or the caller's phone when unidentified) "
+            "with the call's context. kind: already_paid, callback, voicemail, complaint. "
+            "created: case_number (speakable id)."
+        ),
+        outcomes=_outcomes(created=("case_number",)),
+        args={
+            "kind": ArgSpec("case kind: already_paid, callback, voicemail or complaint"),
+            "note": ArgSpec("free text for the back office", False),
+            "recording_url": ArgSpec("recording of a record step", False),
+            "recording_duration": ArgSpec("its duration in seconds", False),
+            "purpose": ArgSpec("voicemail or callback (set by record steps)", False),
+        },
+    ),
+    ActionSpec(
+        name="verify_person",
+        description=(
+            "Log the right-party check of an outbound call (for campaign reports). "
+            "right_party when confirmed is true, wrong_party otherwise."
+        ),
+        outcomes=_outcomes(right_party=(), wrong_party=()),
+        args={"confirmed": ArgSpec("the yes/no answer")},
+    ),
+    ActionSpec(
+        name="debt_for_reminder",
+        description=(
+            "Current debt of the campaign target's account_number, re-read at call time. "
+            "ok: debt and due_date; no_debt: paid since the campaign was planned."
+        ),
+        outcomes=_outcomes(ok=("debt", "due_date"), no_debt=()),
+    ),
+    ActionSpec(
+        name="opt_out_robot_calls",
+        description=(
+            "Record that caller_phone refuses robot calls (do-not-contact for automated "
+            "calls, effective immediately for queued campaign jobs)."
+        ),
+        outcomes=_outcomes(done=()),
+    ),
+    ActionSpec(
+        name="log_contact_result",
+        description=(
+            "Record the result of an outbound reminder on the campaign attempt (heard, "
+            "sms_requested, transferred, already_paid, opted_out, wrong_party)."
+        ),
+        outcomes=_outcomes(done=()),
+        args={"result": ArgSpec("the contact result")},
+    ),
+)
+
+#: Every declared action by name.
+ACTION_SPECS: Mapping[str, ActionSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def get_action_spec(name: str) -> ActionSpec:
+    """The declaration of ``name``; raises :class:`UnknownActionError` when there is none."""
+    try:
+        return ACTION_SPECS[name]
+    except KeyError:
+        raise UnknownActionError(name) from None
+
+
+def variable_kinds() -> Mapping[str, VarKind]:
+    """Kind of every variable an action may set."""
+    return dict(_VARIABLE_KINDS)

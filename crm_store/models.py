@@ -697,3 +697,10 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(8), nullable=False)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+# Audited entities must be audited however the models are imported (the listeners live in
+# crm_store.audit, which imports this module, so it is installed at the very end).
+from crm_store.audit import install as _install_audit  # noqa: E402  (needs the classes above)
+
+_install_audit()

@@ -1,0 +1,419 @@
+"""Russian verbalisation of prompt values and the prompt template language.
+
+Numbers become words through ``num2words`` (``lang="ru"``); this module adds what it lacks:
+plural agreement of units (рубль/рубля/рублей, копейка/копейки/копеек), dates with month
+names in the genitive and optional year, digit-by-digit reading, times and phone numbers.
+The output is plain text for ``<Say language="ru-RU">`` (Polly voices read words reliably,
+digits far less so).
+
+Templates
+    Prompt and SMS texts hold fields ``{name}`` or ``{name:format}`` or
+    ``{name:format:option,option}``; ``{{`` and ``}}`` are literal braces. Formats:
+
+    ========== ============================== ==============================================
+    format     options                        example
+    ========== ============================== ==============================================
+    (none)     —                              value as text (numbers, dates, bools spoken)
+    text       —                              value as text
+    money      —                              одна тысяча двести тридцать четыре рубля
+                                              пятьдесят шесть копеек
+    number     ``m`` / ``f`` / ``n`` (gender) двадцать одна
+    reading    —                              двенадцать тысяч триста сорок пять
+    digits     —                              семь семь ноль ноль
+    date       ``nom`` / ``gen``, ``year`` /  пятнадцатое марта; пятнадцатого марта две
+               ``noyear``                     тысячи двадцать шестого года
+    time       —                              восемь часов тридцать минут
+    phone      —                              восемь, восемь ноль ноль, …
+    yes_no     —                              да / нет
+    ========== ============================== ==============================================
+
+    Without ``year``/``noyear`` a date carries its year only when it is not in the current
+    year (``today`` is passed by the caller; the engine uses the consumer's local date).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, Literal
+
+from num2words import num2words
+
+__all__ = [
+    "FORMATS",
+    "Field",
+    "RenderError",
+    "TemplateError",
+    "parse_template",
+    "plural",
+    "render_template",
+    "say_date",
+    "say_digits",
+    "say_money",
+    "say_number",
+    "say_phone",
+    "say_time",
+    "template_fields",
+]
+
+Gender = Literal["m", "f", "n"]
+
+_DIGITS = ("ноль", "один", "два", "три", "четыре", "пять", "шесть", "семь", "восемь", "девять")
+_MONTHS_GEN = (
+    "января",
+    "февраля",
+    "марта",
+    "апреля",
+    "мая",
+    "июня",
+    "июля",
+    "августа",
+    "сентября",
+    "октября",
+    "ноября",
+    "декабря",
+)
+
+#: Formats and the options each accepts.
+FORMATS: Mapping[str, frozenset[str]] = {
+    "text": frozenset(),
+    "money": frozenset(),
+    "number": frozenset({"m", "f", "n"}),
+    "reading": frozenset(),
+    "digits": frozenset(),
+    "date": frozenset({"nom", "gen", "year", "noyear"}),
+    "time": frozenset(),
+    "phone": frozenset(),
+    "yes_no": frozenset(),
+}
+
+_KOPECK = Decimal("0.01")
+
+
+class TemplateError(ValueError):
+    """A malformed template; ``position`` is the 0-based offset of the problem."""
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(f"{message} (at character {position + 1})")
+        self.message = message
+        self.position = position
+
+
+class RenderError(ValueError):
+    """A template field cannot be rendered (variable not set, or a value of the wrong kind)."""
+
+
+def plural(n: int, one: str, few: str, many: str) -> str:
+    """The Russian plural form for ``n``: 1 рубль, 2 рубля, 5 рублей, 11 рублей, 21 рубль."""
+    n = abs(n)
+    if n % 10 == 1 and n % 100 != 11:
+        return one
+    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+        return few
+    return many
+
+
+def _to_decimal(value: Any, what: str) -> Decimal:
+    if isinstance(value, bool):
+        raise RenderError(f"{what}: expected a number, got a yes/no value")
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, int):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        number = Decimal(str(value))
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value.strip().replace(",", ".").replace(" ", ""))
+        except InvalidOperation:
+            raise RenderError(f"{what}: not a number: {value!r}") from None
+    else:
+        raise RenderError(f"{what}: expected a number, got {type(value).__name__}")
+    if not number.is_finite():
+        raise RenderError(f"{what}: not a finite number: {value!r}")
+    return number
+
+
+def _int_words(n: int, gender: Gender = "m") -> str:
+    words = str(num2words(abs(n), lang="ru", gender=gender))
+    return f"минус {words}" if n < 0 else words
+
+
+def say_number(value: int | Decimal | str, gender: Gender = "m") -> str:
+    """A number in words; fractions as «двенадцать целых пять десятых»."""
+    number = _to_decimal(value, "number")
+    if number == number.to_integral_value():
+        return _int_words(int(number), gender)
+    words = str(num2words(abs(number), lang="ru"))
+    return f"минус {words}" if number < 0 else words
+
+
+def say_money(amount: int | Decimal | str) -> str:
+    """Roubles and kopecks in words with the right plural forms.
+
+    Zero kopecks are not spoken («пять рублей»), nor zero roubles before kopecks
+    («пятьдесят копеек»); zero is «ноль рублей». Rounds half up to the kopeck.
+    """
+    number = _to_decimal(amount, "money").quantize(_KOPECK, rounding=ROUND_HALF_UP)
+    sign = "минус " if number < 0 else ""
+    number = abs(number)
+    roubles = int(number)
+    kopecks = int((number - roubles) * 100)
+    parts: list[str] = []
+    if roubles or not kopecks:
+        parts.append(f"{_int_words(roubles, 'm')} {plural(roubles, 'рубль', 'рубля', 'рублей')}")
+    if kopecks:
+        parts.append(
+            f"{_int_words(kopecks, 'f')} {plural(kopecks, 'копейка', 'копейки', 'копеек')}"
+        )
+    return sign + " ".join(parts)
+
+
+def _ordinal(n: int, case: Literal["n", "g"], gender: Gender) -> str:
+    return str(num2words(n, lang="ru", to="ordinal", case=case, gender=gender))
+
+
+def say_date(
+    value: date | datetime | str,
+    case: Literal["nom", "gen"] = "nom",
+    year: bool | None = None,
+    today: date | None = None,
+) -> str:
+    """A date in words: «пятнадцатое марта» (``nom``) or «пятнадцатого марта» (``gen``).
+
+    ``year=True`` always adds the year in the genitive («… две тысячи двадцать шестого года»),
+    ``False`` never does, ``None`` adds it when the date is not in ``today``'s year (or when
+    ``today`` is not given).
+    """
+    day = _to_date(value)
+    words = f"{_ordinal(day.day, 'g' if case == 'gen' else 'n', 'n')} {_MONTHS_GEN[day.month - 1]}"
+    if year is None:
+        year = today is None or today.year != day.year
+    if year:
+        words += f" {_ordinal(day.year, 'g', 'm')} года"
+    return words
+
+
+def _to_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            raise RenderError(f"date: not an ISO date: {value!r}") from None
+    raise RenderError(f"date: expected a date, got {type(value).__name__}")
+
+
+def say_digits(value: str | int) -> str:
+    """Read a string digit by digit: «семь семь ноль ноль»; separators become pauses (commas),
+    letters are kept as they are (the voice spells single letters)."""
+    text = str(value).strip()
+    if not text:
+        raise RenderError("digits: empty value")
+    groups: list[list[str]] = [[]]
+    for char in text:
+        if char.isdigit() and char.isascii():
+            groups[-1].append(_DIGITS[int(char)])
+        elif char.isalpha():
+            groups[-1].append(char.upper())
+        elif groups[-1]:
+            groups.append([])
+    return ", ".join(" ".join(group) for group in groups if group)
+
+
+def say_phone(value: str) -> str:
+    """A phone number digit by digit in the usual groups: «восемь, восемь ноль ноль, два два
+    ноль, ноль два, два ноль» for +78002200220 (a Russian number is read with the leading 8)."""
+    digits = re.sub(r"\D", "", str(value))
+    if not digits:
+        raise RenderError(f"phone: not a phone number: {value!r}")
+    if len(digits) == 11 and digits[0] == "7":
+        digits = "8" + digits[1:]
+        groups = [digits[0], digits[1:4], digits[4:7], digits[7:9], digits[9:11]]
+    else:
+        groups = [digits[i : i + 3] for i in range(0, len(digits), 3)]
+    return ", ".join(say_digits(group) for group in groups)
+
+
+def say_time(value: time | datetime | str) -> str:
+    """A clock time: «восемь часов», «девять часов тридцать минут», «двадцать один час одна
+    минута»."""
+    if isinstance(value, datetime):
+        moment = value.time()
+    elif isinstance(value, time):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = time.fromisoformat(value.strip())
+        except ValueError:
+            raise RenderError(f"time: not an ISO time: {value!r}") from None
+    else:
+        raise RenderError(f"time: expected a time, got {type(value).__name__}")
+    words = f"{_int_words(moment.hour, 'm')} {plural(moment.hour, 'час', 'часа', 'часов')}"
+    if moment.minute:
+        minute = moment.minute
+        words += f" {_int_words(minute, 'f')} {plural(minute, 'минута', 'минуты', 'минут')}"
+    return words
+
+
+def _say_yes_no(value: Any) -> str:
+    if isinstance(value, bool):
+        return "да" if value else "нет"
+    raise RenderError(f"yes_no: expected a yes/no value, got {type(value).__name__}")
+
+
+def _say_any(value: Any, today: date | None) -> str:
+    if isinstance(value, bool):
+        return _say_yes_no(value)
+    if isinstance(value, int | Decimal):
+        return say_number(value)
+    if isinstance(value, date | datetime):
+        return say_date(value, today=today)
+    if isinstance(value, time):
+        return say_time(value)
+    if isinstance(value, list | tuple):
+        return ", ".join(_say_any(item, today) for item in value)
+    return str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Templates
+
+
+@dataclass(frozen=True)
+class Field:
+    """A ``{name:format:options}`` field of a template."""
+
+    name: str
+    format: str | None
+    options: frozenset[str]
+    position: int
+    """0-based offset of the opening brace."""
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def parse_template(text: str) -> tuple[str | Field, ...]:
+    """Split a template into literal text and :class:`Field` items.
+
+    Raises :class:`TemplateError` for unbalanced braces, bad names, unknown formats or options.
+    """
+    parts: list[str | Field] = []
+    literal: list[str] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "{" and text.startswith("{{", i):
+            literal.append("{")
+            i += 2
+            continue
+        if char == "}" and text.startswith("}}", i):
+            literal.append("}")
+            i += 2
+            continue
+        if char == "}":
+            raise TemplateError("unmatched '}' (write '}}' for a literal brace)", i)
+        if char == "{":
+            end = text.find("}", i + 1)
+            if end < 0:
+                raise TemplateError("unclosed '{' (write '{{' for a literal brace)", i)
+            if literal:
+                parts.append("".join(literal))
+                literal = []
+            parts.append(_parse_field(text[i + 1 : end], i))
+            i = end + 1
+            continue
+        literal.append(char)
+        i += 1
+    if literal:
+        parts.append("".join(literal))
+    return tuple(parts)
+
+
+def _parse_field(body: str, position: int) -> Field:
+    pieces = [piece.strip() for piece in body.split(":")]
+    if len(pieces) > 3:
+        raise TemplateError(f"too many ':' in field {{{body}}}", position)
+    name = pieces[0]
+    if not _NAME.match(name):
+        raise TemplateError(f"invalid variable name {name!r} in field {{{body}}}", position)
+    fmt = pieces[1] if len(pieces) > 1 else None
+    if fmt is not None and fmt not in FORMATS:
+        raise TemplateError(
+            f"unknown format {fmt!r} in field {{{body}}}; known: {', '.join(FORMATS)}", position
+        )
+    options = (
+        frozenset(option.strip() for option in pieces[2].split(","))
+        if len(pieces) > 2
+        else frozenset()
+    )
+    allowed = FORMATS.get(fmt or "text", frozenset())
+    unknown = sorted(options - allowed)
+    if unknown:
+        known = ", ".join(sorted(allowed)) or "none"
+        raise TemplateError(
+            f"unknown option {unknown[0]!r} for format {fmt!r} (options: {known})", position
+        )
+    if (
+        {"nom", "gen"} <= options
+        or {"year", "noyear"} <= options
+        or len(options & {"m", "f", "n"}) > 1
+    ):
+        raise TemplateError(f"conflicting options in field {{{body}}}", position)
+    return Field(name, fmt, options, position)
+
+
+def template_fields(text: str) -> tuple[Field, ...]:
+    """The fields of a template (raises :class:`TemplateError` when it is malformed)."""
+    return tuple(part for part in parse_template(text) if isinstance(part, Field))
+
+
+def render_field(item: Field, value: Any, today: date | None = None) -> str:
+    """Verbalise one value by the field's format."""
+    fmt = item.format or "text"
+    if fmt == "text":
+        return _say_any(value, today)
+    if fmt == "money":
+        return say_money(value)
+    if fmt == "number":
+        gender: Gender = "f" if "f" in item.options else "n" if "n" in item.options else "m"
+        return say_number(value, gender)
+    if fmt == "reading":
+        return say_number(value)
+    if fmt == "digits":
+        return say_digits(value)
+    if fmt == "date":
+        case: Literal["nom", "gen"] = "gen" if "gen" in item.options else "nom"
+        year = True if "year" in item.options else False if "noyear" in item.options else None
+        return say_date(value, case=case, year=year, today=today)
+    if fmt == "time":
+        return say_time(value)
+    if fmt == "phone":
+        return say_phone(value)
+    return _say_yes_no(value)
+
+
+def render_template(text: str, variables: Mapping[str, Any], today: date | None = None) -> str:
+    """Render a template with ``variables``; raises :class:`RenderError` when a field's
+    variable is not set (or ``None``) or has a value its format cannot speak, and
+    :class:`TemplateError` when the template is malformed."""
+    out: list[str] = []
+    for part in parse_template(text):
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        value = variables.get(part.name)
+        if value is None:
+            raise RenderError(f"variable {part.name!r} is not set")
+        try:
+            out.append(render_field(part, value, today))
+        except RenderError as exc:
+            raise RenderError(f"variable {part.name!r}: {exc}") from None
+    return "".join(out)

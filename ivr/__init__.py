@@ -1,1 +1,36 @@
-"""IVR: flow schema, loader and validator, engine, TwiML rendering, actions."""
+"""IVR: flow schema, loader and validator, engine, TwiML rendering, actions.
+
+Flow language (``call_flows.yaml``)::
+
+    from ivr import load_flows, check_flows, flow_json_schema, FlowError
+
+    flows = load_flows("call_flows.yaml")     # FlowSet, or raises FlowError(.issues)
+    for issue in check_flows("broken.yaml"):  # [FlowIssue(file, line, column, message)]
+        print(issue)                          # broken.yaml:12:9: ...
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ivr.loader import FlowError, FlowIssue
+from ivr.schema import FlowSet
+from ivr.validate import check_flows, load_flows, load_flows_text
+
+__all__ = [
+    "FlowError",
+    "FlowIssue",
+    "FlowSet",
+    "check_flows",
+    "flow_json_schema",
+    "load_flows",
+    "load_flows_text",
+]
+
+
+def flow_json_schema() -> dict[str, Any]:
+    """JSON Schema of flow files (for editors' YAML language servers)."""
+    schema = FlowSet.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "IVR call flows (call_flows.yaml)"
+    return schema

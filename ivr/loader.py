@@ -25,6 +25,8 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from ivr.schema import KEY_PATTERN, NAME_PATTERN, TARGET_PATTERN
+
 __all__ = [
     "FlowError",
     "FlowIssue",
@@ -275,6 +277,13 @@ def _logical_path(loc: Sequence[str | int], data: Any) -> tuple[Path_, bool]:
     return tuple(path), False
 
 
+_PATTERN_NAMES = {
+    NAME_PATTERN: "a valid name (letters, digits and _, not starting with a digit)",
+    TARGET_PATTERN: "a valid target (step or flow:step)",
+    KEY_PATTERN: "a keypad key (0-9, * or #)",
+}
+
+
 def _message(error: ErrorDetails, path: Path_) -> str:
     kind = error["type"]
     where = format_path(path) or "the file"
@@ -292,7 +301,9 @@ def _message(error: ErrorDetails, path: Path_) -> str:
     if kind == "literal_error":
         return f"{where}: must be {ctx.get('expected')}, got {error.get('input')!r}"
     if kind == "string_pattern_mismatch":
-        return f"{where}: invalid name or target {error.get('input')!r}"
+        pattern = str(ctx.get("pattern", ""))
+        what = _PATTERN_NAMES.get(pattern, f"a text matching {pattern}")
+        return f"{where}: {error.get('input')!r} is not {what}"
     message = error["msg"]
     message = message.removeprefix("Value error, ")
     return f"{where}: {message}"

@@ -99,6 +99,7 @@ CONTEXT_VARIABLES: frozenset[str] = frozenset(
 )
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+KEY_PATTERN = r"^[0-9*#]$"
 TARGET_PATTERN = r"^(?:[A-Za-z_][A-Za-z0-9_]*:)?[A-Za-z_][A-Za-z0-9_]*$"
 
 #: A flow, step, variable or action name: letters, digits and ``_``, not starting with a digit.
@@ -127,7 +128,7 @@ def _key_to_str(value: Any) -> Any:
 Key = Annotated[
     str,
     BeforeValidator(_key_to_str),
-    StringConstraints(pattern=r"^[0-9*#]$"),
+    StringConstraints(pattern=KEY_PATTERN),
 ]
 
 

@@ -1,0 +1,522 @@
+"""The IVR at run time: glue between the webhooks, the engine, Redis and the CRM.
+
+:class:`VoiceRuntime` turns a Twilio webhook into an engine event, applies it to the call's
+session exactly once (:mod:`ivr.session` claims and versioned commits), writes the IVR path
+to the call's ``Interaction`` (cheap single inserts, inline), executes the engine's effects
+(SMS → an RQ job, never inline) and returns the TwiML.
+
+Also here: the status-callback handler (:func:`handle_call_status`), the TwiML for outages
+and Twilio's fallback URL, and the RQ job that sends an SMS (:func:`send_sms_job`).
+
+Campaign calls: a status callback whose CallSid belongs to a campaign ``ContactAttempt`` is
+handed to :data:`CAMPAIGN_STATUS_HANDLER` (a ``Services`` extra the campaigns package
+registers: ``services.set(CAMPAIGN_STATUS_HANDLER, fn)`` with ``fn(services, params)``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from contactcenter.phones import InvalidPhoneError, mask_phone, normalize_phone
+from ivr import twiml
+from ivr.engine import (
+    ActionFailed,
+    Engine,
+    Event,
+    Handoff,
+    Input,
+    Outcome,
+    Recording,
+    SendSms,
+    Start,
+    TransferEnded,
+)
+from ivr.session import CallSession, SessionStore
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from contactcenter.runtime import Services
+    from crm_store.models import Account
+    from ivr.schema import FlowSet
+
+log = logging.getLogger(__name__)
+
+#: RQ queue the IVR's slow work (SMS) goes to; the worker must listen to it.
+IVR_QUEUE = "ivr"
+#: ``Services`` extra: ``fn(services, params)`` handling status callbacks of campaign calls.
+CAMPAIGN_STATUS_HANDLER = "campaign_call_status_handler"
+#: Flow started by ``POST /voice/incoming``.
+INBOUND_FLOW = "hotline"
+
+TERMINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+_STATUS_RANK = {
+    "started": 0,
+    "queued": 0,
+    "initiated": 0,
+    "ringing": 1,
+    "in-progress": 2,
+    "answered": 2,
+}
+_TRANSFER_PARAMS = ("DialCallStatus", "QueueResult")
+
+
+class WebhookError(ValueError):
+    """A webhook request lacks what we need (e.g. no ``CallSid``); answered with 400."""
+
+
+@dataclass(frozen=True)
+class VoiceReply:
+    """The TwiML to answer and the step the call is at (for ``X-IVR-Step``)."""
+
+    twiml: str
+    step: str | None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def flowset_of(services: Services) -> FlowSet:
+    """The validated flows ``create_app`` registered (``services.set("flows", flowset)``)."""
+    flows = services.get("flows")
+    if flows is None:
+        raise RuntimeError("no flows registered in Services: build the app with create_app()")
+    result: FlowSet = flows
+    return result
+
+
+def operator_queue(services: Services) -> str:
+    """Name of the operator queue (``defaults.operator_queue`` of the flows)."""
+    flows = services.get("flows")
+    return str(flows.defaults.operator_queue) if flows is not None else "operators"
+
+
+def outage_twiml(services: Services) -> str:
+    """Apology and transfer used when the database or Redis is unavailable mid-call."""
+    return twiml.apology_transfer(twiml.OUTAGE_APOLOGY, operator_queue(services))
+
+
+def fallback_twiml(services: Services, params: Mapping[str, str]) -> str:
+    """Twilio's fallback URL: an apology in Russian, then the operator queue."""
+    context = {"call_sid": params.get("CallSid"), "reason": "fallback"}
+    return twiml.apology_transfer(twiml.FALLBACK_APOLOGY, operator_queue(services), context=context)
+
+
+def caller_e164(raw: str | None) -> str | None:
+    """The caller ID as E.164, or None when withheld or not a valid number."""
+    if not raw:
+        return None
+    try:
+        return normalize_phone(raw, require_russian=False)
+    except InvalidPhoneError:
+        return None
+
+
+def render_prompt(text: str, variables: Mapping[str, Any]) -> str:
+    """Render a prompt template with Russian verbalisation; a bad prompt is an action error."""
+    from ivr.verbalize import RenderError, TemplateError, render_template
+
+    try:
+        return render_template(text, variables, today=_utcnow().date())
+    except (RenderError, TemplateError) as exc:
+        raise ActionFailed(f"prompt {text!r}: {exc}") from None
+
+
+def event_from(kind: str, params: Mapping[str, str]) -> Event:
+    """The engine event a step webhook carries (``ev`` query parameter + Twilio params)."""
+    if kind == "record":
+        duration = params.get("RecordingDuration")
+        return Recording(
+            url=params.get("RecordingUrl") or None,
+            duration=int(duration) if duration and duration.isdigit() else None,
+            sid=params.get("RecordingSid") or None,
+        )
+    if kind == "transfer":
+        status = next((params[p] for p in _TRANSFER_PARAMS if params.get(p)), "")
+        return TransferEnded(status=status)
+    confidence: float | None
+    try:
+        confidence = float(params["Confidence"]) if params.get("Confidence") else None
+    except ValueError:
+        confidence = None
+    return Input(
+        digits=params.get("Digits", "").strip(),
+        speech=params.get("SpeechResult") or None,
+        confidence=confidence,
+    )
+
+
+class VoiceRuntime:
+    """Serves the voice webhooks of one request."""
+
+    def __init__(self, services: Services, *, clock: Callable[[], datetime] = _utcnow) -> None:
+        self.services = services
+        self.clock = clock
+        self.flows = flowset_of(services)
+        self.store = SessionStore(services.redis)
+
+    def engine(self) -> Engine:
+        """An engine over the registered flows and actions."""
+        from ivr.actions import registry
+
+        return Engine(
+            self.flows,
+            registry(),
+            self.clock,
+            base_url=self.services.settings.public_base_url,
+            render_text=render_prompt,
+            deps=self.services,
+        )
+
+    # ---- webhooks ------------------------------------------------------------------
+
+    def incoming(self, params: Mapping[str, str]) -> VoiceReply:
+        """``POST /voice/incoming``: start the hotline for this call."""
+        return self.start(params, INBOUND_FLOW, {}, direction="inbound")
+
+    def start(
+        self,
+        params: Mapping[str, str],
+        flow: str,
+        variables: Mapping[str, Any],
+        *,
+        direction: str,
+        campaign_id: int | None = None,
+        attempt_id: int | None = None,
+    ) -> VoiceReply:
+        """Start ``flow`` for a new call (inbound, or an answered outbound one)."""
+        call_sid = _call_sid(params)
+        if direction == "inbound":
+            other, ours = params.get("From"), params.get("To")
+        else:
+            other, ours = params.get("To"), params.get("From")
+        session = CallSession(
+            call_sid=call_sid,
+            flow=flow,
+            step="",
+            caller=caller_e164(other),
+            called=caller_e164(ours),
+            direction=direction,
+        )
+        if not self.store.create(session):
+            log.info("call %s: duplicated start, replaying the answer", call_sid)
+            return self.replay(call_sid, after_version=0)
+        try:
+            session.interaction_id = start_interaction(
+                self.services,
+                call_sid=call_sid,
+                phone=session.caller,
+                direction=direction,
+                campaign_id=campaign_id,
+                attempt_id=attempt_id,
+            )
+        except BaseException:
+            self.store.delete(call_sid)
+            raise
+        log.info(
+            "call %s: %s %s from %s",
+            call_sid,
+            direction,
+            flow,
+            mask_phone(session.caller) if session.caller else "withheld",
+        )
+        return self.apply(session, Start(flow, dict(variables)))
+
+    def step(self, query: Mapping[str, str], params: Mapping[str, str]) -> VoiceReply:
+        """``POST /voice/step``: the answer to a Gather/Record/Dial/Enqueue we rendered."""
+        call_sid = _call_sid(params)
+        try:
+            seq = int(query.get("seq", ""))
+        except ValueError:
+            raise WebhookError("the step URL has no valid 'seq'") from None
+        session = self.store.load(call_sid)
+        if session is None:
+            log.warning("call %s: no session (expired or lost); transferring", call_sid)
+            return VoiceReply(outage_twiml(self.services), "outage")
+        if seq != session.version:
+            log.info(
+                "call %s: event for version %s, session at %s: replaying",
+                call_sid,
+                seq,
+                session.version,
+            )
+            return self.replay(call_sid, after_version=min(seq, session.version - 1))
+        if (query.get("flow"), query.get("step")) != (session.flow, session.step):
+            log.warning(
+                "call %s: step URL names %s:%s, session is at %s:%s",
+                call_sid,
+                query.get("flow"),
+                query.get("step"),
+                session.flow,
+                session.step,
+            )
+        return self.apply(session, event_from(query.get("ev", "gather"), params))
+
+    # ---- core ----------------------------------------------------------------------
+
+    def replay(self, call_sid: str, *, after_version: int) -> VoiceReply:
+        """Answer a duplicated webhook with what the original got."""
+        answer = self.store.wait_for_response(call_sid, after_version=after_version)
+        if answer is None:
+            return VoiceReply(outage_twiml(self.services), "outage")
+        session = self.store.load(call_sid)
+        return VoiceReply(answer, f"{session.flow}:{session.step}" if session else None)
+
+    def apply(self, session: CallSession, event: Event) -> VoiceReply:
+        """Apply ``event`` exactly once and return the answer."""
+        version = session.version
+        if not self.store.claim(session.call_sid, version):
+            return self.replay(session.call_sid, after_version=version)
+        try:
+            outcome = self.engine().handle(session, event)
+            document = twiml.render(outcome.verbs)
+            record_steps(self.services, session, outcome)
+            self.store.commit(session, expected_version=version, response=document)
+        except BaseException:
+            self.store.release(session.call_sid, version)
+            raise
+        run_effects(self.services, session, outcome)
+        return VoiceReply(document, outcome.current_step)
+
+
+def _call_sid(params: Mapping[str, str]) -> str:
+    call_sid = (params.get("CallSid") or "").strip()
+    if not call_sid or len(call_sid) > 64:
+        raise WebhookError("missing or invalid CallSid")
+    return call_sid
+
+
+# --------------------------------------------------------------------------- CRM writes
+
+
+def start_interaction(
+    services: Services,
+    *,
+    call_sid: str,
+    phone: str | None,
+    direction: str,
+    campaign_id: int | None = None,
+    attempt_id: int | None = None,
+) -> int:
+    """The ``Interaction`` of a call (created, or the one a status callback made first)."""
+    from crm_store import interactions
+
+    with services.db.transaction() as s:
+        interaction = interactions.start_interaction(
+            s,
+            channel="voice",
+            direction=direction,
+            provider_sid=call_sid,
+            phone=phone,
+            campaign_id=campaign_id,
+            attempt_id=attempt_id,
+            status="in-progress",
+        )
+        if interaction.status not in TERMINAL_STATUSES:
+            interaction.status = "in-progress"
+        s.flush()
+        return int(interaction.id)
+
+
+def record_steps(services: Services, session: CallSession, outcome: Outcome) -> None:
+    """Append the outcome's IVR path to the call's Interaction (one short transaction)."""
+    if session.interaction_id is None or not outcome.steps:
+        return
+    from crm_store import interactions
+
+    account = session.variables.get("account_number")
+    handoffs = [e for e in outcome.effects if isinstance(e, Handoff)]
+    with services.db.transaction() as s:
+        for record in outcome.steps:
+            session.step_seq += 1
+            interactions.append_step(
+                s,
+                session.interaction_id,
+                record.step[:128],
+                event=record.event[:64],
+                input=record.input[:500] if record.input else None,
+                outcome=record.outcome[:64] if record.outcome else None,
+                seq=session.step_seq,
+            )
+        interaction = interactions.get_interaction(s, session.interaction_id)
+        if account and interaction.account_id is None:
+            found = _account(s, str(account))
+            if found is not None:
+                interaction.account_id = found.id
+                interaction.consumer_id = interaction.consumer_id or found.consumer_id
+        if handoffs:
+            handoff = handoffs[-1]
+            interaction.outcome = f"transferred_{handoff.kind}"
+            interaction.data = {**(interaction.data or {}), "handoff": dict(handoff.context)}
+        elif session.ended and interaction.outcome is None:
+            interaction.outcome = "completed_in_ivr"
+
+
+def _account(s: Session, number: str) -> Account | None:
+    from crm_store.models import Account
+
+    return s.scalars(select(Account).where(Account.number == number)).one_or_none()
+
+
+def run_effects(services: Services, session: CallSession, outcome: Outcome) -> None:
+    """Enqueue the slow work the engine asked for (SMS) on RQ."""
+    sms = [e for e in outcome.effects if isinstance(e, SendSms)]
+    if not sms:
+        return
+    from rq import Queue
+
+    queue = Queue(IVR_QUEUE, connection=services.redis)
+    for index, effect in enumerate(sms):
+        job_id = f"ivr-sms-{session.call_sid}-{session.version}-{index}"
+        queue.enqueue(
+            send_sms_job,
+            effect.to,
+            effect.body,
+            session.interaction_id,
+            job_id=job_id,
+            unique=True,
+            description=f"IVR SMS for call {session.call_sid}",
+        )
+        log.info("call %s: SMS to %s queued (%s)", session.call_sid, mask_phone(effect.to), job_id)
+
+
+def send_sms_job(to: str, body: str, interaction_id: int | None) -> str:
+    """RQ job: send one SMS through the configured provider; returns the MessageSid.
+
+    The SMS is logged as an outbound ``Interaction`` (channel ``sms``) linked, via its
+    ``data``, to the call that asked for it.
+    """
+    from contactcenter.runtime import current_services
+    from crm_store.models import Interaction
+    from telephony import get_provider  # type: ignore[attr-defined]
+
+    services = current_services()
+    settings = services.settings
+    provider = get_provider(services)
+    status_callback = f"{settings.public_base_url}/sms/status"
+    sender = settings.twilio_from_number or ""
+    message = provider.send_sms(to, sender, body, status_callback=status_callback)
+    with services.db.transaction() as s:
+        s.add(
+            Interaction(
+                provider_sid=message.sid,
+                channel="sms",
+                direction="outbound",
+                phone=to,
+                status=message.status,
+                summary=body[:1000],
+                data={"call_interaction_id": interaction_id, "segments": message.segments},
+            )
+        )
+    sid: str = message.sid
+    return sid
+
+
+# --------------------------------------------------------------------------- status
+
+
+def _status_time(params: Mapping[str, str]) -> datetime | None:
+    raw = params.get("Timestamp")
+    if not raw:
+        return None
+    try:
+        parsed = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _int(raw: str | None) -> int | None:
+    if raw is None or not raw.strip().lstrip("-").isdigit():
+        return None
+    return int(raw)
+
+
+def is_campaign_call(services: Services, call_sid: str) -> bool:
+    """Whether ``call_sid`` is the provider SID of a campaign ``ContactAttempt``."""
+    from crm_store.models import ContactAttempt
+
+    with services.db.transaction() as s:
+        found = s.scalars(
+            select(ContactAttempt.id).where(ContactAttempt.provider_sid == call_sid)
+        ).first()
+    return found is not None
+
+
+def handle_call_status(services: Services, params: Mapping[str, str]) -> None:
+    """Store a call status callback: idempotent, ordered, a terminal status never overwritten.
+
+    The event is appended to ``Interaction.data["status_events"]`` (deduplicated by status
+    and sequence number). The Interaction's ``status`` only moves forward
+    (queued → ringing → in-progress → a terminal status) and a callback older than the last
+    applied one (``SequenceNumber``) does not move it back; ``ended_at`` and
+    ``data["duration_s"]`` come with the terminal status. Campaign calls are also handed to
+    the campaigns handler registered as :data:`CAMPAIGN_STATUS_HANDLER`.
+    """
+    from crm_store.models import Interaction
+
+    call_sid = _call_sid(params)
+    status = (params.get("CallStatus") or "").strip().lower()
+    if not status:
+        raise WebhookError("missing CallStatus")
+    seq = _int(params.get("SequenceNumber"))
+    at = _status_time(params) or _utcnow()
+    if is_campaign_call(services, call_sid):
+        handler = services.get(CAMPAIGN_STATUS_HANDLER)
+        if handler is None:
+            log.error("status of campaign call %s but no campaign handler registered", call_sid)
+        else:
+            handler(services, params)
+    with services.db.transaction() as s:
+        query = select(Interaction).where(Interaction.provider_sid == call_sid)
+        if s.bind is not None and s.bind.dialect.name == "postgresql":
+            query = query.with_for_update()
+        interaction = s.scalars(query).one_or_none()
+        if interaction is None:
+            direction = params.get("Direction", "inbound")
+            interaction = Interaction(
+                provider_sid=call_sid,
+                channel="voice",
+                direction="outbound" if direction.startswith("outbound") else "inbound",
+                phone=caller_e164(
+                    params.get("From") if direction == "inbound" else params.get("To")
+                ),
+                status="started",
+                data={},
+            )
+            s.add(interaction)
+            s.flush()
+        data = dict(interaction.data or {})
+        events = list(data.get("status_events", []))
+        key = {"status": status, "seq": seq}
+        if any(e.get("status") == status and e.get("seq") == seq for e in events):
+            return
+        events.append({**key, "at": at.isoformat()})
+        data["status_events"] = events
+        last_seq = data.get("status_seq")
+        current = interaction.status
+        if current in TERMINAL_STATUSES:
+            pass  # a terminal status is final
+        elif status in TERMINAL_STATUSES:
+            interaction.status = status
+            interaction.ended_at = at
+            duration = _int(params.get("CallDuration"))
+            if duration is not None:
+                data["duration_s"] = duration
+        elif (seq is None or last_seq is None or seq >= last_seq) and _STATUS_RANK.get(
+            status, 0
+        ) >= _STATUS_RANK.get(current, 0):
+            interaction.status = status
+        if seq is not None:
+            data["status_seq"] = max(seq, last_seq if isinstance(last_seq, int) else seq)
+        interaction.data = data

@@ -15,7 +15,7 @@ import click
 from contactcenter.config import ConfigError, Settings, load_settings
 
 # (module, attribute) of every area's click group or command, added to the main group.
-AREA_COMMANDS: list[tuple[str, str]] = [("speech.cli", "speech")]
+AREA_COMMANDS: list[tuple[str, str]] = [("speech.cli", "speech"), ("ivr.cli", "flows")]
 
 
 def settings_or_exit() -> Settings:

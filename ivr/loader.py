@@ -25,7 +25,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from ivr.schema import KEY_PATTERN, NAME_PATTERN, TARGET_PATTERN
+from ivr.schema import KEY_PATTERN, NAME_PATTERN, TARGET_PATTERN, FlowSet
 
 __all__ = [
     "FlowError",
@@ -33,6 +33,7 @@ __all__ = [
     "Path_",
     "SourceMap",
     "format_path",
+    "load_flows",
     "parse_yaml",
     "read_source",
     "schema_issues",
@@ -343,3 +344,15 @@ def schema_issues(
             message = f"{format_path(path)}: invalid name {path[-1]!r}" if path else message
         issues.append(FlowIssue(filename, line, column, message))
     return issues
+
+
+def load_flows(path: str | Path) -> FlowSet:
+    """Load and fully validate a flow file (the same as :func:`ivr.load_flows`).
+
+    Raises :class:`FlowError` listing every problem. Kept here for callers that import the
+    loader module directly; the validation stages live in :mod:`ivr.validate`, which imports
+    this module, hence the deferred import.
+    """
+    from ivr.validate import load_flows as load_and_validate
+
+    return load_and_validate(path)

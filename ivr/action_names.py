@@ -268,7 +268,10 @@ _SPECS: tuple[ActionSpec, ...] = (
         ),
         outcomes=_outcomes(created=("case_number",)),
         args={
-            "kind": ArgSpec("case kind: already_paid, callback, voicemail or complaint"),
+            "kind": ArgSpec(
+                "case kind: already_paid, callback, voicemail or complaint (default: purpose)",
+                False,
+            ),
             "note": ArgSpec("free text for the back office", False),
             "recording_url": ArgSpec("recording of a record step", False),
             "recording_duration": ArgSpec("its duration in seconds", False),

@@ -30,17 +30,20 @@ How a phrase is read
    of its own. So «сто двадцать три четыреста пятьдесят шесть» is two groups, 123 and 456,
    and «ноль ноль сорок пять» is three: 0, 0, 45. The digit string of an utterance is the
    concatenation of its groups' digits; so is the integer part of a number.
-3. **Stutters**: a tens or hundreds word said twice in a row, where the repeat could not
-   continue the group but the next word could continue the first one, is said once
-   («сорок сорок пять» → 45); a repeated scale word is said once («тысяч тысяч»). Repeated
-   unit and teen words are real digits («пять пять» → 55).
+3. **Stutters**: a scale word or "hundred" said twice in a row is said once («две тысячи
+   тысячи» → 2000, "one hundred hundred" → 100), and so is a marker («нет нет», «запятая
+   запятая»). Other repeated numerals are real groups, because people read numbers in
+   chunks that often share a word: «пять пять» → "55", «сорок сорок пять» → "4045",
+   «триста триста один» → "300301".
 4. **Self-corrections** start at a correction marker («нет», «вернее», «точнее», «ой»,
    «то есть»; "no", "sorry", "I mean") and consist of the groups that follow it:
 
    - nothing follows: the last group is withdrawn («три четыре нет» → "3");
    - two or more groups whose first equals one of the last three groups said: the caller is
      restating from there, everything from that group on is replaced
-     («семь восемь нет семь девять» → "79");
+     («семь восемь нет семь девять» → "79"); if several of those groups match, the one
+     followed by as many groups as the correction holds is chosen, else the nearest
+     («семь семь ноль ноль нет ноль один» → "7701");
    - one group that, put in place of the tail of the last compound group, makes a numeral of
      the same length: it replaces that tail («сто двадцать три нет четыре» → 124,
      «двенадцать тысяч триста сорок пять нет шесть» → 12346);
@@ -79,6 +82,7 @@ GRAMMAR_KINDS = ("digits", "number", "yes_no")
 _RESTATE_WINDOW = 3
 
 _POINT = "<point>"  # a decimal point typed between digits; the tokenizer cannot produce it
+_ASCII_DIGITS = frozenset("0123456789")
 _TOKEN_RE = re.compile(r"\[unk\]|[0-9]+(?:[.,][0-9]+)?|[^\W\d_]+(?:'[^\W\d_]+)*")
 
 
@@ -98,7 +102,7 @@ class _Kind(Enum):
 
 
 _MARKERS = frozenset({_Kind.CORRECTION, _Kind.DECIMAL, _Kind.FRACTION})
-_STUTTER_KINDS = frozenset({_Kind.TENS, _Kind.HUNDREDS, _Kind.SCALE, _Kind.HUNDRED_MUL})
+_STUTTER_KINDS = frozenset({_Kind.SCALE, _Kind.HUNDRED_MUL})
 
 
 @dataclass(frozen=True)
@@ -196,11 +200,16 @@ class _Group:
 _Event = _Group | _Item
 
 
+def _is_digits(token: str) -> bool:
+    """ASCII digits only: «²» or «٣» are word characters, not digits we accept."""
+    return token[:1] in _ASCII_DIGITS
+
+
 def _tokens(text: str, pack: LanguagePack) -> list[str]:
     tokens: list[str] = []
     for match in _TOKEN_RE.finditer(pack.normalize(text)):
         token = match.group()
-        if token[0].isdigit():
+        if _is_digits(token):
             whole, _, fraction = token.replace(",", ".").partition(".")
             tokens.append(whole)
             if fraction:
@@ -223,7 +232,7 @@ def _match_phrase(tokens: list[str], start: int, phrases: tuple[Phrase, ...]) ->
 def _classify_word(token: str, following: list[str], pack: LanguagePack) -> _Item | None:
     if token == _POINT:
         return _Item(_Kind.DECIMAL, token)
-    if token.isdigit():
+    if _is_digits(token):
         return _Item(_Kind.LITERAL, token)
     if token in pack.units:
         return _Item(_Kind.UNIT, token, pack.units[token])
@@ -271,14 +280,13 @@ def _classify(tokens: list[str], pack: LanguagePack) -> list[_Item]:
     return items
 
 
-def _is_stutter(item: _Item, previous: _Item | None, group: _Group, after: _Item | None) -> bool:
-    if previous is None or item.word != previous.word or item.kind not in _STUTTER_KINDS:
-        return False
-    if group.accepts(item):
-        return False
-    if item.kind in (_Kind.SCALE, _Kind.HUNDRED_MUL):
-        return True
-    return after is not None and after.kind not in _MARKERS and group.accepts(after)
+def _is_stutter(item: _Item, previous: _Item | None, group: _Group) -> bool:
+    return (
+        previous is not None
+        and item.word == previous.word
+        and item.kind in _STUTTER_KINDS
+        and not group.accepts(item)
+    )
 
 
 def _events(items: list[_Item]) -> list[_Event]:
@@ -287,7 +295,7 @@ def _events(items: list[_Item]) -> list[_Event]:
     group: _Group | None = None
     repeat = 1
     previous: _Item | None = None
-    for index, item in enumerate(items):
+    for item in items:
         if item.kind is _Kind.REPEAT:
             group, previous, repeat = None, None, item.value
             continue
@@ -297,8 +305,7 @@ def _events(items: list[_Item]) -> list[_Event]:
             if not (isinstance(last, _Item) and last.kind is item.kind):
                 events.append(item)
             continue
-        after = items[index + 1] if index + 1 < len(items) else None
-        if group is not None and _is_stutter(item, previous, group, after):
+        if group is not None and _is_stutter(item, previous, group):
             continue
         if group is None or not group.accepts(item):
             group = _Group(repeat=repeat)
@@ -325,6 +332,25 @@ def _replace_tail(last: _Group, correction: _Group) -> _Group | None:
     return None
 
 
+def _restart_index(out: list[_Event], correction: list[_Group]) -> int | None:
+    """Where a restating correction starts: a recent group equal to its first group.
+
+    Among the last ``_RESTATE_WINDOW`` groups equal to the correction's first group, the one
+    after which as many groups were said as the correction holds wins, then the nearest.
+    """
+    first = correction[0].digits()
+    candidates: list[int] = []
+    for index in range(len(out) - 1, max(0, len(out) - _RESTATE_WINDOW) - 1, -1):
+        event = out[index]
+        if not isinstance(event, _Group):
+            break
+        if event.digits() == first:
+            candidates.append(index)
+    if not candidates:
+        return None
+    return min(candidates, key=lambda index: (abs(len(out) - index - len(correction)), -index))
+
+
 def _correct(out: list[_Event], correction: list[_Group]) -> None:
     """Apply one self-correction (see the module docstring) to ``out`` in place."""
     while out and not isinstance(out[-1], _Group):
@@ -336,16 +362,11 @@ def _correct(out: list[_Event], correction: list[_Group]) -> None:
         out.pop()
         return
     if len(correction) >= 2:
-        first = correction[0].digits()
-        start = max(0, len(out) - _RESTATE_WINDOW)
-        for index in range(len(out) - 1, start - 1, -1):
-            event = out[index]
-            if not isinstance(event, _Group):
-                break
-            if event.digits() == first:
-                del out[index:]
-                out.extend(correction)
-                return
+        restart = _restart_index(out, correction)
+        if restart is not None:
+            del out[restart:]
+            out.extend(correction)
+            return
     last = out[-1]
     if len(correction) == 1 and isinstance(last, _Group):
         replaced = _replace_tail(last, correction[0])

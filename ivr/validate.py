@@ -79,15 +79,15 @@ _COLLECT_KINDS: Mapping[str, VarKind] = {
 
 #: Which template formats fit a variable of each kind.
 _FORMATS_FOR_KIND: Mapping[VarKind, frozenset[str]] = {
-    "text": frozenset({"text"}),
-    "digits": frozenset({"text", "digits", "number", "reading"}),
-    "money": frozenset({"text", "money", "number"}),
-    "number": frozenset({"text", "number", "reading", "digits", "money"}),
-    "date": frozenset({"text", "date"}),
-    "time": frozenset({"text", "time"}),
-    "bool": frozenset({"text", "yes_no"}),
-    "phone": frozenset({"text", "phone", "digits"}),
-    "id": frozenset({"text", "digits", "number"}),
+    "text": frozenset({"text", "plain"}),
+    "digits": frozenset({"text", "plain", "digits", "number", "reading"}),
+    "money": frozenset({"text", "plain", "money", "number"}),
+    "number": frozenset({"text", "plain", "number", "reading", "digits", "money"}),
+    "date": frozenset({"text", "plain", "date"}),
+    "time": frozenset({"text", "plain", "time"}),
+    "bool": frozenset({"text", "plain", "yes_no"}),
+    "phone": frozenset({"text", "plain", "phone", "digits"}),
+    "id": frozenset({"text", "plain", "digits", "number"}),
 }
 
 

@@ -25,6 +25,8 @@ Templates
     time       —                              восемь часов тридцать минут
     phone      —                              восемь, восемь ноль ноль, …
     yes_no     —                              да / нет
+    plain      —                              for SMS: 1234,56; 25.03.2026; 10:30; digits
+                                              and text unchanged
     ========== ============================== ==============================================
 
     Without ``year``/``noyear`` a date carries its year only when it is not in the current
@@ -48,6 +50,7 @@ __all__ = [
     "RenderError",
     "TemplateError",
     "parse_template",
+    "plain_text",
     "plural",
     "render_template",
     "say_date",
@@ -88,6 +91,7 @@ FORMATS: Mapping[str, frozenset[str]] = {
     "time": frozenset(),
     "phone": frozenset(),
     "yes_no": frozenset(),
+    "plain": frozenset(),
 }
 
 _KOPECK = Decimal("0.01")
@@ -262,6 +266,24 @@ def say_time(value: time | datetime | str) -> str:
     return words
 
 
+def plain_text(value: Any) -> str:
+    """A value written for reading, not listening (SMS): ``1234,50``, ``25.03.2026``,
+    ``10:30``, ``да``/``нет``; anything else as it is."""
+    if isinstance(value, bool):
+        return "да" if value else "нет"
+    if isinstance(value, Decimal):
+        if value != value.to_integral_value() and value.as_tuple().exponent in (-1, -2):
+            value = value.quantize(_KOPECK)  # amounts: 1234,50 rather than 1234,5
+        return f"{value:f}".replace(".", ",")
+    if isinstance(value, datetime):
+        return value.strftime("%d.%m.%Y %H:%M")
+    if isinstance(value, date):
+        return value.strftime("%d.%m.%Y")
+    if isinstance(value, time):
+        return value.strftime("%H:%M")
+    return str(value)
+
+
 def _say_yes_no(value: Any) -> str:
     if isinstance(value, bool):
         return "да" if value else "нет"
@@ -397,6 +419,8 @@ def render_field(item: Field, value: Any, today: date | None = None) -> str:
         return say_time(value)
     if fmt == "phone":
         return say_phone(value)
+    if fmt == "plain":
+        return plain_text(value)
     return _say_yes_no(value)
 
 

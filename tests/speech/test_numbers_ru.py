@@ -276,3 +276,12 @@ def test_cli_parse_rejects_unknown_language_and_missing_text() -> None:
     code, _, output = _cli("--lang", "ru")
     assert code == 2
     assert "Missing argument" in output
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+@pytest.mark.parametrize("kind", ["digits", "number", "yes_no"])
+def test_pack_tables_are_written_in_normalised_form(kind: str, lang: str) -> None:
+    pack = get_pack(lang)
+    for word in grammar_words(kind, lang):
+        assert word == pack.normalize(word), word
+        assert word.split() == [word], word

@@ -17,6 +17,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
+def _unicode_lower(value: object) -> object:
+    """SQL ``lower()`` for SQLite with full Unicode case folding (text only)."""
+    return value.lower() if isinstance(value, str) else value
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; for SQLite create the parent folder and enable foreign keys."""
     if url.startswith("sqlite"):
@@ -33,6 +38,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            # SQLite's built-in lower() folds ASCII only; ILIKE compiles to lower() LIKE
+            # lower(), so replace it to make case-insensitive search work for Cyrillic.
+            dbapi_conn.create_function("lower", 1, _unicode_lower, deterministic=True)
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)

@@ -17,6 +17,7 @@ are written to :class:`AuditLog` automatically by :mod:`crm_store.audit`.
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -318,7 +319,8 @@ class MeterReading(Base):
     __table_args__ = (
         _in("source", READING_SOURCES),
         CheckConstraint("value >= 0", name="value"),
-        Index("ix_meter_readings_meter_zone_period", "meter_id", "zone", "period"),
+        # One row per value and period: re-submitting the same reading stores nothing new.
+        UniqueConstraint("meter_id", "zone", "period", "value"),
         Index("ix_meter_readings_meter_submitted", "meter_id", "submitted_at"),
     )
 
@@ -699,8 +701,7 @@ class AuditLog(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
-# Audited entities must be audited however the models are imported (the listeners live in
-# crm_store.audit, which imports this module, so it is installed at the very end).
-from crm_store.audit import install as _install_audit  # noqa: E402  (needs the classes above)
-
-_install_audit()
+# Audited entities must be audited however the models are imported: load crm_store.audit,
+# which installs its listeners when it finishes importing. (If crm_store.audit is what is
+# importing this module, it is already in sys.modules and this is a no-op.)
+importlib.import_module("crm_store.audit")

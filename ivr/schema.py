@@ -102,6 +102,8 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 KEY_PATTERN = r"^[0-9*#]$"
 TARGET_PATTERN = r"^(?:[A-Za-z_][A-Za-z0-9_]*:)?[A-Za-z_][A-Za-z0-9_]*$"
 
+_PHONE_OR_VARIABLE = r"\+[1-9]\d{6,14}|\{[A-Za-z_][A-Za-z0-9_]*\}"
+
 #: A flow, step, variable or action name: letters, digits and ``_``, not starting with a digit.
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 #: ``step`` or ``flow:step``.
@@ -489,6 +491,13 @@ class TransferStep(_StepBase):
     """Where to go when the number does not answer or the queue rejects the call; null plays
     an apology and hangs up."""
 
+    @field_validator("number")
+    @classmethod
+    def _check_number(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(_PHONE_OR_VARIABLE, value):
+            raise ValueError(f"must be E.164 (+7XXXXXXXXXX) or a {{variable}}, got {value!r}")
+        return value
+
     @model_validator(mode="after")
     def _check_destination(self) -> TransferStep:
         if self.to == "number":
@@ -496,10 +505,6 @@ class TransferStep(_StepBase):
                 raise ValueError("transfer to a number needs 'number'")
             if self.queue is not None:
                 raise ValueError("'queue' applies to transfers to a queue")
-            if not re.fullmatch(r"\+[1-9]\d{6,14}|\{[A-Za-z_][A-Za-z0-9_]*\}", self.number):
-                raise ValueError(
-                    f"number must be E.164 (+7XXXXXXXXXX) or a {{variable}}, got {self.number!r}"
-                )
         elif self.number is not None:
             raise ValueError("'number' applies to transfers to a number")
         return self
@@ -535,7 +540,7 @@ class SmsStep(_StepBase):
     @field_validator("to")
     @classmethod
     def _check_to(cls, value: str) -> str:
-        if value == "caller" or re.fullmatch(r"\+[1-9]\d{6,14}|\{[A-Za-z_][A-Za-z0-9_]*\}", value):
+        if value == "caller" or re.fullmatch(_PHONE_OR_VARIABLE, value):
             return value
         raise ValueError(f"'to' must be caller, an E.164 number or a {{variable}}, got {value!r}")
 

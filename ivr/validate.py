@@ -551,7 +551,7 @@ class _Checker:
         for name, flow in self.flowset.flows.items():
             if flow.start in flow.steps:
                 queue.append((name, flow.start))
-            if (name, "") in self.broken:
+            if (name, "") in self.broken or flow.start not in flow.steps:
                 queue.extend((name, step) for step in flow.steps)  # start unknown: assume all
         has_broken_steps = {flow for flow, step in self.broken if step not in ("", "*")}
         while queue:

@@ -1,1 +1,94 @@
-"""Telephony providers: the Twilio adapter and the local sandbox emulator."""
+"""Telephony providers: the Twilio adapter and the local sandbox emulator.
+
+Public API: :class:`TelephonyProvider` (the interface), :class:`CallInfo`,
+:class:`MessageInfo`, the exceptions of :mod:`telephony.errors`, :func:`sign` /
+:func:`is_valid` for ``X-Twilio-Signature``, and :func:`get_provider` which picks the
+provider named by ``Settings.telephony`` and caches it in :class:`Services`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from telephony.base import (
+    ANSWERED_BY_VALUES,
+    DEFAULT_STATUS_EVENTS,
+    TERMINAL_CALL_STATUSES,
+    TERMINAL_MESSAGE_STATUSES,
+    CallInfo,
+    MessageInfo,
+    TelephonyProvider,
+)
+from telephony.errors import (
+    AuthenticationFailed,
+    CallNotFound,
+    InvalidNumber,
+    OptedOut,
+    ProviderRejected,
+    ProviderUnavailable,
+    RateLimited,
+    TelephonyError,
+)
+from telephony.signing import SIGNATURE_HEADER, is_valid, sign
+
+if TYPE_CHECKING:
+    from contactcenter.runtime import Services
+
+PROVIDER_KEY = "telephony.provider"
+
+
+def build_provider(services: Services) -> TelephonyProvider:
+    """A new provider for ``services.settings.telephony`` (``twilio`` or ``sandbox``).
+
+    The sandbox posts webhooks over HTTP to ``PUBLIC_BASE_URL`` (the running app), runs call
+    lives in a thread pool with a virtual clock, and keeps live-call state in Redis so
+    ``update_call`` from any process reaches the call.
+    """
+    settings = services.settings
+    if settings.telephony == "twilio":
+        from telephony.twilio_provider import TwilioProvider
+
+        return TwilioProvider.from_settings(settings)
+    if settings.telephony == "sandbox":
+        from telephony.sandbox import HttpTransport, RedisCallState, SandboxProvider
+
+        return SandboxProvider(
+            HttpTransport(),
+            settings.sandbox_auth_token,
+            mode="thread",
+            state=RedisCallState(services.redis),
+        )
+    raise ValueError(f"unknown telephony provider {settings.telephony!r}")
+
+
+def get_provider(services: Services) -> TelephonyProvider:
+    """The process's provider, built on first use and cached in ``services``."""
+    provider: TelephonyProvider | None = services.get(PROVIDER_KEY)
+    if provider is None:
+        provider = build_provider(services)
+        services.set(PROVIDER_KEY, provider)
+    return provider
+
+
+__all__ = [
+    "ANSWERED_BY_VALUES",
+    "DEFAULT_STATUS_EVENTS",
+    "SIGNATURE_HEADER",
+    "TERMINAL_CALL_STATUSES",
+    "TERMINAL_MESSAGE_STATUSES",
+    "AuthenticationFailed",
+    "CallInfo",
+    "CallNotFound",
+    "InvalidNumber",
+    "MessageInfo",
+    "OptedOut",
+    "ProviderRejected",
+    "ProviderUnavailable",
+    "RateLimited",
+    "TelephonyError",
+    "TelephonyProvider",
+    "build_provider",
+    "get_provider",
+    "is_valid",
+    "sign",
+]

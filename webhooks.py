@@ -2,32 +2,53 @@
 
 Views stay thin: they check the signature, hand the request to a plain module
 (``ivr``, ``campaigns``, ``telephony``) and return what it produced.
+
+Blueprints (one per feature; add new ones in :func:`create_app`):
+
+- ``voice`` — ``POST /voice/incoming``, ``/voice/step``, ``/voice/record``,
+  ``/voice/queue``, ``/voice/fallback`` (the IVR, :mod:`ivr.runtime`);
+- ``status`` — ``POST /voice/status`` (call status callbacks).
+
+Every Twilio route is wrapped in :func:`twilio_signed` (``X-Twilio-Signature`` against
+``Settings.public_base_url`` + path + query) and, for voice routes, :func:`outage_safe`
+(a database or Redis outage becomes an apology and a transfer, never a 500).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from contactcenter.config import Settings, configure_logging, load_settings
+from contactcenter.config import ConfigError, Settings, configure_logging, load_settings
+from contactcenter.phones import mask_phone
 from contactcenter.runtime import Services, install_services
+from ivr.runtime import WebhookError
 
 log = logging.getLogger(__name__)
+
+TWIML_MIMETYPE = "application/xml"
+STEP_HEADER = "X-IVR-Step"
 
 
 def create_app(settings: Settings | None = None, *, config: dict[str, Any] | None = None) -> Flask:
     """Build the web application.
 
     ``settings`` default to the environment (:func:`load_settings`); ``config`` is merged
-    into ``app.config`` (tests use it).
+    into ``app.config`` (tests use it). The flow file ``settings.flows_file`` is loaded and
+    validated first: an invalid file raises :class:`ConfigError` (variable ``FLOWS_FILE``)
+    listing every error, and the server does not start.
     """
     settings = settings or load_settings()
     configure_logging(settings.log_level)
+    flowset = _load_flowset(settings.flows_file)
     app = Flask(__name__)
     app.config.update(config or {})
     services = Services(settings)
+    services.set("flows", flowset)
     install_services(services)
     app.extensions["services"] = services
 
@@ -35,10 +56,193 @@ def create_app(settings: Settings | None = None, *, config: dict[str, Any] | Non
     def healthz() -> Any:
         return jsonify(status="ok")
 
+    app.register_blueprint(voice_bp)
+    app.register_blueprint(status_bp)
+    app.register_error_handler(WebhookError, _bad_webhook)
     return app
+
+
+def _bad_webhook(exc: WebhookError) -> Response:
+    log.warning("bad webhook %s %s: %s", request.method, request.path, exc)
+    return Response(f"bad request: {exc}\n", status=400, mimetype="text/plain")
+
+
+def _load_flowset(path: str) -> Any:
+    from ivr.actions import registry
+    from ivr.loader import FlowError
+    from ivr.schema import ActionStep, CollectStep, RecordStep
+    from ivr.validate import load_flows
+
+    try:
+        flowset = load_flows(path)
+    except FlowError as exc:
+        lines = [str(issue) for issue in exc.issues] or [str(exc)]
+        raise ConfigError(
+            "FLOWS_FILE", f"{path} is not a valid flow file:\n" + "\n".join(lines)
+        ) from None
+    implemented = registry()
+    used: set[str] = set()
+    for _flow, _step, step in flowset.iter_steps():
+        if isinstance(step, ActionStep):
+            used.add(step.name)
+        elif isinstance(step, RecordStep):
+            used.add(step.action)
+        elif isinstance(step, CollectStep) and step.validate_with:
+            used.add(step.validate_with)
+    missing = used - set(implemented)
+    if missing:
+        raise ConfigError(
+            "FLOWS_FILE",
+            f"{path} uses actions with no implementation: {', '.join(sorted(missing))}",
+        )
+    return flowset
 
 
 def services_of(app: Flask) -> Services:
     """The :class:`Services` container of an app made by :func:`create_app`."""
     services: Services = app.extensions["services"]
     return services
+
+
+def _services() -> Services:
+    return services_of(current_app)
+
+
+# --------------------------------------------------------------------------- guards
+
+
+def request_url() -> str:
+    """The URL Twilio signed: the public base URL + path + query string."""
+    settings = _services().settings
+    url = settings.public_base_url + request.path
+    if request.query_string:
+        url += "?" + request.query_string.decode("utf-8", "replace")
+    return url
+
+
+def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Reject (403) a request whose ``X-Twilio-Signature`` is missing or wrong."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from telephony.signing import is_valid
+
+        signature = request.headers.get("X-Twilio-Signature", "")
+        token = _services().settings.webhook_auth_token
+        params = request.form.to_dict(flat=True)
+        if not signature or not is_valid(token, request_url(), request.form, signature):
+            caller = params.get("From", "")
+            log.warning(
+                "rejected %s %s: %s signature (call %s, from %s)",
+                request.method,
+                request.path,
+                "missing" if not signature else "invalid",
+                params.get("CallSid", "-"),
+                mask_phone(caller) if caller else "-",
+            )
+            return Response("forbidden\n", status=403, mimetype="text/plain")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def outage_safe(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a database or Redis outage into an apology and a transfer to an operator."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    outages = (
+        RedisConnectionError,
+        RedisTimeoutError,
+        OperationalError,
+        InterfaceError,
+        PoolTimeoutError,
+    )
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except outages as exc:
+            from ivr.runtime import outage_twiml
+
+            log.warning(
+                "outage during %s (call %s): %s: %s",
+                request.path,
+                request.form.get("CallSid", "-"),
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
+            return twiml_response(outage_twiml(_services()), step="outage")
+
+    return wrapper
+
+
+def twiml_response(twiml: str, *, step: str | None = None) -> Response:
+    """A TwiML HTTP response, with the ``X-IVR-Step`` header naming the current step."""
+    response = Response(twiml, status=200, mimetype=TWIML_MIMETYPE)
+    if step:
+        response.headers[STEP_HEADER] = step
+    return response
+
+
+# --------------------------------------------------------------------------- voice
+
+voice_bp = Blueprint("voice", __name__, url_prefix="/voice")
+
+
+@voice_bp.post("/incoming")
+@twilio_signed
+@outage_safe
+def voice_incoming() -> Response:
+    """The number's Voice URL: start the ``hotline`` flow for the caller."""
+    from ivr.runtime import VoiceRuntime
+
+    reply = VoiceRuntime(_services()).incoming(request.form.to_dict(flat=True))
+    return twiml_response(reply.twiml, step=reply.step)
+
+
+@voice_bp.post("/step")
+@twilio_signed
+@outage_safe
+def voice_step() -> Response:
+    """Action URL of every Gather/Record/Enqueue/Dial the engine renders."""
+    from ivr.runtime import VoiceRuntime
+
+    reply = VoiceRuntime(_services()).step(
+        request.args.to_dict(flat=True), request.form.to_dict(flat=True)
+    )
+    return twiml_response(reply.twiml, step=reply.step)
+
+
+@voice_bp.post("/fallback")
+@twilio_signed
+def voice_fallback() -> Response:
+    """Twilio's fallback URL: apologise in Russian and transfer to an operator."""
+    from ivr.runtime import fallback_twiml
+
+    params = request.form.to_dict(flat=True)
+    log.error(
+        "fallback for call %s: ErrorCode=%s ErrorUrl=%s",
+        params.get("CallSid", "-"),
+        params.get("ErrorCode", "-"),
+        params.get("ErrorUrl", "-"),
+    )
+    return twiml_response(fallback_twiml(_services(), params), step="fallback")
+
+
+# --------------------------------------------------------------------------- status
+
+status_bp = Blueprint("status", __name__)
+
+
+@status_bp.post("/voice/status")
+@twilio_signed
+def voice_status() -> Response:
+    """Call status callback: stored idempotently and in order, then acknowledged."""
+    from ivr.runtime import handle_call_status
+
+    handle_call_status(_services(), request.form.to_dict(flat=True))
+    return Response(status=204)

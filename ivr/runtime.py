@@ -396,7 +396,7 @@ def send_sms_job(to: str, body: str, interaction_id: int | None) -> str:
     """
     from contactcenter.runtime import current_services
     from crm_store.models import Interaction
-    from telephony import get_provider  # type: ignore[attr-defined]
+    from telephony import get_provider
 
     services = current_services()
     settings = services.settings

@@ -11,10 +11,8 @@ Flow language (``call_flows.yaml``)::
 
 from __future__ import annotations
 
-from typing import Any
-
 from ivr.loader import FlowError, FlowIssue
-from ivr.schema import FlowSet
+from ivr.schema import FlowSet, flow_json_schema
 from ivr.validate import check_flows, load_flows, load_flows_text
 
 __all__ = [
@@ -26,11 +24,3 @@ __all__ = [
     "load_flows",
     "load_flows_text",
 ]
-
-
-def flow_json_schema() -> dict[str, Any]:
-    """JSON Schema of flow files (for editors' YAML language servers)."""
-    schema = FlowSet.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "IVR call flows (call_flows.yaml)"
-    return schema

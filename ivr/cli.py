@@ -45,7 +45,7 @@ def check(file: str | None) -> None:
 @click.option("--indent", default=2, show_default=True, type=click.IntRange(0, 8))
 def schema(indent: int) -> None:
     """Print the JSON Schema of flow files (for editors)."""
-    from ivr import flow_json_schema
+    from ivr.schema import flow_json_schema
 
     click.echo(json.dumps(flow_json_schema(), ensure_ascii=False, indent=indent or None))
 

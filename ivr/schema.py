@@ -87,6 +87,7 @@ __all__ = [
     "SubflowStep",
     "TransferStep",
     "UniversalCommands",
+    "flow_json_schema",
     "parse_expression",
     "split_target",
 ]
@@ -607,6 +608,14 @@ class FlowSet(_Model):
         for flow_name, flow in self.flows.items():
             for step_name, step in flow.steps.items():
                 yield flow_name, step_name, step
+
+
+def flow_json_schema() -> dict[str, Any]:
+    """JSON Schema of flow files (for editors' YAML language servers)."""
+    schema = FlowSet.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "IVR call flows (call_flows.yaml)"
+    return schema
 
 
 # --------------------------------------------------------------------------------------------

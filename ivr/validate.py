@@ -462,8 +462,9 @@ class _Checker:
                     for name in sorted(condition.expression.variables()):
                         self.check_variable((*base, "conditions", i, "when"), name, known, None)
             elif isinstance(step, TransferStep):
-                for i, name in enumerate(step.context):
-                    self.check_variable((*base, "context", i), name, known, None)
+                if self.source.has((*base, "context")):  # the default names optional ones
+                    for i, name in enumerate(step.context):
+                        self.check_variable((*base, "context", i), name, known, None)
                 if step.number is not None and step.number.startswith("{"):
                     self.check_variable((*base, "number"), step.number[1:-1], known, "phone")
             elif isinstance(step, SmsStep) and step.to.startswith("{"):

@@ -9,8 +9,9 @@ Per-call state the actions keep between steps (the list of accounts spoken to a 
 with several, the meter-zone cursor of a readings session) lives in ``ctx.state`` and is
 returned as ``ActionResult.state``; the engine stores it in the call session.
 
-Slow work (SMS) is never done here: actions return :class:`~ivr.engine.SendSms` effects
-that the runtime enqueues on RQ.
+Slow work (SMS) is never done here: an action that needs it returns
+:class:`~ivr.engine.SendSms` effects that the runtime enqueues on RQ; the shipped flows send
+their texts with ``sms`` steps.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ivr.action_names import ACTION_SPECS, get_action_spec
-from ivr.engine import ActionContext, ActionFailed, ActionResult, SendSms
+from ivr.engine import ActionContext, ActionFailed, ActionResult
 
 if TYPE_CHECKING:
     from contactcenter.runtime import Services
@@ -262,30 +263,223 @@ def debt_for_reminder(ctx: ActionContext) -> ActionResult:
     return ActionResult("no_debt")
 
 
+# --------------------------------------------------------------------------- readings
+
+READINGS_KEY = "readings"
+_REJECT_REASONS = {
+    "empty": "показание должно состоять из цифр до запятой",
+    "not_digits": "показание должно состоять только из цифр",
+    "decimal_part": "вводите только цифры до запятой",
+    "too_short": "в показании меньше цифр, чем на табло счётчика",
+    "too_long": "в показании больше цифр, чем на табло счётчика",
+    "remote_read": "этот счётчик передаёт показания автоматически",
+    "account_closed": "лицевой счёт закрыт",
+    "unknown_zone": "у счётчика нет такой тарифной зоны",
+}
+
+
+def reading_policy(services: Services) -> Any:
+    """The reading rules of the IVR: the settings' window; short values are zero-padded
+    (callers type the integer part without the display's leading zeros)."""
+    from crm_store.readings import ReadingPolicy
+
+    return ReadingPolicy.from_settings(services.settings, length_mode="pad")
+
+
+def _window(policy: Any, local_day: date) -> dict[str, date]:
+    import calendar
+
+    last = calendar.monthrange(local_day.year, local_day.month)[1]
+    return {
+        "window_opens": local_day.replace(day=min(policy.window_start_day, last)),
+        "window_closes": local_day.replace(day=min(policy.window_end_day, last)),
+    }
+
+
+def _readings_state(ctx: ActionContext) -> dict[str, Any]:
+    state = ctx.state.get(READINGS_KEY)
+    if not isinstance(state, dict) or state.get("account") != ctx.variables.get("account_number"):
+        raise ActionFailed(f"action {ctx.name}: no readings session (start_readings first)")
+    return dict(state)
+
+
+def _current_zone(state: Mapping[str, Any]) -> tuple[int, str, str]:
+    index = int(state.get("index", -1))
+    zones = state.get("zones") or []
+    if not 0 <= index < len(zones):
+        raise ActionFailed("no current meter zone")
+    meter_id, serial, zone = zones[index]
+    return int(meter_id), str(serial), str(zone)
+
+
+@action("start_readings")
+def start_readings(ctx: ActionContext) -> ActionResult:
+    """Begin a readings session: every manually read meter of the account, zone by zone."""
+    from crm_store.readings import Rejected, billing_period
+
+    policy = reading_policy(_services(ctx))
+    with _session(ctx) as s:
+        account = _current_account(ctx, s)
+        meters = sorted((m for m in account.meters if not m.remote_read), key=lambda m: m.id)
+        if not meters:
+            return ActionResult("no_meters")
+        timing = billing_period(ctx.now, account.timezone, policy)
+        if isinstance(timing, Rejected):
+            local = _local_today(account.timezone, ctx.now)
+            return ActionResult("window_closed", _window(policy, local))
+        zones = [[m.id, m.serial, zone] for m in meters for zone in m.zones]
+        state = {
+            **ctx.state,
+            READINGS_KEY: {"account": account.number, "zones": zones, "index": -1, "saved": 0},
+        }
+        return ActionResult("ok", {"meters_count": len(meters)}, state=state)
+
+
+@action("next_meter_zone")
+def next_meter_zone(ctx: ActionContext) -> ActionResult:
+    """Advance to the next meter zone; ``done`` with the count saved when none is left."""
+    from crm_store.readings import Rejected, billing_period, zone_history
+
+    state = _readings_state(ctx)
+    state["index"] = int(state.get("index", -1)) + 1
+    new_state = {**ctx.state, READINGS_KEY: state}
+    if state["index"] >= len(state.get("zones") or []):
+        return ActionResult("done", {"readings_count": int(state.get("saved", 0))}, state=new_state)
+    meter_id, serial, zone = _current_zone(state)
+    policy = reading_policy(_services(ctx))
+    with _session(ctx) as s:
+        account = _current_account(ctx, s)
+        timing = billing_period(ctx.now, account.timezone, policy)
+        period = (
+            _local_today(account.timezone, ctx.now).replace(day=1)
+            if isinstance(timing, Rejected)
+            else timing[0]
+        )
+        history = zone_history(s, meter_id, zone, period, policy)
+    return ActionResult(
+        "zone",
+        {"meter_serial": serial, "zone_label": zone, "last_value": history.previous},
+        state=new_state,
+    )
+
+
+def _reason_text(decision: Any) -> str:
+    from ivr.verbalize import plural, say_number
+
+    if decision.reason == "implausible":
+        used = decision.value - (decision.previous or 0)
+        unit = plural(used, "киловатт-час", "киловатт-часа", "киловатт-часов")
+        return f"расход составит {say_number(used)} {unit}, это намного больше обычного"
+    return _REJECT_REASONS.get(decision.reason, "показание не прошло проверку")
+
+
+@action("check_reading")
+def check_reading(ctx: ActionContext) -> ActionResult:
+    """Validate the current zone's reading without saving it."""
+    from crm_store.models import Meter
+    from crm_store.readings import (
+        Accepted,
+        NeedsConfirmation,
+        ZoneHistory,
+        validate_reading,
+        zone_history,
+    )
+
+    state = _readings_state(ctx)
+    meter_id, _serial, zone = _current_zone(state)
+    policy = reading_policy(_services(ctx))
+    value = str(ctx.args.get("value") or "")
+    with _session(ctx) as s:
+        account = _current_account(ctx, s)
+        meter = s.get(Meter, meter_id)
+        if meter is None or meter.account_id != account.id:
+            raise ActionFailed(f"meter {meter_id} is not on account {account.number}")
+
+        def decide(history: ZoneHistory) -> Any:
+            return validate_reading(
+                value,
+                capacity=meter.capacity,
+                zone=zone,
+                zones=list(meter.zones),
+                timezone=account.timezone,
+                submitted_at=ctx.now,
+                previous=history.previous,
+                previous_period=history.previous_period,
+                average_monthly=history.average_monthly,
+                remote_read=meter.remote_read,
+                account_status=account.status,
+                policy=policy,
+            )
+
+        decision = decide(ZoneHistory(None, None, None))
+        if isinstance(decision, Accepted):
+            decision = decide(zone_history(s, meter.id, zone, decision.period, policy))
+    if isinstance(decision, Accepted):
+        return ActionResult("accepted")
+    if isinstance(decision, NeedsConfirmation):
+        if decision.reason == "lower_than_previous":
+            return ActionResult("lower_than_last", {"last_value": decision.previous})
+        return ActionResult("implausible", {"reason": _reason_text(decision)})
+    if decision.reason == "window_closed":
+        return ActionResult(
+            "window_closed", _window(policy, _local_today(account.timezone, ctx.now))
+        )
+    return ActionResult("implausible", {"reason": _reason_text(decision)})
+
+
+@action("save_reading")
+def save_reading(ctx: ActionContext) -> ActionResult:
+    """Store the current zone's reading: source ``ivr_dtmf``, or ``ivr_voice`` from speech."""
+    from crm_store.readings import Accepted, submit_reading
+
+    state = _readings_state(ctx)
+    meter_id, _serial, zone = _current_zone(state)
+    policy = reading_policy(_services(ctx))
+    spoken = ctx.input_source("value") == "speech"
+    variable = ctx.arg_sources.get("value")
+    confidence = ctx.variables.get(f"{variable}_confidence") if spoken and variable else None
+    with _session(ctx) as s:
+        account = _current_account(ctx, s)
+        submission = submit_reading(
+            s,
+            meter_id,
+            zone,
+            str(ctx.args.get("value") or ""),
+            "ivr_voice" if spoken else "ivr_dtmf",
+            submitted_at=ctx.now,
+            confirmed=ctx.args.get("confirmed_lower") is True,
+            confidence=float(confidence) if isinstance(confidence, int | float) else None,
+            interaction_id=ctx.interaction_id,
+            policy=policy,
+        )
+        decision = submission.decision
+        if isinstance(decision, Accepted):
+            state["saved"] = int(state.get("saved", 0)) + 1
+            return ActionResult("saved", state={**ctx.state, READINGS_KEY: state})
+        if decision.status == "rejected" and decision.reason == "window_closed":
+            return ActionResult(
+                "window_closed", _window(policy, _local_today(account.timezone, ctx.now))
+            )
+    raise ActionFailed(f"save_reading: the reading was not accepted ({decision.message})")
+
+
 # --------------------------------------------------------------------------- e-receipts
 
 
 @action("subscribe_e_receipt")
 def subscribe_e_receipt(ctx: ActionContext) -> ActionResult:
-    """Consent to electronic bills (purpose ``e_receipt``) and an SMS confirmation."""
+    """Consent to electronic bills (purpose ``e_receipt``, the call is the record).
+
+    The SMS confirmation is the flow's business (an ``sms`` step after ``ok``), so that the
+    text stays editable in ``call_flows.yaml``.
+    """
     from crm_store.models import Consent
 
-    phone = ctx.variables.get("caller_phone")
     with _session(ctx) as s:
         account = _current_account(ctx, s)
         email = account.consumer.email
         if not email:
-            effects: tuple[SendSms, ...] = ()
-            if phone:
-                effects = (
-                    SendSms(
-                        str(phone),
-                        "Чтобы получать электронные квитанции по лицевому счёту "
-                        f"{account.number}, укажите адрес электронной почты в личном кабинете.",
-                        purpose="e_receipt",
-                    ),
-                )
-            return ActionResult("no_email", effects=effects)
+            return ActionResult("no_email")
         masked = _mask_email(email)
         if account.e_receipt:
             return ActionResult("already", {"email_masked": masked})
@@ -297,19 +491,10 @@ def subscribe_e_receipt(ctx: ActionContext) -> ActionResult:
                 purpose="e_receipt",
                 granted=True,
                 source=f"ivr:{ctx.call.call_sid}",
+                given_at=ctx.now,
             )
         )
-    confirmation: tuple[SendSms, ...] = ()
-    if phone:
-        confirmation = (
-            SendSms(
-                str(phone),
-                f"Вы подписались на электронные квитанции по лицевому счёту {account.number}. "
-                f"Квитанции будут приходить на {masked}.",
-                purpose="e_receipt",
-            ),
-        )
-    return ActionResult("ok", {"email_masked": masked}, effects=confirmation)
+    return ActionResult("ok", {"email_masked": masked})
 
 
 # --------------------------------------------------------------------------- info

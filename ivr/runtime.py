@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 IVR_QUEUE = "ivr"
 #: ``Services`` extra: ``fn(services, params)`` handling status callbacks of campaign calls.
 CAMPAIGN_STATUS_HANDLER = "campaign_call_status_handler"
+#: ``Services`` extra: a ``() -> datetime`` (tz-aware UTC) replacing the wall clock (tests).
+CLOCK = "clock"
 #: Flow started by ``POST /voice/incoming``.
 INBOUND_FLOW = "hotline"
 
@@ -120,14 +122,19 @@ def caller_e164(raw: str | None) -> str | None:
         return None
 
 
-def render_prompt(text: str, variables: Mapping[str, Any]) -> str:
-    """Render a prompt template with Russian verbalisation; a bad prompt is an action error."""
+def prompt_renderer(
+    clock: Callable[[], datetime],
+) -> Callable[[str, Mapping[str, Any]], str]:
+    """Render prompt templates with Russian verbalisation; a bad prompt is an action error."""
     from ivr.verbalize import RenderError, TemplateError, render_template
 
-    try:
-        return render_template(text, variables, today=_utcnow().date())
-    except (RenderError, TemplateError) as exc:
-        raise ActionFailed(f"prompt {text!r}: {exc}") from None
+    def render(text: str, variables: Mapping[str, Any]) -> str:
+        try:
+            return render_template(text, variables, today=clock().date())
+        except (RenderError, TemplateError) as exc:
+            raise ActionFailed(f"prompt {text!r}: {exc}") from None
+
+    return render
 
 
 def event_from(kind: str, params: Mapping[str, str]) -> Event:
@@ -157,9 +164,9 @@ def event_from(kind: str, params: Mapping[str, str]) -> Event:
 class VoiceRuntime:
     """Serves the voice webhooks of one request."""
 
-    def __init__(self, services: Services, *, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, services: Services, *, clock: Callable[[], datetime] | None = None) -> None:
         self.services = services
-        self.clock = clock
+        self.clock: Callable[[], datetime] = clock or services.get(CLOCK) or _utcnow
         self.flows = flowset_of(services)
         self.store = SessionStore(services.redis)
 
@@ -172,7 +179,7 @@ class VoiceRuntime:
             registry(),
             self.clock,
             base_url=self.services.settings.public_base_url,
-            render_text=render_prompt,
+            render_text=prompt_renderer(self.clock),
             deps=self.services,
         )
 
@@ -402,7 +409,8 @@ def send_sms_job(to: str, body: str, interaction_id: int | None) -> str:
     settings = services.settings
     provider = get_provider(services)
     status_callback = f"{settings.public_base_url}/sms/status"
-    sender = settings.twilio_from_number or ""
+    # The sandbox needs no purchased number: the company's own line stands in as the sender.
+    sender = settings.twilio_from_number or settings.operator_phone
     message = provider.send_sms(to, sender, body, status_callback=status_callback)
     with services.db.transaction() as s:
         s.add(

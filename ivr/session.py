@@ -12,16 +12,16 @@ is applied at most once:
 3. the loser (or a late retry of an already applied event) gets that stored TwiML back
    from :meth:`SessionStore.wait_for_response` instead of applying the event again.
 
-Values in ``variables`` may be ``Decimal``, ``date`` and ``datetime``: they are stored with
-a type tag and come back as the same types.
+Values in ``variables`` may be ``Decimal``, ``date``, ``time`` and ``datetime``: they are
+stored with a type tag and come back as the same types.
 """
 
 from __future__ import annotations
 
 import json
-import time
+import time as _time
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,8 @@ def encode_value(value: Any) -> Any:
         return {"$datetime": value.isoformat()}
     if isinstance(value, date):
         return {"$date": value.isoformat()}
+    if isinstance(value, time):
+        return {"$time": value.isoformat()}
     if isinstance(value, dict):
         return {str(k): encode_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -69,6 +71,8 @@ def decode_value(value: Any) -> Any:
                 return datetime.fromisoformat(raw)
             if tag == "$date":
                 return date.fromisoformat(raw)
+            if tag == "$time":
+                return time.fromisoformat(raw)
         return {k: decode_value(v) for k, v in value.items()}
     if isinstance(value, list):
         return [decode_value(v) for v in value]
@@ -208,14 +212,14 @@ class SessionStore:
         self, call_sid: str, *, after_version: int, timeout_s: float = 8.0, poll_s: float = 0.05
     ) -> str | None:
         """Wait until an answer newer than ``after_version`` is committed; its TwiML or None."""
-        deadline = time.monotonic() + timeout_s
+        deadline = _time.monotonic() + timeout_s
         while True:
             last = self.last_response(call_sid)
             if last is not None and last[0] > after_version:
                 return last[1]
-            if time.monotonic() >= deadline:
+            if _time.monotonic() >= deadline:
                 return None
-            time.sleep(poll_s)
+            _time.sleep(poll_s)
 
     def delete(self, call_sid: str) -> None:
         """Forget a call (its state, last answer)."""

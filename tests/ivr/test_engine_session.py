@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,7 @@ def test_round_trip_keeps_types(redis_client: Any) -> None:
             "at": datetime(2026, 11, 29, 10, 0, tzinfo=UTC),
             "accounts": [{"number": "001", "debt": Decimal("1.00")}],
             "flag": True,
+            "opens": time(8, 30),
         },
         stack=[Frame("hotline", "main_menu")],
         typeahead="12",
@@ -38,6 +39,7 @@ def test_round_trip_keeps_types(redis_client: Any) -> None:
     assert loaded.variables["due"] == date(2026, 12, 10)
     assert loaded.variables["at"] == datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
     assert loaded.variables["accounts"][0]["debt"] == Decimal("1.00")
+    assert loaded.variables["opens"] == time(8, 30)
     assert loaded.stack == [Frame("hotline", "main_menu")]
     assert loaded.typeahead == "12"
     ttl = redis_client.ttl("ivr:call:" + session.call_sid)

@@ -1,0 +1,616 @@
+"""Whole hotline calls on the shipped ``call_flows.yaml``, driven as Twilio drives them.
+
+Every request is a signed form POST; every next request follows the action URL of the
+TwiML just returned (see ``TwilioCall`` in ``test_webhooks_app``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from flask import Flask
+from rq import Queue
+from sqlalchemy import select
+
+from contactcenter.config import Settings
+from crm_store.db import Database
+from crm_store.models import (
+    Account,
+    AccountPhone,
+    Case,
+    Charge,
+    Consent,
+    Consumer,
+    Meter,
+    MeterReading,
+    Payment,
+    PhoneNumber,
+)
+from ivr.runtime import CLOCK, IVR_QUEUE
+from webhooks import create_app, services_of
+
+from .test_webhooks_app import TwilioCall, interaction_of, path_of
+
+# 20 November 2026, 12:00 in Moscow: a Friday inside the reading window (15th-25th).
+IN_WINDOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+# 10 November 2026, 12:00 in Moscow: before the window opens.
+BEFORE_WINDOW = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+# Sunday 8 November 2026, 23:00 in Moscow: operators do not work.
+OPERATORS_CLOSED = datetime(2026, 11, 8, 20, 0, tzinfo=UTC)
+
+UNKNOWN_CALLER = "+79035550000"
+KNOWN_CALLER = "+79161234567"
+SHARED_CALLER = "+79260001122"
+
+
+class Clock:
+    """A settable clock the runtime reads through ``Services``."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(IN_WINDOW)
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database, redis_client: Any, clock: Clock) -> Iterator[Flask]:
+    application = create_app(settings)
+    services_of(application).set(CLOCK, clock)
+    yield application
+    services_of(application).db.dispose()
+
+
+def add_customer(
+    db: Database,
+    number: str,
+    *,
+    address: str,
+    phones: tuple[str, ...] = (),
+    email: str | None = "ivanov@example.ru",
+    meters: tuple[tuple[str, int, tuple[str, ...]], ...] = (("0123456", 6, ("день", "ночь")),),
+    history: dict[str, int] | None = None,
+    debt: Decimal | None = None,
+    paid: Decimal | None = None,
+) -> int:
+    """A consumer with one account, its phones, meters (serial, capacity, zones) and money."""
+    with db.transaction() as s:
+        consumer = Consumer(full_name="Иванов Иван Иванович", email=email)
+        s.add(consumer)
+        s.flush()
+        account = Account(
+            consumer_id=consumer.id,
+            number_raw=number,
+            number=number,
+            service_address=address,
+            timezone="Europe/Moscow",
+        )
+        s.add(account)
+        s.flush()
+        for phone in phones:
+            row = s.scalars(select(PhoneNumber).where(PhoneNumber.e164 == phone)).one_or_none()
+            if row is None:
+                row = PhoneNumber(e164=phone, source="import", verified=True)
+                s.add(row)
+                s.flush()
+            s.add(AccountPhone(account_id=account.id, phone_id=row.id))
+        for serial, capacity, zones in meters:
+            meter = Meter(
+                account_id=account.id, serial=serial, capacity=capacity, zones=list(zones)
+            )
+            s.add(meter)
+            s.flush()
+            for zone, value in (history or {}).items():
+                s.add(
+                    MeterReading(
+                        meter_id=meter.id,
+                        zone=zone,
+                        value=value,
+                        period=date(2026, 10, 1),
+                        source="import",
+                        submitted_at=datetime(2026, 10, 20, 9, 0, tzinfo=UTC),
+                    )
+                )
+        if debt is not None:
+            s.add(
+                Charge(
+                    account_id=account.id,
+                    period=date(2026, 10, 1),
+                    amount=debt + (paid or Decimal(0)),
+                    due_date=date(2026, 11, 10),
+                )
+            )
+        if paid is not None:
+            s.add(
+                Payment(
+                    account_id=account.id, amount=paid, paid_on=date(2026, 10, 5), channel="sbp"
+                )
+            )
+        return int(account.id)
+
+
+def identify_by_number(call: TwilioCall, number: str) -> None:
+    """From the greeting to the main menu, typing the account number."""
+    answer = call.start()
+    assert "Введите номер лицевого счёта или код из рамки на квитанции и нажмите решётку." in (
+        answer.heard
+    )
+    answer = call.press(number)
+    assert answer.step == "identify:ask_account"
+    assert any(text.startswith("Вы ввели: ") for text in answer.heard)
+    answer = call.press("1")
+    assert answer.step == "identify:confirm_found"
+    answer = call.press("1")
+    assert answer.step == "hotline:main_menu"
+
+
+def readings_of(db: Database, account_id: int) -> list[tuple[str, int, str, int | None]]:
+    with db.transaction() as s:
+        rows = s.execute(
+            select(
+                MeterReading.zone,
+                MeterReading.value,
+                MeterReading.source,
+                MeterReading.interaction_id,
+            )
+            .join(Meter, Meter.id == MeterReading.meter_id)
+            .where(Meter.account_id == account_id, MeterReading.period == date(2026, 11, 1))
+            .order_by(MeterReading.id)
+        ).all()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def test_unknown_caller_submits_two_zone_readings_by_keypad(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    """The Done-when of issue 3."""
+    account_id = add_customer(
+        db, "7700112233", address="улица Ленина, дом пять", history={"день": 12000, "ночь": 5000}
+    )
+    call = TwilioCall(app.test_client(), settings, caller=UNKNOWN_CALLER)
+    identify_by_number(call, "7700112233")
+    answer = call.press("1")
+    assert answer.step == "readings:ask_reading"
+    assert "Введите показание по тарифу «день» и нажмите решётку." in answer.heard
+    assert any("Предыдущее показание: двенадцать тысяч." in t for t in answer.heard)
+    gather = answer.first("Gather")
+    assert gather is not None
+    assert gather.get("finishOnKey") == "#"
+    answer = call.press("12345")
+    assert answer.heard[0] == "Вы ввели: двенадцать тысяч триста сорок пять. Верно?"
+    answer = call.press("1")
+    assert "Показание по тарифу «день» записано." in answer.heard
+    assert "Введите показание по тарифу «ночь» и нажмите решётку." in answer.heard
+    call.press("5100")
+    answer = call.press("1")
+    assert "Показание по тарифу «ночь» записано." in answer.heard
+    assert "Показания приняты. Спасибо!" in answer.heard
+    assert answer.step == "hotline:after_service"
+    answer = call.press("2")
+    assert answer.heard == ["Спасибо за звонок! До свидания."]
+    assert answer.first("Hangup") is not None
+
+    interaction = interaction_of(db, call.call_sid)
+    assert readings_of(db, account_id) == [
+        ("день", 12345, "ivr_dtmf", interaction.id),
+        ("ночь", 5100, "ivr_dtmf", interaction.id),
+    ]
+    assert interaction.account_id == account_id
+    assert interaction.phone == UNKNOWN_CALLER
+    path = path_of(db, interaction.id)
+    entered = [step for step, event, _i, _o in path if event == "enter"]
+    for expected in (
+        "hotline:greet",
+        "identify:lookup",
+        "identify:ask_account",
+        "identify:find_account",
+        "hotline:main_menu",
+        "readings:begin",
+        "readings:ask_reading",
+        "readings:save",
+        "readings:all_accepted",
+        "hotline:goodbye",
+    ):
+        assert expected in entered
+    assert ("identify:lookup", "action", None, "unknown") in path
+    assert ("readings:ask_reading", "input", "12345", "confirm") in path
+
+
+def test_known_caller_confirms_address_and_hears_the_balance(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    add_customer(
+        db,
+        "5500123456",
+        address="улица Мира, дом семь",
+        phones=(KNOWN_CALLER,),
+        debt=Decimal("1234.56"),
+        paid=Decimal("500.00"),
+    )
+    call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
+    answer = call.start()
+    assert answer.heard[:2] == [
+        "Здравствуйте! Вы позвонили в компанию ЭнергоСбыт.",
+        "Для улучшения качества обслуживания разговор записывается.",
+    ]
+    assert "Ваш адрес: улица Мира, дом семь. Верно?" in answer.heard
+    gather = answer.first("Gather")
+    assert gather is not None
+    assert gather.get("numDigits") == "1"
+    answer = call.press("1")
+    assert answer.step == "hotline:main_menu"
+    answer = call.press("2")
+    text = " ".join(answer.heard)
+    assert "Ваша задолженность составляет одна тысяча двести тридцать четыре рубля" in text
+    assert "пятьдесят шесть копеек" in text
+    assert "Оплатить её нужно до десятого ноября." in text
+    assert "Последний платёж пятьсот рублей" in text
+    assert answer.step == "hotline:after_service"
+    answer = call.press("1")
+    assert answer.step == "hotline:main_menu"
+
+
+def test_no_debt_with_credit(app: Flask, settings: Settings, db: Database) -> None:
+    add_customer(db, "5500123457", address="улица Мира, дом восемь", phones=(KNOWN_CALLER,))
+    with db.transaction() as s:
+        account = s.scalars(select(Account).where(Account.number == "5500123457")).one()
+        s.add(
+            Payment(
+                account_id=account.id,
+                amount=Decimal("300.00"),
+                paid_on=date(2026, 11, 1),
+                channel="card",
+            )
+        )
+    call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
+    call.start()
+    call.press("1")
+    text = " ".join(call.press("2").heard)
+    assert "Задолженности по вашему лицевому счёту нет." in text
+    assert "Переплата составляет триста рублей" in text
+
+
+def test_caller_with_several_accounts_chooses_one(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    add_customer(db, "1000000001", address="улица Первая, дом один", phones=(SHARED_CALLER,))
+    add_customer(db, "1000000002", address="улица Вторая, дом два", phones=(SHARED_CALLER,))
+    call = TwilioCall(app.test_client(), settings, caller=SHARED_CALLER)
+    answer = call.start()
+    text = " ".join(answer.heard)
+    assert "несколько лицевых счетов: два" in text
+    assert "один — улица Первая, дом один; два — улица Вторая, дом два." in text
+    answer = call.press("7")
+    assert "Такого номера в списке нет." in answer.heard
+    answer = call.press("2")
+    assert answer.step == "hotline:main_menu"
+    call.press("2")
+    interaction = interaction_of(db, call.call_sid)
+    with db.transaction() as s:
+        account = s.scalars(select(Account).where(Account.number == "1000000002")).one()
+        assert interaction.account_id == account.id
+
+
+def test_address_denied_then_unknown_account_then_operator(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    add_customer(db, "5500123456", address="улица Мира, дом семь", phones=(KNOWN_CALLER,))
+    call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
+    call.start()
+    answer = call.press("2")
+    assert answer.step == "identify:ask_account"
+    call.press("99999999")
+    answer = call.press("1")
+    assert answer.step == "identify:not_found"
+    assert "Лицевой счёт девять девять девять девять девять девять девять девять не найден." in (
+        answer.heard
+    )
+    answer = call.press("1")
+    assert answer.step == "identify:ask_account"
+    call.press("88888888")
+    call.press("1")
+    answer = call.press("0")
+    assert answer.step == "operator:connect"
+    assert "Соединяю с оператором. Пожалуйста, оставайтесь на линии." in answer.heard
+    enqueue = answer.first("Enqueue")
+    assert enqueue is not None
+    task = enqueue.find("Task")
+    assert task is not None
+    assert '"identify:not_found"' in (task.text or "")
+    assert interaction_of(db, call.call_sid).outcome == "transferred_queue"
+    answer = call.transfer_ended("Enqueue", "bridged")
+    assert answer.verbs[0].tag == "Hangup"
+
+
+def test_reading_window_closed(app: Flask, settings: Settings, db: Database, clock: Clock) -> None:
+    clock.now = BEFORE_WINDOW
+    account_id = add_customer(db, "7700112233", address="улица Ленина, дом пять")
+    call = TwilioCall(app.test_client(), settings, caller=UNKNOWN_CALLER)
+    identify_by_number(call, "7700112233")
+    answer = call.press("1")
+    text = " ".join(answer.heard)
+    assert "Показания принимаются с пятнадцатого ноября по двадцать пятое ноября." in text
+    assert "будут учтены в следующем месяце" in text
+    assert answer.step == "hotline:after_service"
+    assert readings_of(db, account_id) == []
+
+
+def test_lower_and_implausible_readings(app: Flask, settings: Settings, db: Database) -> None:
+    account_id = add_customer(
+        db,
+        "7700112233",
+        address="улица Ленина, дом пять",
+        meters=(("555", 6, ("T1",)),),
+        history={"T1": 12000},
+    )
+    call = TwilioCall(app.test_client(), settings, caller=UNKNOWN_CALLER)
+    identify_by_number(call, "7700112233")
+    call.press("1")
+    call.press("11000")
+    answer = call.press("1")
+    assert answer.step == "readings:confirm_lower"
+    assert "Показание одиннадцать тысяч меньше предыдущего, двенадцать тысяч." in answer.heard
+    answer = call.press("2")
+    assert answer.step == "readings:ask_reading"
+    call.press("99999")
+    answer = call.press("1")
+    text = " ".join(answer.heard)
+    assert "Показание не принято: расход составит восемьдесят семь тысяч" in text
+    assert "это намного больше обычного" in text
+    assert answer.step == "readings:ask_reading"
+    call.press("1234567")  # seven digits on a six-digit display
+    answer = call.press("1")
+    assert "Показание не принято: в показании больше цифр, чем на табло счётчика." in answer.heard
+    call.press("11000")
+    call.press("1")
+    answer = call.press("1")
+    assert "Показания приняты. Спасибо!" in answer.heard
+    assert readings_of(db, account_id) == [
+        ("T1", 11000, "ivr_dtmf", interaction_of(db, call.call_sid).id)
+    ]
+    with db.transaction() as s:
+        reading = s.scalars(select(MeterReading).where(MeterReading.value == 11000)).one()
+        assert reading.override
+
+
+def test_remote_read_meters_only(app: Flask, settings: Settings, db: Database) -> None:
+    add_customer(db, "7700112233", address="улица Ленина, дом пять")
+    with db.transaction() as s:
+        for meter in s.scalars(select(Meter)):
+            meter.remote_read = True
+    call = TwilioCall(app.test_client(), settings, caller=UNKNOWN_CALLER)
+    identify_by_number(call, "7700112233")
+    answer = call.press("1")
+    assert any(
+        "нет счётчиков, показания которых нужно передавать вручную" in t for t in answer.heard
+    )
+
+
+def test_payment_sms_goes_to_rq_and_is_sent_by_the_job(
+    app: Flask, settings: Settings, db: Database, redis_client: Any
+) -> None:
+    from rq import SimpleWorker
+
+    from telephony import get_provider
+
+    add_customer(db, "5500123456", address="улица Мира, дом семь", phones=(KNOWN_CALLER,))
+    call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
+    call.start()
+    call.press("1")
+    answer = call.press("3")
+    assert answer.step == "hotline:payment_menu"
+    answer = call.press("1")
+    assert "Мы отправили вам СМС со ссылкой на оплату." in answer.heard
+    services = services_of(app)
+    queue = Queue(IVR_QUEUE, connection=services.redis)
+    jobs = queue.get_jobs()
+    assert len(jobs) == 1
+    to, body, interaction_id = jobs[0].args
+    assert to == KNOWN_CALLER
+    assert "5500123456" in body
+    assert interaction_id == interaction_of(db, call.call_sid).id
+    # A retried webhook does not enqueue the SMS twice.
+    SimpleWorker([queue], connection=services.redis).work(burst=True)
+    provider: Any = get_provider(services)
+    assert [m.body for m in provider.messages.values()] == [body]
+    with db.transaction() as s:
+        from crm_store.models import Interaction
+
+        sms = s.scalars(select(Interaction).where(Interaction.channel == "sms")).one()
+        assert sms.phone == KNOWN_CALLER
+        assert sms.direction == "outbound"
+
+
+def test_e_receipt_subscription_records_consent(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    add_customer(db, "5500123456", address="улица Мира, дом семь", phones=(KNOWN_CALLER,))
+    call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
+    call.start()
+    call.press("1")
+    call.press("3")
+    answer = call.press("2")
+    assert answer.step == "hotline:ereceipt_consent"
+    answer = call.press("1")
+    assert "Готово. Электронная квитанция будет приходить на адрес i***@example.ru." in answer.heard
+    with db.transaction() as s:
+        consent = s.scalars(select(Consent).where(Consent.purpose == "e_receipt")).one()
+        assert (consent.contact, consent.value, consent.granted) == (
+            "email",
+            "ivanov@example.ru",
+            True,
+        )
+        assert s.scalars(select(Account)).one().e_receipt
+    assert len(Queue(IVR_QUEUE, connection=services_of(app).redis).get_jobs()) == 1
+    # A second call hears that the subscription exists.
+    again = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
+    again.start()
+    again.press("1")
+    again.press("3")
+    again.press("2")
+    answer = again.press("1")
+    assert (
+        "Вы уже подписаны на электронную квитанцию. Она приходит на адрес i***@example.ru."
+        in answer.heard
+    )
+
+
+def test_e_receipt_without_email(app: Flask, settings: Settings, db: Database) -> None:
+    add_customer(
+        db, "5500123456", address="улица Мира, дом семь", phones=(KNOWN_CALLER,), email=None
+    )
+    call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
+    call.start()
+    call.press("1")
+    call.press("3")
+    call.press("2")
+    answer = call.press("1")
+    assert any("не указана электронная почта" in t for t in answer.heard)
+
+
+def test_outages_then_grid_company_transfer(app: Flask, settings: Settings, db: Database) -> None:
+    add_customer(db, "5500123456", address="улица Мира, дом семь", phones=(KNOWN_CALLER,))
+    services_of(app).set(
+        "outage_feed",
+        lambda address: f"По адресу {address} плановые работы двадцать первого ноября.",
+    )
+    call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
+    call.start()
+    call.press("1")
+    answer = call.press("4")
+    assert "По адресу улица Мира, дом семь плановые работы двадцать первого ноября." in answer.heard
+    answer = call.press("1")
+    dial = answer.first("Dial")
+    assert dial is not None
+    number = dial.find("Number")
+    assert number is not None
+    assert number.text == "+78002200220"
+    assert answer.step == "hotline:grid_transfer"
+    answer = call.transfer_ended("Dial", "no-answer")
+    assert any("Сетевая компания сейчас не отвечает" in t for t in answer.heard)
+    assert answer.step == "hotline:after_service"
+
+
+def test_no_outages_known(app: Flask, settings: Settings, db: Database) -> None:
+    add_customer(db, "5500123456", address="улица Мира, дом семь", phones=(KNOWN_CALLER,))
+    call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
+    call.start()
+    call.press("1")
+    answer = call.press("4")
+    assert "По вашему адресу плановых отключений нет." in answer.heard
+    answer = call.press("1")
+    answer = call.transfer_ended("Dial", "completed")
+    assert answer.verbs[0].tag == "Hangup"
+
+
+def test_operators_closed_callback_request_creates_a_case(
+    app: Flask, settings: Settings, db: Database, clock: Clock
+) -> None:
+    clock.now = OPERATORS_CLOSED
+    add_customer(db, "5500123456", address="улица Мира, дом семь", phones=(KNOWN_CALLER,))
+    call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
+    call.start()
+    call.press("1")
+    answer = call.press("0")
+    assert answer.step == "operator:closed_menu"
+    assert any(
+        t.startswith("Сейчас операторы не работают. Они начнут принимать звонки в восемь")
+        for t in answer.heard
+    )
+    answer = call.press("1")
+    record = answer.first("Record")
+    assert record is not None
+    assert record.get("maxLength") == "60"
+    answer = call.record("https://api.twilio.com/rec/RE42", 15)
+    assert answer.first("Hangup") is not None
+    with db.transaction() as s:
+        case = s.scalars(select(Case)).one()
+        assert case.type == "callback"
+        assert "https://api.twilio.com/rec/RE42" in case.description
+        assert case.interaction_id == interaction_of(db, call.call_sid).id
+        assert case.account_id is not None
+    assert any("номер заявки" in t for t in answer.heard)
+
+
+def test_no_input_and_no_match_on_the_main_menu(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    add_customer(db, "5500123456", address="улица Мира, дом семь", phones=(KNOWN_CALLER,))
+    call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
+    call.start()
+    call.press("1")
+    answer = call.silence()
+    assert answer.heard[0] == "Извините, я вас не слышу."
+    assert answer.step == "hotline:main_menu"
+    answer = call.press("7")
+    assert answer.heard[0] == "Извините, я не поняла."
+    answer = call.press("8")
+    assert answer.heard[0].startswith("Пожалуйста, воспользуйтесь кнопками телефона.")
+    answer = call.press("6")
+    assert answer.step == "operator:connect"
+    assert answer.first("Enqueue") is not None
+    interaction = interaction_of(db, call.call_sid)
+    events = [(step, event) for step, event, _i, _o in path_of(db, interaction.id)]
+    assert ("hotline:main_menu", "no_input") in events
+    assert events.count(("hotline:main_menu", "no_match")) == 3
+    assert ("hotline:main_menu", "escalate") in events
+
+
+def test_universal_repeat_and_operator_in_account_entry(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    call = TwilioCall(app.test_client(), settings, caller=UNKNOWN_CALLER)
+    first = call.start()
+    answer = call.press("*")
+    assert answer.heard == [
+        "Введите номер лицевого счёта или код из рамки на квитанции и нажмите решётку."
+    ]
+    assert answer.step == first.step == "identify:ask_account"
+    answer = call.speak("повторите пожалуйста")
+    assert answer.step == "identify:ask_account"
+    answer = call.press("0")
+    assert answer.step == "operator:connect"
+
+
+def test_keypad_typeahead_skips_prompts(app: Flask, settings: Settings, db: Database) -> None:
+    add_customer(
+        db,
+        "5500123456",
+        address="улица Мира, дом семь",
+        phones=(KNOWN_CALLER,),
+        history={"день": 100, "ночь": 50},
+    )
+    call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
+    call.start()
+    # «Да» for the address, then 1 for readings, typed before the menu was spoken.
+    answer = call.press("11")
+    assert answer.step == "readings:ask_reading"
+    assert "Введите показание по тарифу «день» и нажмите решётку." in answer.heard
+
+
+def test_main_menu_by_speech(app: Flask, settings: Settings, db: Database) -> None:
+    add_customer(
+        db,
+        "5500123456",
+        address="улица Мира, дом семь",
+        phones=(KNOWN_CALLER,),
+        debt=Decimal("10.00"),
+    )
+    call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
+    call.start()
+    answer = call.press("1")
+    gather = answer.first("Gather")
+    assert gather is not None
+    assert gather.get("input") == "dtmf speech"
+    assert gather.get("language") == "ru-RU"
+    answer = call.speak("хочу узнать баланс")
+    assert any("Ваша задолженность составляет десять рублей" in t for t in answer.heard)

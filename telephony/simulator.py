@@ -65,7 +65,9 @@ class _LoopbackServer:
         self._server = make_server("127.0.0.1", 0, app, threaded=True)
         self.port = int(self._server.server_port)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="simulator-ws", daemon=True
+            target=lambda: self._server.serve_forever(poll_interval=0.05),
+            name="simulator-ws",
+            daemon=True,
         )
         self._thread.start()
 

@@ -120,6 +120,7 @@ class CallRecord:
     live: LiveCall | None = None
     callbacks: list[SentCallback] = field(default_factory=list)
     error: str | None = None
+    delivery_key: str = ""
 
 
 @dataclass
@@ -136,6 +137,7 @@ class MessageRecord:
     attempt: int = 1
     error_code: int | None = None
     callbacks: list[SentCallback] = field(default_factory=list)
+    delivery_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -226,6 +228,7 @@ class SandboxProvider:
         self.recordings: dict[str, Recording] = {}
         self._opted_out: set[tuple[str, str]] = set()
         self._attempts: dict[str, int] = {}
+        self._counter = 0
         self._pending: list[Callable[[], None]] = []
         self._futures: list[Future[None]] = []
         self._executor: ThreadPoolExecutor | None = None
@@ -291,6 +294,12 @@ class SandboxProvider:
             message = f"The '{what}' number {raw} is not valid: {exc}"
             raise InvalidNumber(message, code=code, status=400) from None
 
+    def _delivery_key(self) -> str:
+        # The n-th call or message of this provider: deterministic, unlike the random SIDs.
+        with self._lock:
+            self._counter += 1
+            return str(self._counter)
+
     def _next_attempt(self, number: str) -> int:
         with self._lock:
             self._attempts[number] = self._attempts.get(number, 0) + 1
@@ -337,6 +346,7 @@ class SandboxProvider:
             time_limit_s=time_limit_s,
             attempt=attempt,
             outcome=self.scenario.call_outcome(to, attempt),
+            delivery_key=self._delivery_key(),
         )
         with self._lock:
             self.calls[record.sid] = record
@@ -387,7 +397,7 @@ class SandboxProvider:
 
     def _call_life(self, record: CallRecord) -> None:
         outcome = record.outcome or CallOutcome()
-        outbox = _Outbox(self._send, record.callbacks, self.delivery, record.sid)
+        outbox = _Outbox(self._send, record.callbacks, self.delivery, record.delivery_key)
         sequence = iter(range(1_000_000))
 
         def event(name: str, status: str, **extra: str) -> None:
@@ -557,6 +567,7 @@ class SandboxProvider:
             segments=count_segments(body)[2],
             status_callback=status_callback,
             attempt=attempt,
+            delivery_key=self._delivery_key(),
         )
         with self._lock:
             self.messages[record.sid] = record
@@ -565,7 +576,7 @@ class SandboxProvider:
         return MessageInfo(record.sid, "queued", record.segments)
 
     def _sms_life(self, record: MessageRecord, outcome: SmsOutcome) -> None:
-        outbox = _Outbox(self._send, record.callbacks, self.delivery, record.sid)
+        outbox = _Outbox(self._send, record.callbacks, self.delivery, record.delivery_key)
 
         def event(status: str, error_code: int | None = None) -> None:
             record.status = status

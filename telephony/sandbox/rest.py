@@ -162,7 +162,9 @@ class RestServer:
         self._server = make_server(host, port, self.app, threaded=True)
         self.base_url = f"http://{host}:{self._server.server_port}"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="sandbox-rest", daemon=True
+            target=lambda: self._server.serve_forever(poll_interval=0.05),
+            name="sandbox-rest",
+            daemon=True,
         )
 
     def start(self) -> Self:

@@ -5,8 +5,9 @@ Views stay thin: they check the signature, hand the request to a plain module
 
 Blueprints (one per feature; add new ones in :func:`create_app`):
 
-- ``voice`` — ``POST /voice/incoming``, ``/voice/step``, ``/voice/record``,
-  ``/voice/queue``, ``/voice/fallback`` (the IVR, :mod:`ivr.runtime`);
+- ``voice`` — ``POST /voice/incoming`` (inbound: the hotline), ``/voice/outbound?attempt=ID``
+  (an answered campaign call), ``/voice/step`` (action URL of every Gather/Record/Dial/
+  Enqueue), ``/voice/fallback`` (Twilio's fallback URL) — the IVR, :mod:`ivr.runtime`;
 - ``status`` — ``POST /voice/status`` (call status callbacks).
 
 Every Twilio route is wrapped in :func:`twilio_signed` (``X-Twilio-Signature`` against
@@ -201,6 +202,19 @@ def voice_incoming() -> Response:
     from ivr.runtime import VoiceRuntime
 
     reply = VoiceRuntime(_services()).incoming(request.form.to_dict(flat=True))
+    return twiml_response(reply.twiml, step=reply.step)
+
+
+@voice_bp.post("/outbound")
+@twilio_signed
+@outage_safe
+def voice_outbound() -> Response:
+    """URL of an answered campaign call: ``/voice/outbound?attempt=ID[&flow=NAME]``."""
+    from ivr.runtime import VoiceRuntime
+
+    reply = VoiceRuntime(_services()).outbound(
+        request.args.to_dict(flat=True), request.form.to_dict(flat=True)
+    )
     return twiml_response(reply.twiml, step=reply.step)
 
 

@@ -57,6 +57,8 @@ CAMPAIGN_STATUS_HANDLER = "campaign_call_status_handler"
 CLOCK = "clock"
 #: Flow started by ``POST /voice/incoming``.
 INBOUND_FLOW = "hotline"
+#: Flow started by ``POST /voice/outbound`` unless the URL names another.
+OUTBOUND_FLOW = "debt_reminder"
 
 TERMINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 _STATUS_RANK = {
@@ -237,6 +239,32 @@ class VoiceRuntime:
         )
         return self.apply(session, Start(flow, dict(variables)))
 
+    def outbound(self, query: Mapping[str, str], params: Mapping[str, str]) -> VoiceReply:
+        """``POST /voice/outbound?attempt=ID[&flow=NAME]``: an answered campaign call.
+
+        The flow (default ``debt_reminder``) gets its parameters from the campaign attempt:
+        ``account_number`` and ``holder_name`` of the target's account.
+        """
+        flow = query.get("flow") or OUTBOUND_FLOW
+        if flow not in self.flows.flows:
+            raise WebhookError(f"unknown flow {flow!r}")
+        raw_attempt = query.get("attempt", "")
+        if not raw_attempt.isdigit():
+            raise WebhookError("the outbound URL needs ?attempt=<ContactAttempt id>")
+        attempt_id = int(raw_attempt)
+        variables, campaign_id = attempt_variables(self.services, attempt_id)
+        missing = [p for p in self.flows.flows[flow].params if variables.get(p) in (None, "")]
+        if missing:
+            raise WebhookError(f"flow {flow!r} needs {', '.join(missing)} (attempt {attempt_id})")
+        return self.start(
+            params,
+            flow,
+            variables,
+            direction="outbound",
+            campaign_id=campaign_id,
+            attempt_id=attempt_id,
+        )
+
     def step(self, query: Mapping[str, str], params: Mapping[str, str]) -> VoiceReply:
         """``POST /voice/step``: the answer to a Gather/Record/Dial/Enqueue we rendered."""
         call_sid = _call_sid(params)
@@ -292,6 +320,25 @@ class VoiceRuntime:
             raise
         run_effects(self.services, session, outcome)
         return VoiceReply(document, outcome.current_step)
+
+
+def attempt_variables(services: Services, attempt_id: int) -> tuple[dict[str, Any], int]:
+    """Flow parameters of a campaign attempt (account number, holder) and its campaign id."""
+    from crm_store.models import Account, CampaignTarget, ContactAttempt
+
+    with services.db.transaction() as s:
+        attempt = s.get(ContactAttempt, attempt_id)
+        if attempt is None:
+            raise WebhookError(f"no contact attempt {attempt_id}")
+        target = s.get(CampaignTarget, attempt.target_id)
+        account = s.get(Account, target.account_id) if target is not None else None
+        if account is None:
+            raise WebhookError(f"contact attempt {attempt_id} has no account")
+        variables = {
+            "account_number": account.number,
+            "holder_name": account.consumer.full_name,
+        }
+        return variables, int(attempt.campaign_id)
 
 
 def _call_sid(params: Mapping[str, str]) -> str:
@@ -461,6 +508,26 @@ def is_campaign_call(services: Services, call_sid: str) -> bool:
     return found is not None
 
 
+def campaign_status_handler(
+    services: Services,
+) -> Callable[[Services, Mapping[str, str]], Any] | None:
+    """The handler of campaign call statuses: the ``Services`` extra
+    :data:`CAMPAIGN_STATUS_HANDLER`, else ``campaigns.jobs.handle_call_status`` if present."""
+    handler = services.get(CAMPAIGN_STATUS_HANDLER)
+    if handler is not None:
+        return handler
+    import importlib
+
+    try:
+        jobs = importlib.import_module("campaigns.jobs")
+    except ModuleNotFoundError as exc:
+        if exc.name != "campaigns.jobs":
+            raise
+        return None
+    found = getattr(jobs, "handle_call_status", None)
+    return found if callable(found) else None
+
+
 def handle_call_status(services: Services, params: Mapping[str, str]) -> None:
     """Store a call status callback: idempotent, ordered, a terminal status never overwritten.
 
@@ -480,9 +547,9 @@ def handle_call_status(services: Services, params: Mapping[str, str]) -> None:
     seq = _int(params.get("SequenceNumber"))
     at = _status_time(params) or _utcnow()
     if is_campaign_call(services, call_sid):
-        handler = services.get(CAMPAIGN_STATUS_HANDLER)
+        handler = campaign_status_handler(services)
         if handler is None:
-            log.error("status of campaign call %s but no campaign handler registered", call_sid)
+            log.error("status of campaign call %s but no campaign handler is available", call_sid)
         else:
             handler(services, params)
     with services.db.transaction() as s:

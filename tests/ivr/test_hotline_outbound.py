@@ -1,0 +1,150 @@
+"""Outbound campaign calls on the shipped ``debt_reminder`` flow, and campaign status hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from contactcenter.config import Settings
+from contactcenter.runtime import Services
+from crm_store.db import Database
+from crm_store.models import Campaign, CampaignTarget, Case, Consent, ContactAttempt, DoNotContact
+from ivr.runtime import CAMPAIGN_STATUS_HANDLER, CLOCK
+from webhooks import create_app, services_of
+
+from .test_hotline_calls import IN_WINDOW, Clock, add_customer
+from .test_webhooks_app import TwilioCall, interaction_of
+
+CONSUMER = "+79167770011"
+OUR_NUMBER = "+78001234567"
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database, redis_client: Any) -> Iterator[Flask]:
+    application = create_app(settings)
+    services_of(application).set(CLOCK, Clock(IN_WINDOW))
+    yield application
+    services_of(application).db.dispose()
+
+
+def add_attempt(db: Database, account_id: int, sid: str) -> int:
+    with db.transaction() as s:
+        campaign = Campaign(name="Долги ноябрь", channel="voice", status="running")
+        s.add(campaign)
+        s.flush()
+        target = CampaignTarget(
+            campaign_id=campaign.id, account_id=account_id, phone=CONSUMER, timezone="Europe/Moscow"
+        )
+        s.add(target)
+        s.flush()
+        attempt = ContactAttempt(
+            campaign_id=campaign.id,
+            target_id=target.id,
+            attempt_no=1,
+            channel="voice",
+            idempotency_key=f"c{campaign.id}-t{target.id}-1",
+            status="dialing",
+            provider_sid=sid,
+        )
+        s.add(attempt)
+        s.flush()
+        return int(attempt.id)
+
+
+class OutboundCall(TwilioCall):
+    def base_params(self) -> dict[str, str]:
+        return {
+            **super().base_params(),
+            "From": OUR_NUMBER,
+            "To": CONSUMER,
+            "Direction": "outbound-api",
+        }
+
+
+def answered(app: Flask, settings: Settings, db: Database) -> tuple[OutboundCall, int]:
+    account_id = add_customer(
+        db, "7700112233", address="улица Ленина, дом пять", debt=Decimal("2500.00")
+    )
+    call = OutboundCall(app.test_client(), settings)
+    attempt_id = add_attempt(db, account_id, call.call_sid)
+    answer = call.post(f"/voice/outbound?attempt={attempt_id}", call.base_params())
+    assert answer.status == 200
+    assert "Здравствуйте! Это автоматический звонок компании ЭнергоСбыт." in answer.heard
+    assert any("Иванов Иван Иванович. Это вы?" in t for t in answer.heard)
+    return call, attempt_id
+
+
+def test_reminder_right_party_opts_out_of_robot_calls(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    call, attempt_id = answered(app, settings, db)
+    answer = call.press("1")
+    text = " ".join(answer.heard)
+    assert "задолженность за электроэнергию: две тысячи пятьсот рублей" in text
+    answer = call.press("9")
+    assert answer.first("Hangup") is not None
+    with db.transaction() as s:
+        dnc = s.scalars(select(DoNotContact)).one()
+        assert (dnc.value, dnc.channel, dnc.reason) == (CONSUMER, "voice", "ivr_opt_out")
+        consent = s.scalars(select(Consent).where(Consent.purpose == "robot_calls")).one()
+        assert not consent.granted
+        assert consent.withdrawn_at is not None
+    interaction = interaction_of(db, call.call_sid)
+    assert interaction.direction == "outbound"
+    assert interaction.phone == CONSUMER
+    assert interaction.attempt_id == attempt_id
+    assert interaction.outcome == "opted_out"
+    assert interaction.data["right_party"] is True
+
+
+def test_reminder_already_paid_opens_a_case(app: Flask, settings: Settings, db: Database) -> None:
+    call, _ = answered(app, settings, db)
+    call.press("1")
+    answer = call.press("3")
+    assert any(t.startswith("Спасибо! Мы проверим поступление платежа.") for t in answer.heard)
+    with db.transaction() as s:
+        case = s.scalars(select(Case)).one()
+        assert case.type == "already_paid"
+        assert "автоматического звонка" in case.description
+    assert interaction_of(db, call.call_sid).outcome == "already_paid"
+
+
+def test_reminder_wrong_person(app: Flask, settings: Settings, db: Database) -> None:
+    call, _ = answered(app, settings, db)
+    answer = call.press("2")
+    assert answer.heard == ["Извините за беспокойство. До свидания."]
+    interaction = interaction_of(db, call.call_sid)
+    assert interaction.outcome == "wrong_party"
+    assert interaction.data["right_party"] is False
+
+
+def test_outbound_url_without_attempt_is_a_400(app: Flask, settings: Settings) -> None:
+    call = OutboundCall(app.test_client(), settings)
+    assert call.post("/voice/outbound", call.base_params()).status == 400
+    assert call.post("/voice/outbound?attempt=424242", call.base_params()).status == 400
+    assert call.post("/voice/outbound?attempt=1&flow=nope", call.base_params()).status == 400
+
+
+def test_campaign_call_status_goes_to_the_campaign_handler(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def handler(services: Services, params: Any) -> None:
+        seen.append((params["CallSid"], params["CallStatus"]))
+
+    services_of(app).set(CAMPAIGN_STATUS_HANDLER, handler)
+    call, _ = answered(app, settings, db)
+    assert call.status("completed", 4, duration=30) == 204
+    assert seen == [(call.call_sid, "completed")]
+    assert interaction_of(db, call.call_sid).status == "completed"
+    # An inbound call's status is not a campaign's business.
+    inbound = TwilioCall(app.test_client(), settings)
+    inbound.start()
+    assert inbound.status("completed", 2) == 204
+    assert seen == [(call.call_sid, "completed")]

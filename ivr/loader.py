@@ -74,6 +74,19 @@ class SourceMap:
 
     values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    texts: dict[Path_, int] = field(default_factory=dict)
+    """Paths of one-line plain or quoted strings written without escapes, to the column offset
+    of their first character from the node's start (1 when quoted): positions inside such a
+    string map to columns one to one."""
+
+    def text_position(self, path: Path_, offset: int) -> tuple[int, int]:
+        """1-based position of the ``offset``-th character of the string at ``path`` (the
+        string's own position when the text does not map to columns one to one)."""
+        line, column = self.value_position(path)
+        shift = self.texts.get(path)
+        if shift is None:
+            return line, column
+        return line, column + shift + offset
 
     def value_position(self, path: Path_) -> tuple[int, int]:
         """1-based position of the value at ``path``, or of its nearest recorded ancestor."""
@@ -138,13 +151,24 @@ class _Builder:
             return None
         active = (*active, id(node))
         if isinstance(node, yaml.ScalarNode):
-            return self.scalar(node)
+            value = self.scalar(node)
+            if isinstance(value, str):
+                self.note_text(node, value, path)
+            return value
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i), active) for i, item in enumerate(node.value)]
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, path, active)
         self.issue(node.start_mark, f"unsupported YAML node {type(node).__name__}")
         return None
+
+    def note_text(self, node: yaml.ScalarNode, value: str, path: Path_) -> None:
+        start, end = node.start_mark, node.end_mark
+        if start.line != end.line or node.style not in (None, '"', "'"):
+            return
+        shift = 0 if node.style is None else 1
+        if end.column - start.column == len(value) + 2 * shift:
+            self.source.texts[path] = shift
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
         if node.tag == _FLOAT_TAG:
@@ -338,7 +362,12 @@ def schema_issues(
         elif kind == "union_tag_invalid" and source.has((*path, "type")):
             line, column = source.value_position((*path, "type"))
         else:
-            line, column = source.value_position(path)
+            cause = (error.get("ctx") or {}).get("error")
+            offset = getattr(cause, "position", None)
+            if isinstance(offset, int):  # an ExpressionError: point at the offending token
+                line, column = source.text_position(path, offset)
+            else:
+                line, column = source.value_position(path)
         message = _message(error, path)
         if on_key:
             message = f"{format_path(path)}: invalid name {path[-1]!r}" if path else message

@@ -90,6 +90,7 @@ __all__ = [
     "flow_json_schema",
     "parse_expression",
     "split_target",
+    "variable_tokens",
 ]
 
 #: Variables the engine always provides to every flow (inbound and outbound calls).
@@ -963,6 +964,11 @@ class _Parser:
             return Lit(self.literal())
         found = "end of expression" if token.kind == "end" else repr(token.text)
         raise ExpressionError(f"expected a variable or a literal, found {found}", token.pos)
+
+
+def variable_tokens(text: str) -> list[tuple[str, int]]:
+    """``(name, 0-based offset)`` of every variable reference in an expression."""
+    return [(t.text, t.pos) for t in _tokenize(text) if t.kind == "name"]
 
 
 def parse_expression(text: str) -> Expression:

@@ -57,6 +57,7 @@ from ivr.schema import (
     Step,
     SubflowStep,
     TransferStep,
+    variable_tokens,
 )
 from ivr.verbalize import TemplateError, template_fields
 
@@ -197,8 +198,17 @@ class _Checker:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def at(self, path: Path_, message: str, *, key: bool = False) -> None:
-        line, column = self.source.key_position(path) if key else self.source.value_position(path)
+    def at(
+        self, path: Path_, message: str, *, key: bool = False, offset: int | None = None
+    ) -> None:
+        """Report ``message`` at the value (or key) at ``path``; ``offset`` points inside a
+        string value (a template field, an expression token)."""
+        if key:
+            line, column = self.source.key_position(path)
+        elif offset is None:
+            line, column = self.source.value_position(path)
+        else:
+            line, column = self.source.text_position(path, offset)
         self.issues.append(FlowIssue(self.filename, line, column, message))
 
     def step_path(self, flow: str, step: str) -> Path_:
@@ -451,16 +461,19 @@ class _Checker:
             try:
                 fields = template_fields(text)
             except TemplateError as exc:
-                self.at(path, f"{_where(path)}: invalid template: {exc}")
+                message = f"{_where(path)}: invalid template: {exc.message}"
+                self.at(path, message, offset=exc.position)
                 continue
             for item in fields:
-                self.check_variable(path, item.name, known, item.format)
+                self.check_variable(path, item.name, known, item.format, offset=item.position)
         for flow_name, step_name, step in self.steps():
             base = self.step_path(flow_name, step_name)
             if isinstance(step, BranchStep):
                 for i, condition in enumerate(step.conditions):
-                    for name in sorted(condition.expression.variables()):
-                        self.check_variable((*base, "conditions", i, "when"), name, known, None)
+                    for name, position in sorted(_variable_positions(condition.when)):
+                        self.check_variable(
+                            (*base, "conditions", i, "when"), name, known, None, offset=position
+                        )
             elif isinstance(step, TransferStep):
                 if self.source.has((*base, "context")):  # the default names optional ones
                     for i, name in enumerate(step.context):
@@ -481,16 +494,26 @@ class _Checker:
                 )
 
     def check_variable(
-        self, path: Path_, name: str, known: Mapping[str, VarKind | None], fmt: str | None
+        self,
+        path: Path_,
+        name: str,
+        known: Mapping[str, VarKind | None],
+        fmt: str | None,
+        offset: int = 0,
     ) -> None:
         if name not in known:
-            self.at(path, f"{_where(path)}: unknown variable {name!r}" + _suggest(name, known))
+            self.at(
+                path,
+                f"{_where(path)}: unknown variable {name!r}" + _suggest(name, known),
+                offset=offset,
+            )
             return
         kind = known[name]
         if fmt is not None and kind is not None and fmt not in _FORMATS_FOR_KIND[kind]:
             self.at(
                 path,
-                f"{_where(path)}: format {fmt!r} does not fit variable {name!r} ({kind}); "
+                offset=offset,
+                message=f"{_where(path)}: format {fmt!r} does not fit variable {name!r} ({kind}); "
                 f"use one of {', '.join(sorted(_FORMATS_FOR_KIND[kind]))}",
             )
 
@@ -602,6 +625,11 @@ class _Checker:
                 "reaches a hangup, transfer or return",
                 key=True,
             )
+
+
+def _variable_positions(expression: str) -> set[tuple[str, int]]:
+    """``(name, offset)`` of every variable token of a (valid) expression."""
+    return set(variable_tokens(expression))
 
 
 def _item_path(path: Path_, index: int, source: SourceMap) -> Path_:

@@ -44,7 +44,7 @@ def test_check_reports_every_issue_and_fails(runner: CliRunner) -> None:
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 7
-    assert lines[0].startswith(f"{path}:10:18: ")
+    assert lines[0].startswith(f"{path}:10:33: ")
     assert lines[-1] == f"{path}: 6 problems"
 
 

@@ -1,0 +1,866 @@
+"""Consumer import from CSV or XLSX: read, validate row by row, upsert atomically.
+
+The file has a header row with exactly :data:`COLUMNS` (in this order) and one row per
+meter; an account with two meters has two rows. Reading is tolerant of what spreadsheets
+produce in Russia (UTF-8 with or without BOM, cp1251, ``,`` or ``;`` delimiter, decimal
+comma and thousands spaces in money, ``DD.MM.YYYY`` dates); validation is strict and every
+problem is reported with the row number a spreadsheet user sees (the header is row 1), the
+column and a reason in plain Russian.
+
+Public entry points: :func:`read_rows` (file → raw rows), :func:`validate_rows` (raw rows →
+valid rows + errors) and :func:`import_consumers` (the whole import, writing through the
+CRM models with a SAVEPOINT per row). Problems with the file as a whole raise
+:class:`ImportFileError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from contactcenter.phones import InvalidPhoneError, parse_phone
+from crm_store.accounts import link_phone, normalize_account_number, phones_for_account
+from crm_store.db import Database
+from crm_store.ledger import add_charge, balance
+from crm_store.models import (
+    METER_MAX_CAPACITY,
+    METER_MIN_CAPACITY,
+    Account,
+    Consumer,
+    Meter,
+    MeterReading,
+)
+
+COLUMNS: tuple[str, ...] = (
+    "account_number",
+    "full_name",
+    "phone",
+    "address",
+    "timezone",
+    "meter_serial",
+    "meter_capacity",
+    "meter_zones",
+    "last_readings",
+    "last_reading_date",
+    "debt_rub",
+    "debt_due_date",
+)
+
+logger = logging.getLogger(__name__)
+
+FileFormat = Literal["csv", "xlsx"]
+_T = TypeVar("_T")
+
+# The 26 Russian zones of IANA zone1970.tab (domain.md §2.5), Kaliningrad to Kamchatka.
+RUSSIAN_TIMEZONES: frozenset[str] = frozenset(
+    {
+        "Europe/Kaliningrad",
+        "Europe/Moscow",
+        "Europe/Kirov",
+        "Europe/Volgograd",
+        "Europe/Samara",
+        "Europe/Astrakhan",
+        "Europe/Saratov",
+        "Europe/Ulyanovsk",
+        "Asia/Yekaterinburg",
+        "Asia/Omsk",
+        "Asia/Novosibirsk",
+        "Asia/Barnaul",
+        "Asia/Tomsk",
+        "Asia/Novokuznetsk",
+        "Asia/Krasnoyarsk",
+        "Asia/Irkutsk",
+        "Asia/Chita",
+        "Asia/Yakutsk",
+        "Asia/Khandyga",
+        "Asia/Vladivostok",
+        "Asia/Ust-Nera",
+        "Asia/Magadan",
+        "Asia/Sakhalin",
+        "Asia/Srednekolymsk",
+        "Asia/Kamchatka",
+        "Asia/Anadyr",
+    }
+)
+
+# Tariff-zone labels printed on Russian bills (domain.md §2.2); a meter has 1–3 of them.
+SINGLE_ZONE_LABELS: frozenset[str] = frozenset({"общая", "сутки"})
+MULTI_ZONE_LABELS: frozenset[str] = frozenset({"день", "ночь", "пик", "полупик"})
+MIN_CAPACITY = METER_MIN_CAPACITY
+MAX_CAPACITY = METER_MAX_CAPACITY
+MAX_LENGTHS = {"account_number": 64, "full_name": 300, "address": 500, "meter_serial": 64}
+MAX_DEBT = Decimal(100000000)
+
+# Account-level columns: every row of one account must agree on them (empty = same as before).
+ACCOUNT_COLUMNS: tuple[str, ...] = (
+    "full_name",
+    "phone",
+    "address",
+    "timezone",
+    "debt_rub",
+    "debt_due_date",
+)
+METER_COLUMNS: tuple[str, ...] = (
+    "meter_capacity",
+    "meter_zones",
+    "last_readings",
+    "last_reading_date",
+)
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be imported (missing, unreadable, wrong header).
+
+    The message is plain Russian, ready to print.
+    """
+
+
+@dataclass(frozen=True)
+class RawRow:
+    """One data row as read from the file: cell texts by column, and its sheet row number."""
+
+    number: int
+    cells: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RowError:
+    """Why a row was rejected: spreadsheet row number, column (or ``"*"``) and reason."""
+
+    row: int
+    column: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"строка {self.row}" + ("" if self.column == "*" else f", столбец {self.column}")
+        return f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    """A validated row, with every value in its stored form."""
+
+    number: int
+    account_number: str
+    account_normalized: str
+    full_name: str
+    phone: str | None
+    address: str
+    timezone: str
+    meter_serial: str
+    meter_capacity: int
+    meter_zones: tuple[str, ...]
+    last_readings: tuple[int, ...] | None
+    last_reading_date: date | None
+    debt_rub: Decimal | None
+    debt_due_date: date | None
+
+
+@dataclass
+class ImportReport:
+    """What an import did. ``rows_*`` count data rows; ``errors`` holds every rejected row."""
+
+    source: str
+    dry_run: bool = False
+    rows_read: int = 0
+    rows_created: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
+    rows_valid: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def rejected_rows(self) -> list[int]:
+        """Distinct numbers of the rejected rows, ascending."""
+        return sorted({e.row for e in self.errors})
+
+    @property
+    def rows_imported(self) -> int:
+        """Rows written (new or changed) — or, in a dry run, rows that would be imported."""
+        if self.dry_run:
+            return self.rows_valid
+        return self.rows_created + self.rows_updated
+
+    def lines(self) -> list[str]:
+        """The report as printable Russian lines."""
+        out = [f"Файл: {self.source}"]
+        if self.dry_run:
+            out.append("Проверка без записи (--dry-run): база данных не изменена.")
+        out.append(f"Строк с данными: {self.rows_read}")
+        if self.dry_run:
+            out.append(f"Строк можно импортировать: {self.rows_valid}")
+        else:
+            out.append(f"Импортировано строк: {self.rows_imported}")
+            out.append(f"  новых: {self.rows_created}")
+            out.append(f"  обновлено: {self.rows_updated}")
+            out.append(f"Без изменений (уже в базе): {self.rows_unchanged}")
+        out.append(f"Отклонено строк: {len(self.rejected_rows)}")
+        out.extend(f"  {error}" for error in self.errors)
+        return out
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def detect_format(path: Path) -> FileFormat:
+    """Guess the format from the extension, then from the first bytes (XLSX is a ZIP)."""
+    suffix = path.suffix.lower()
+    if suffix == ".xlsx":
+        return "xlsx"
+    if suffix in (".csv", ".txt"):
+        return "csv"
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    return "xlsx" if head.startswith(b"PK\x03\x04") else "csv"
+
+
+def read_rows(path: Path, file_format: FileFormat | None = None) -> list[RawRow]:
+    """Read ``path`` into raw rows after checking the header.
+
+    Blank rows are skipped. Raises :class:`ImportFileError` for a missing or unreadable
+    file, or a header that is not exactly :data:`COLUMNS`.
+    """
+    if not path.exists():
+        raise ImportFileError(f"файл не найден: {path}")
+    if not path.is_file():
+        raise ImportFileError(f"это не файл: {path}")
+    fmt = file_format or detect_format(path)
+    try:
+        table = list(_xlsx_table(path) if fmt == "xlsx" else _csv_table(path))
+    except OSError as exc:
+        raise ImportFileError(f"не удалось прочитать файл {path}: {exc.strerror or exc}") from None
+    return _rows_from_table(table)
+
+
+def _decode(data: bytes) -> str:
+    if b"\x00" in data:
+        raise ImportFileError(
+            "файл не похож на текстовый CSV (двоичные данные); для Excel укажите --format xlsx"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1251")
+
+
+def _csv_table(path: Path) -> Iterator[list[str]]:
+    text = _decode(path.read_bytes())
+    first_line = text.split("\n", 1)[0]
+    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    try:
+        yield from csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    except csv.Error as exc:
+        raise ImportFileError(f"файл не читается как CSV: {exc}") from None
+
+
+def _xlsx_table(path: Path) -> Iterator[list[str]]:
+    from openpyxl import load_workbook
+
+    with path.open("rb") as fh:
+        try:
+            workbook = load_workbook(fh, read_only=True, data_only=True)
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+            raise ImportFileError(f"файл не читается как XLSX: {exc}") from None
+        try:
+            sheet = workbook.worksheets[0] if workbook.worksheets else None
+            if sheet is None:
+                raise ImportFileError("в книге XLSX нет листов")
+            for values in sheet.iter_rows(values_only=True):
+                yield [_cell_text(v) for v in values]
+        finally:
+            workbook.close()
+
+
+def _cell_text(value: object) -> str:
+    """Render an XLSX cell value as the text a user typed."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        return str(Decimal(repr(value)))
+    return str(value)
+
+
+def _rows_from_table(table: Sequence[list[str]]) -> list[RawRow]:
+    if not table:
+        raise ImportFileError("файл пуст: нет строки заголовка")
+    header = [cell.strip().lower() for cell in table[0]]
+    while header and header[-1] == "":
+        header.pop()
+    if tuple(header) != COLUMNS:
+        raise ImportFileError(_header_problem(header))
+    rows: list[RawRow] = []
+    for index, cells in enumerate(table[1:], start=2):
+        if not any(cell.strip() for cell in cells):
+            continue
+        padded = [cell.strip() for cell in cells]
+        extra = padded[len(COLUMNS) :]
+        if any(extra):
+            rows.append(RawRow(index, {"*": f"лишние значения: {len(padded)} вместо 12"}))
+            continue
+        padded += [""] * (len(COLUMNS) - len(padded))
+        rows.append(RawRow(index, dict(zip(COLUMNS, padded, strict=False))))
+    return rows
+
+
+def _header_problem(header: list[str]) -> str:
+    expected = ",".join(COLUMNS)
+    missing = [c for c in COLUMNS if c not in header]
+    unknown = [c for c in header if c not in COLUMNS]
+    detail: list[str] = []
+    if missing:
+        detail.append("нет столбцов: " + ", ".join(missing))
+    if unknown:
+        detail.append("лишние столбцы: " + ", ".join(c or "(пусто)" for c in unknown))
+    if not detail:
+        detail.append("столбцы в другом порядке")
+    return "неверная строка заголовка (" + "; ".join(detail) + f").\nОжидается ровно: {expected}"
+
+
+# --------------------------------------------------------------------------- validation
+
+
+class _CellError(ValueError):
+    """A single cell failed validation; the message is the reason shown to the user."""
+
+
+_DATE_ISO = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_RU = re.compile(r"\d{2}\.\d{2}\.\d{4}")
+_MONEY = re.compile(r"-?\d+(?:[.,]\d{1,2})?")
+_LETTERS = re.compile(r"[^\W\d_]")
+
+
+def parse_date(text: str) -> date:
+    """Parse ``YYYY-MM-DD`` or ``DD.MM.YYYY``; raise ``ValueError`` with a Russian reason."""
+    try:
+        if _DATE_ISO.fullmatch(text):
+            return date.fromisoformat(text)
+        if _DATE_RU.fullmatch(text):
+            day, month, year = (int(part) for part in text.split("."))
+            return date(year, month, day)
+    except ValueError:
+        raise _CellError(f"такой даты нет: «{text}»") from None
+    raise _CellError(f"дата «{text}» не распознана; нужен формат ГГГГ-ММ-ДД или ДД.ММ.ГГГГ")
+
+
+def parse_money(text: str) -> Decimal:
+    """Parse roubles as typed in Russia (``1 234,56``, ``1234.56``); reject negatives."""
+    compact = re.sub(r"[\s\u00a0\u202f']", "", text)
+    compact = compact.removesuffix("₽").removesuffix("руб.").removesuffix("руб")
+    if not _MONEY.fullmatch(compact):
+        raise _CellError(f"сумма «{text}» не распознана; пример правильной записи: 1 234,56")
+    amount = Decimal(compact.replace(",", "."))
+    if amount < 0:
+        raise _CellError(f"долг не может быть отрицательным: «{text}»")
+    if amount >= MAX_DEBT:
+        raise _CellError(f"слишком большая сумма долга: «{text}»")
+    return amount.quantize(Decimal("0.01"))
+
+
+def _parse_phone(text: str) -> str:
+    try:
+        number = parse_phone(text, require_russian=False)
+    except InvalidPhoneError:
+        raise _CellError(f"неверный номер телефона: «{text}»") from None
+    import phonenumbers
+
+    region = phonenumbers.region_code_for_number(number)
+    if region != "RU":
+        country = "Казахстан" if region == "KZ" else (region or "неизвестная страна")
+        raise _CellError(f"номер не российский ({country}): «{text}»")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _parse_timezone(text: str) -> str:
+    if text in RUSSIAN_TIMEZONES:
+        return text
+    for zone in RUSSIAN_TIMEZONES:
+        if zone.lower() == text.lower():
+            return zone
+    raise _CellError(
+        f"неизвестный часовой пояс «{text}»; нужен пояс IANA России, например Europe/Moscow"
+    )
+
+
+def _parse_capacity(text: str) -> int:
+    if not text.isdigit():
+        raise _CellError(f"разрядность счётчика должна быть целым числом, а не «{text}»")
+    capacity = int(text)
+    if not MIN_CAPACITY <= capacity <= MAX_CAPACITY:
+        raise _CellError(
+            f"разрядность счётчика {capacity} вне допустимых пределов {MIN_CAPACITY}–{MAX_CAPACITY}"
+        )
+    return capacity
+
+
+def parse_zones(text: str) -> tuple[str, ...]:
+    """Parse ``день;ночь``-style zone labels (1–3, known labels, no repeats)."""
+    labels = tuple(part.strip().lower() for part in text.split(";"))
+    if any(not label for label in labels):
+        raise _CellError(f"пустая тарифная зона в «{text}»")
+    if len(labels) > 3:
+        raise _CellError(f"у счётчика не бывает больше трёх тарифных зон: «{text}»")
+    if len(set(labels)) != len(labels):
+        raise _CellError(f"тарифная зона повторяется: «{text}»")
+    allowed = SINGLE_ZONE_LABELS if len(labels) == 1 else MULTI_ZONE_LABELS
+    if len(labels) == 1 and labels[0] in MULTI_ZONE_LABELS:
+        allowed = SINGLE_ZONE_LABELS | MULTI_ZONE_LABELS
+    for label in labels:
+        if label not in allowed:
+            names = ", ".join(sorted(allowed))
+            raise _CellError(f"неизвестная тарифная зона «{label}»; допустимы: {names}")
+    return labels
+
+
+def _parse_readings(
+    text: str, zones: tuple[str, ...] | None, capacity: int | None
+) -> tuple[int, ...]:
+    parts = [part.strip() for part in text.split(";")]
+    values: list[int] = []
+    for part in parts:
+        if not part:
+            raise _CellError(f"пустое показание в «{text}»")
+        if _LETTERS.search(part):
+            raise _CellError(f"в показании есть буквы: «{part}»")
+        if not part.isdigit():
+            raise _CellError(f"показание должно быть целым числом без знаков: «{part}»")
+        if capacity is not None and len(part.lstrip("0") or "0") > capacity:
+            raise _CellError(f"показание «{part}» длиннее разрядности счётчика ({capacity} цифр)")
+        values.append(int(part))
+    if zones is not None and len(values) != len(zones):
+        raise _CellError(
+            f"число показаний ({len(values)}) не совпадает с числом тарифных зон ({len(zones)})"
+        )
+    return tuple(values)
+
+
+@dataclass
+class _Seen:
+    row: int
+    account_normalized: str
+    account: dict[str, str]
+    meter: dict[str, str]
+
+
+def validate_rows(
+    rows: Iterable[RawRow],
+    *,
+    normalize_account: Callable[[str], str],
+    today: date,
+) -> tuple[list[ImportRow], list[RowError]]:
+    """Validate raw rows; return the good ones and every error of the bad ones.
+
+    ``normalize_account`` turns a raw account number into its stored normalised form (it
+    raises ``ValueError`` for an invalid one). ``today`` bounds the reading date. Rows of
+    one account must agree on the account columns; a meter repeated in the file must repeat
+    the same data (an exact repeat is accepted and counted once at write time).
+    """
+    good: list[ImportRow] = []
+    errors: list[RowError] = []
+    accounts: dict[str, _Seen] = {}
+    meters: dict[str, _Seen] = {}  # by meter serial
+    for raw in rows:
+        if "*" in raw.cells:
+            errors.append(RowError(raw.number, "*", raw.cells["*"]))
+            continue
+        row_errors, parsed = _validate_one(raw, normalize_account, today)
+        if parsed is not None:
+            row_errors += _check_consistency(raw, parsed, accounts, meters)
+        if row_errors or parsed is None:
+            errors.extend(row_errors)
+            continue
+        good.append(parsed)
+    return good, errors
+
+
+def _validate_one(
+    raw: RawRow, normalize_account: Callable[[str], str], today: date
+) -> tuple[list[RowError], ImportRow | None]:
+    cells = raw.cells
+    errs: list[RowError] = []
+
+    def fail(column: str, reason: str) -> None:
+        errs.append(RowError(raw.number, column, reason))
+
+    for column in (
+        "account_number",
+        "full_name",
+        "address",
+        "timezone",
+        "meter_serial",
+        "meter_capacity",
+        "meter_zones",
+    ):
+        if not cells[column]:
+            fail(column, "не заполнено обязательное поле")
+
+    normalized = ""
+    if cells["account_number"]:
+        try:
+            normalized = normalize_account(cells["account_number"])
+        except ValueError as exc:
+            fail("account_number", str(exc))
+
+    def parse(column: str, func: Callable[[str], _T]) -> _T | None:
+        if not cells[column]:
+            return None
+        try:
+            return func(cells[column])
+        except _CellError as exc:
+            fail(column, str(exc))
+            return None
+
+    phone = parse("phone", _parse_phone)
+    timezone = parse("timezone", _parse_timezone)
+    capacity = parse("meter_capacity", _parse_capacity)
+    zones = parse("meter_zones", parse_zones)
+    readings = parse(
+        "last_readings",
+        lambda text: _parse_readings(text, zones, capacity),
+    )
+    reading_date = parse("last_reading_date", parse_date)
+    if reading_date is not None and reading_date > today:
+        fail("last_reading_date", f"дата показаний в будущем: «{cells['last_reading_date']}»")
+        reading_date = None
+    if cells["last_readings"] and not cells["last_reading_date"]:
+        fail("last_reading_date", "указаны показания, но не указана их дата")
+    if cells["last_reading_date"] and not cells["last_readings"]:
+        fail("last_readings", "указана дата показаний, но нет самих показаний")
+    debt = parse("debt_rub", parse_money)
+    due = parse("debt_due_date", parse_date)
+    if cells["debt_due_date"] and not cells["debt_rub"]:
+        fail("debt_rub", "указан срок оплаты, но не указана сумма долга")
+    if debt is not None and debt > 0 and not cells["debt_due_date"]:
+        fail("debt_due_date", "указан долг, но не указан срок оплаты")
+    for column, limit in MAX_LENGTHS.items():
+        if len(cells[column]) > limit:
+            fail(column, f"слишком длинное значение (больше {limit} символов)")
+
+    if errs or capacity is None or zones is None or timezone is None:
+        return errs, None
+    return errs, ImportRow(
+        number=raw.number,
+        account_number=cells["account_number"],
+        account_normalized=normalized,
+        full_name=" ".join(cells["full_name"].split()),
+        phone=phone,
+        address=" ".join(cells["address"].split()),
+        timezone=timezone,
+        meter_serial=cells["meter_serial"],
+        meter_capacity=capacity,
+        meter_zones=zones,
+        last_readings=readings,
+        last_reading_date=reading_date,
+        debt_rub=debt,
+        debt_due_date=due,
+    )
+
+
+def _row_values(row: ImportRow) -> tuple[dict[str, str], dict[str, str]]:
+    account = {
+        "full_name": row.full_name,
+        "phone": row.phone or "",
+        "address": row.address,
+        "timezone": row.timezone,
+        "debt_rub": "" if row.debt_rub is None else str(row.debt_rub),
+        "debt_due_date": "" if row.debt_due_date is None else row.debt_due_date.isoformat(),
+    }
+    meter = {
+        "meter_capacity": str(row.meter_capacity),
+        "meter_zones": ";".join(row.meter_zones),
+        "last_readings": ";".join(str(v) for v in row.last_readings or ()),
+        "last_reading_date": ""
+        if row.last_reading_date is None
+        else row.last_reading_date.isoformat(),
+    }
+    return account, meter
+
+
+def _check_consistency(
+    raw: RawRow,
+    row: ImportRow,
+    accounts: dict[str, _Seen],
+    meters: dict[str, _Seen],
+) -> list[RowError]:
+    account, meter = _row_values(row)
+    errs: list[RowError] = []
+    seen = accounts.get(row.account_normalized)
+    if seen is not None:
+        for column in ACCOUNT_COLUMNS:
+            value, before = account[column], seen.account[column]
+            if value and before and value != before:
+                errs.append(
+                    RowError(
+                        raw.number,
+                        column,
+                        f"лицевой счёт {row.account_number} уже указан в строке {seen.row} "
+                        f"с другим значением: «{raw.cells[column]}»",
+                    )
+                )
+    seen_meter = meters.get(row.meter_serial)
+    if seen_meter is not None and seen_meter.account_normalized != row.account_normalized:
+        errs.append(
+            RowError(
+                raw.number,
+                "meter_serial",
+                f"счётчик {row.meter_serial} уже указан в строке {seen_meter.row} "
+                "для другого лицевого счёта",
+            )
+        )
+    elif seen_meter is not None:
+        changed = [c for c in METER_COLUMNS if meter[c] != seen_meter.meter[c]]
+        if changed:
+            errs.append(
+                RowError(
+                    raw.number,
+                    changed[0],
+                    f"счётчик {row.meter_serial} уже есть в строке {seen_meter.row} "
+                    "с другими данными",
+                )
+            )
+    if errs:
+        return errs
+    if seen is None:
+        accounts[row.account_normalized] = _Seen(raw.number, row.account_normalized, account, meter)
+    else:
+        for column in ACCOUNT_COLUMNS:
+            seen.account[column] = seen.account[column] or account[column]
+    meters.setdefault(row.meter_serial, _Seen(raw.number, row.account_normalized, account, meter))
+    return errs
+
+
+# --------------------------------------------------------------------------- writing
+
+_ORGANIZATION = re.compile(r"^(ООО|АО|ПАО|ЗАО|ОАО|НАО|МУП|ГУП|ФГУП|ТСЖ|ТСН|ЖСК|СНТ|ГБУ|МБУ|МКУ)\b")
+RowOutcome = Literal["created", "updated", "unchanged"]
+
+
+def consumer_kind(full_name: str) -> str:
+    """``organization`` for names starting with a legal form (ООО, АО, ТСЖ …), else ``person``."""
+    return "organization" if _ORGANIZATION.match(full_name.upper()) else "person"
+
+
+def reading_timestamp(day: date, timezone: str) -> datetime:
+    """The instant an imported reading is dated: local noon of ``day``, in UTC."""
+    from zoneinfo import ZoneInfo
+
+    return datetime.combine(day, time(12, 0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+def import_consumers(
+    db: Database,
+    path: Path,
+    *,
+    file_format: FileFormat | None = None,
+    dry_run: bool = False,
+    today: date | None = None,
+    normalize_account: Callable[[str], str] | None = None,
+) -> ImportReport:
+    """Import consumers, accounts, phones, meters, last readings and debts from ``path``.
+
+    Every valid row is written in its own SAVEPOINT, so a row that fails in the database is
+    reported and skipped without undoing the others; all audited changes are attributed to
+    the actor ``import``. Rows are upserted by account number + meter serial, the last
+    readings are stored once per meter, zone and date (source ``import``), and the account
+    balance (charges − payments) is reconciled to ``debt_rub`` with one adjusting charge, so
+    importing the same file again changes nothing. ``dry_run`` validates without writing.
+    Raises :class:`ImportFileError` when the file as a whole cannot be read.
+    """
+    raw_rows = read_rows(path, file_format)
+    day = today or datetime.now(UTC).date()
+    good, errors = validate_rows(
+        raw_rows, normalize_account=normalize_account or normalize_account_number, today=day
+    )
+    report = ImportReport(
+        source=str(path),
+        dry_run=dry_run,
+        rows_read=len(raw_rows),
+        rows_valid=len(good),
+        errors=errors,
+    )
+    if dry_run:
+        return report
+    from crm_store.audit import acting_as
+
+    with acting_as("import"), db.transaction() as session:
+        for row in good:
+            try:
+                with session.begin_nested():
+                    outcome = _apply_row(session, row, day)
+            except (SQLAlchemyError, ValueError) as exc:
+                # A constraint or model validator refused the row: report it, keep going.
+                logger.warning("import row %s failed in the database: %s", row.number, exc)
+                reason = (str(getattr(exc, "orig", None) or exc).splitlines() or ["?"])[0]
+                report.errors.append(
+                    RowError(row.number, "*", f"строку не удалось записать в базу: {reason}")
+                )
+                continue
+            if outcome == "created":
+                report.rows_created += 1
+            elif outcome == "updated":
+                report.rows_updated += 1
+            else:
+                report.rows_unchanged += 1
+    report.errors.sort(
+        key=lambda e: (e.row, COLUMNS.index(e.column) if e.column in COLUMNS else -1)
+    )
+    logger.info(
+        "import of %s: %d rows, %d created, %d updated, %d unchanged, %d rejected",
+        path,
+        report.rows_read,
+        report.rows_created,
+        report.rows_updated,
+        report.rows_unchanged,
+        len(report.rejected_rows),
+    )
+    return report
+
+
+def _set(obj: object, name: str, value: object) -> bool:
+    """Assign only when the value differs (so unchanged rows produce no audit entries)."""
+    if getattr(obj, name) == value:
+        return False
+    setattr(obj, name, value)
+    return True
+
+
+def _apply_row(session: Session, row: ImportRow, today: date) -> RowOutcome:
+    created = False
+    changed = False
+    account = session.scalars(
+        select(Account).where(Account.number == row.account_normalized)
+    ).one_or_none()
+    if account is None:
+        consumer = Consumer(kind=consumer_kind(row.full_name), full_name=row.full_name)
+        account = Account(
+            consumer=consumer,
+            number_raw=row.account_number,
+            number=row.account_normalized,
+            service_address=row.address,
+            timezone=row.timezone,
+        )
+        session.add(account)
+        created = True
+    else:
+        changed |= _set(account.consumer, "full_name", row.full_name)
+        changed |= _set(account, "number_raw", row.account_number)
+        changed |= _set(account, "service_address", row.address)
+        changed |= _set(account, "timezone", row.timezone)
+    session.flush()
+
+    if row.phone is not None:
+        changed |= _link_phone(session, account, row.phone)
+
+    meter = session.scalars(
+        select(Meter).where(Meter.account_id == account.id, Meter.serial == row.meter_serial)
+    ).one_or_none()
+    if meter is None:
+        meter = Meter(
+            account=account,
+            serial=row.meter_serial,
+            capacity=row.meter_capacity,
+            zones=list(row.meter_zones),
+        )
+        session.add(meter)
+        session.flush()
+        created = True
+    else:
+        changed |= _set(meter, "capacity", row.meter_capacity)
+        changed |= _set(meter, "zones", list(row.meter_zones))
+
+    if row.last_readings is not None and row.last_reading_date is not None:
+        readings = dict(zip(row.meter_zones, row.last_readings, strict=True))
+        changed |= _store_readings(
+            session, meter, readings, row.last_reading_date, account.timezone
+        )
+    if row.debt_rub is not None:
+        changed |= _reconcile_debt(
+            session, account, row.debt_rub, row.debt_due_date or today, today
+        )
+    session.flush()
+    if created:
+        return "created"
+    return "updated" if changed else "unchanged"
+
+
+def _link_phone(session: Session, account: Account, e164: str) -> bool:
+    if any(p.e164 == e164 for p in phones_for_account(session, account.id)):
+        return False
+    link_phone(session, account.id, e164, source="import")
+    return True
+
+
+def _store_readings(
+    session: Session, meter: Meter, readings: dict[str, int], day: date, timezone: str
+) -> bool:
+    at = reading_timestamp(day, timezone)
+    existing = {
+        r.zone: r
+        for r in session.scalars(
+            select(MeterReading).where(
+                MeterReading.meter_id == meter.id,
+                MeterReading.source == "import",
+                MeterReading.submitted_at == at,
+            )
+        )
+    }
+    changed = False
+    for zone, value in readings.items():
+        reading = existing.get(zone)
+        if reading is None:
+            session.add(
+                MeterReading(
+                    meter_id=meter.id,
+                    zone=zone,
+                    value=value,
+                    period=day.replace(day=1),
+                    source="import",
+                    submitted_at=at,
+                )
+            )
+            changed = True
+        else:
+            changed |= _set(reading, "value", value)
+    return changed
+
+
+def _reconcile_debt(
+    session: Session, account: Account, debt: Decimal, due: date, today: date
+) -> bool:
+    """Bring the account's net balance to ``debt`` with one adjusting charge (± difference).
+
+    The adjustment is billed to the month before ``due`` (never later than the current
+    month, so :func:`crm_store.ledger.balance` counts it on the next import as well).
+    """
+    session.flush()
+    state = balance(session, account.id, today)
+    difference = debt - (state.debt - state.credit)
+    if difference == 0:
+        return False
+    period = (due.replace(day=1) - timedelta(days=1)).replace(day=1)
+    add_charge(
+        session,
+        account.id,
+        period=min(period, today.replace(day=1)),
+        amount=difference,
+        due_date=due,
+    )
+    return True

@@ -1,0 +1,300 @@
+"""Consumer import: the report for a file with good and bad rows, idempotence, formats."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from crm_store.db import Database
+from crm_store.importer import COLUMNS, ImportFileError, import_consumers, read_rows
+from crm_store.ledger import balance
+from crm_store.models import (
+    Account,
+    AccountPhone,
+    AuditLog,
+    Charge,
+    Consumer,
+    Meter,
+    MeterReading,
+    PhoneNumber,
+)
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "csv" / "consumers_mixed.csv"
+TODAY = date(2026, 11, 29)
+
+EXPECTED_REJECTIONS = [
+    "  строка 4, столбец phone: неверный номер телефона: «12345»",
+    "  строка 5, столбец phone: номер не российский (Казахстан): «+7 701 123 45 67»",
+    "  строка 6, столбец last_readings: в показании есть буквы: «12З45»",
+    "  строка 7, столбец last_readings: показание «1234567» длиннее разрядности счётчика (5 цифр)",
+    "  строка 8, столбец last_readings: число показаний (2) не совпадает с числом тарифных зон (3)",
+    (
+        "  строка 9, столбец timezone: неизвестный часовой пояс «Europe/Mosow»; нужен пояс IANA "
+        "России, например Europe/Moscow"
+    ),
+    "  строка 10, столбец last_reading_date: такой даты нет: «31.02.2026»",
+    "  строка 11, столбец debt_rub: долг не может быть отрицательным: «-100»",
+    (
+        "  строка 12, столбец debt_rub: сумма «12,34,56» не распознана; пример правильной записи: "
+        "1 234,56"
+    ),
+    "  строка 13, столбец full_name: не заполнено обязательное поле",
+    "  строка 14, столбец last_readings: счётчик SN-0001 уже есть в строке 2 с другими данными",
+]
+
+TABLES = (Consumer, Account, PhoneNumber, AccountPhone, Meter, MeterReading, Charge, AuditLog)
+
+
+def _counts(db: Database) -> dict[str, int]:
+    with db.transaction() as s:
+        return {m.__tablename__: s.scalar(select(func.count()).select_from(m)) or 0 for m in TABLES}
+
+
+def _run(db: Database, path: Path, **kwargs: object) -> list[str]:
+    report = import_consumers(db, path, today=TODAY, **kwargs)  # type: ignore[arg-type]
+    return report.lines()[1:]  # drop the "Файл: …" line (the path differs per test)
+
+
+def test_report_lists_imported_and_rejected_rows(db: Database) -> None:
+    lines = _run(db, FIXTURE)
+    assert lines == [
+        "Строк с данными: 15",
+        "Импортировано строк: 4",
+        "  новых: 4",
+        "  обновлено: 0",
+        "Без изменений (уже в базе): 0",
+        "Отклонено строк: 11",
+        *EXPECTED_REJECTIONS,
+    ]
+
+
+def test_imported_rows_are_stored_normalised(db: Database) -> None:
+    _run(db, FIXTURE)
+    with db.transaction() as s:
+        ivanov = s.scalars(select(Account).where(Account.number == "1001234567")).one()
+        assert ivanov.number_raw == "10-0123-4567"
+        assert ivanov.consumer.full_name == "Иванов Иван Иванович"
+        assert ivanov.consumer.kind == "person"
+        assert ivanov.timezone == "Europe/Moscow"
+        assert [m.serial for m in ivanov.meters] == ["SN-0001", "SN-0002"]
+        assert ivanov.meters[0].zones == ["день", "ночь"]
+        assert ivanov.meters[0].capacity == 6
+        assert [p.phone.e164 for p in ivanov.phone_links] == ["+79031234567"]
+        readings = s.scalars(
+            select(MeterReading)
+            .where(MeterReading.meter_id == ivanov.meters[0].id)
+            .order_by(MeterReading.zone)
+        ).all()
+        assert [(r.zone, r.value, r.source) for r in readings] == [
+            ("день", 12345, "import"),
+            ("ночь", 4567, "import"),
+        ]
+        assert readings[0].period == date(2026, 10, 1)
+        # Local noon in Moscow (UTC+3) on 15.10.2026.
+        assert readings[0].submitted_at == datetime.fromisoformat("2026-10-15T09:00:00+00:00")
+        assert balance(s, ivanov.id, TODAY).debt == Decimal("1234.56")
+        assert balance(s, ivanov.id, TODAY).earliest_unpaid_due == date(2026, 11, 10)
+
+        org = s.scalars(select(Account).where(Account.number == "5500112233")).one()
+        assert org.consumer.kind == "organization"
+        assert org.meters[0].zones == ["пик", "полупик", "ночь"]
+        assert balance(s, org.id, TODAY).debt == Decimal("15000.00")
+
+        kim = s.scalars(select(Account).where(Account.number == "4100998877")).one()
+        assert kim.timezone == "Asia/Kamchatka"
+        assert balance(s, kim.id, TODAY).debt == Decimal("0.00")
+    counts = _counts(db)
+    assert counts["accounts"] == 3
+    assert counts["meters"] == 4
+    assert counts["meter_readings"] == 7
+    assert counts["charges"] == 2
+
+
+def test_audit_log_records_import_as_actor(db: Database) -> None:
+    _run(db, FIXTURE)
+    with db.transaction() as s:
+        actors = set(s.scalars(select(AuditLog.actor)))
+        entities = set(s.scalars(select(AuditLog.entity)))
+    assert actors == {"import"}
+    assert {"consumer", "account", "meter", "meter_reading", "phone_number"} <= entities
+
+
+def test_reimport_changes_nothing(db: Database) -> None:
+    _run(db, FIXTURE)
+    before = _counts(db)
+    lines = _run(db, FIXTURE)
+    assert _counts(db) == before  # including no new audit rows
+    assert lines[:6] == [
+        "Строк с данными: 15",
+        "Импортировано строк: 0",
+        "  новых: 0",
+        "  обновлено: 0",
+        "Без изменений (уже в базе): 4",
+        "Отклонено строк: 11",
+    ]
+
+
+def test_changed_debt_and_reading_update_in_place(db: Database, tmp_path: Path) -> None:
+    _run(db, FIXTURE)
+    text = FIXTURE.read_text(encoding="utf-8")
+    changed = tmp_path / "changed.csv"
+    changed.write_text(
+        text.replace('012345;004567,15.10.2026,"1 234,56"', '012346;004567,15.10.2026,"999,00"'),
+        encoding="utf-8",
+    )
+    before = _counts(db)
+    lines = _run(db, changed)
+    assert lines[1:5] == [
+        "Импортировано строк: 1",
+        "  новых: 0",
+        "  обновлено: 1",
+        "Без изменений (уже в базе): 3",
+    ]
+    after = _counts(db)
+    assert after["meter_readings"] == before["meter_readings"]  # corrected, not duplicated
+    assert after["charges"] == before["charges"] + 1  # one adjusting charge
+    with db.transaction() as s:
+        account = s.scalars(select(Account).where(Account.number == "1001234567")).one()
+        assert balance(s, account.id, TODAY).debt == Decimal("999.00")
+        values = set(s.scalars(select(MeterReading.value).where(MeterReading.zone == "день")))
+        assert values == {12346}
+
+
+def test_dry_run_validates_without_writing(db: Database) -> None:
+    report = import_consumers(db, FIXTURE, today=TODAY, dry_run=True)
+    assert report.rows_valid == 4
+    assert report.rows_imported == 4
+    assert len(report.rejected_rows) == 11
+    assert "Проверка без записи (--dry-run): база данных не изменена." in report.lines()
+    assert all(count == 0 for count in _counts(db).values())
+
+
+def _write_xlsx(path: Path, rows: list[list[object]]) -> None:
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    workbook.save(path)
+
+
+def test_xlsx_gives_the_same_report(db: Database, tmp_path: Path) -> None:
+    import csv
+
+    with FIXTURE.open(encoding="utf-8", newline="") as fh:
+        table: list[list[object]] = [list(r) for r in csv.reader(fh)]
+    # Typed cells as Excel keeps them: numbers and dates, not text.
+    for row in table[1:]:
+        row[6] = int(str(row[6]))  # meter_capacity
+        if row[0] == "5500112233":
+            row[10] = 15000.0  # debt as a number
+            row[11] = datetime(2026, 11, 10, tzinfo=None)  # noqa: DTZ001 - Excel dates are naive
+            row[9] = datetime(2026, 10, 25, tzinfo=None)  # noqa: DTZ001 - same
+    path = tmp_path / "consumers.xlsx"
+    _write_xlsx(path, table)
+    assert _run(db, path) == [
+        "Строк с данными: 15",
+        "Импортировано строк: 4",
+        "  новых: 4",
+        "  обновлено: 0",
+        "Без изменений (уже в базе): 0",
+        "Отклонено строк: 11",
+        *EXPECTED_REJECTIONS,
+    ]
+    with db.transaction() as s:
+        org = s.scalars(select(Account).where(Account.number == "5500112233")).one()
+        assert balance(s, org.id, TODAY).debt == Decimal("15000.00")
+
+
+def test_cp1251_semicolon_file(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    # With ';' as the delimiter Excel quotes the ';'-separated zone and reading lists.
+    lines = [
+        ";".join(COLUMNS),
+        (
+            "РА07-12345;Ёлкина Татьяна Юрьевна;+7 (916) 765-43-21;г. Киров, ул. Ленина, д. 3;"
+            'Europe/Kirov;NEVA-1;6;"день;ночь";"001000;000500";01.11.2026;1 234,56;10.12.2026'
+        ),
+    ]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1251"))
+    report = import_consumers(db, path, today=TODAY)
+    assert report.errors == []
+    assert report.rows_created == 1
+    with db.transaction() as s:
+        account = s.scalars(select(Account).where(Account.number == "РА0712345")).one()
+        assert account.consumer.full_name == "Ёлкина Татьяна Юрьевна"
+        assert account.meters[0].zones == ["день", "ночь"]
+        assert balance(s, account.id, TODAY).debt == Decimal("1234.56")
+
+
+def test_utf8_bom_file(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + FIXTURE.read_bytes())
+    assert _run(db, path)[6:] == EXPECTED_REJECTIONS
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"account_number,full_name\n1,2\n", "нет столбцов: phone"),
+        (",".join(reversed(COLUMNS)).encode() + b"\n", "столбцы в другом порядке"),
+        (b"", "файл пуст"),
+        (b"\x00\x01\x02PK", "двоичные данные"),
+    ],
+)
+def test_unreadable_files_raise(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(ImportFileError, match=message):
+        read_rows(path)
+
+
+def test_broken_xlsx_raises(tmp_path: Path) -> None:
+    path = tmp_path / "broken.xlsx"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ImportFileError, match="XLSX"):
+        read_rows(path)
+
+
+def test_missing_file_raises(tmp_path: Path) -> None:
+    with pytest.raises(ImportFileError, match="файл не найден"):
+        read_rows(tmp_path / "nope.csv")
+
+
+def test_cli_prints_report_and_exit_codes(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crm_store.cli_data import import_group
+
+    monkeypatch.setenv("DATABASE_URL", db.url)
+    path = tmp_path / "consumers.csv"
+    shutil.copy(FIXTURE, path)
+    runner = CliRunner()
+    result = runner.invoke(import_group, ["consumers", str(path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "Строк можно импортировать: 4" in result.output
+    assert _counts(db)["accounts"] == 0
+
+    result = runner.invoke(import_group, ["consumers", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Отклонено строк: 11" in result.output
+    assert "строка 5, столбец phone: номер не российский (Казахстан)" in result.output
+
+    result = runner.invoke(import_group, ["consumers", str(tmp_path / "missing.csv")])
+    assert result.exit_code == 1
+    assert "Импорт невозможен: файл не найден" in result.output
+
+    header_only = tmp_path / "wrong.csv"
+    header_only.write_text("a,b,c\n", encoding="utf-8")
+    result = runner.invoke(import_group, ["consumers", str(header_only)])
+    assert result.exit_code == 1
+    assert "неверная строка заголовка" in result.output
+    assert "Traceback" not in result.output

@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from contactcenter.phones import InvalidPhoneError, normalize_phone
 from ivr.action_names import ACTION_SPECS, VarKind, variable_kinds
 from ivr.graph import TERMINAL_STEP_TYPES, resolve_edge, step_edges
 from ivr.loader import (
@@ -236,6 +237,7 @@ class _Checker:
         self.check_menus()
         self.check_subflows()
         self.check_variables()
+        self.check_into_names()
         self.check_reachability()
         self.check_way_out()
         return self.issues
@@ -378,6 +380,12 @@ class _Checker:
             words: dict[str, int] = {}
             for i, option in enumerate(step.options):
                 option_path = (*base, "options", i)
+                if option.key is None and step.input == "dtmf":
+                    self.at(
+                        option_path,
+                        f"step {flow_name}.{step_name}: option without a key in a keypad-only "
+                        "menu can never be chosen (add a key or set input: both)",
+                    )
                 if option.key is not None:
                     if option.key in keys:
                         first = self.source.value_position((*base, "options", keys[option.key]))
@@ -479,7 +487,11 @@ class _Checker:
                     for i, name in enumerate(step.context):
                         self.check_variable((*base, "context", i), name, known, None)
                 if step.number is not None and step.number.startswith("{"):
-                    self.check_variable((*base, "number"), step.number[1:-1], known, "phone")
+                    name = step.number[1:-1]
+                    if name in self.flowset.defaults.variables:
+                        self.check_constant_phone(name)
+                    else:
+                        self.check_variable((*base, "number"), name, known, "phone")
             elif isinstance(step, SmsStep) and step.to.startswith("{"):
                 self.check_variable((*base, "to"), step.to[1:-1], known, "phone")
         for path, ref in self.prompt_refs():
@@ -491,6 +503,35 @@ class _Checker:
                     path,
                     f"{_where(path)}: unknown prompt {ref.prompt!r}"
                     + _suggest(ref.prompt, self.flowset.prompts),
+                )
+
+    def check_constant_phone(self, name: str) -> None:
+        """A ``defaults.variables`` constant used as a number to dial must be E.164."""
+        value = self.flowset.defaults.variables.get(name)
+        if value is None:
+            return
+        try:
+            valid = normalize_phone(str(value), require_russian=False) == value
+        except InvalidPhoneError:
+            valid = False
+        if not valid:
+            self.at(
+                ("defaults", "variables", name),
+                f"defaults.variables.{name}: {value!r} is dialled by a transfer step, so it must "
+                "be a valid E.164 number (+7XXXXXXXXXX)",
+            )
+
+    def check_into_names(self) -> None:
+        """``collect.into`` must not overwrite what the engine or the file provides."""
+        constants = self.flowset.defaults.variables
+        for flow_name, step_name, step in self.steps():
+            if not isinstance(step, CollectStep):
+                continue
+            if step.into in CONTEXT_VARIABLES or step.into in constants:
+                what = "a call context variable" if step.into in CONTEXT_VARIABLES else "a constant"
+                self.at(
+                    (*self.step_path(flow_name, step_name), "into"),
+                    f"step {flow_name}.{step_name}: into {step.into!r} would overwrite {what}",
                 )
 
     def check_variable(

@@ -126,3 +126,13 @@ def test_flow_error_sorts_and_prints_issues() -> None:
 def test_format_path() -> None:
     assert format_path(("flows", "main", "options", 1, "key")) == "flows.main.options[1].key"
     assert format_path(()) == ""
+
+
+def test_text_positions_inside_strings() -> None:
+    text = 'a: "x {v}"\nb: x {v}\nc: "\\u0445 {v}"\nd: |\n  x {v}\n'
+    _, source, _ = parse_yaml(text, "t.yaml")
+    assert source.text_position(("a",), 2) == (1, 7)  # after the opening quote
+    assert source.text_position(("b",), 2) == (2, 6)  # plain scalar
+    # an escape shifts characters against columns: fall back to the string's own position
+    assert source.text_position(("c",), 2) == (3, 4)
+    assert source.text_position(("d",), 2) == (4, 4)  # block scalars are not mapped

@@ -510,33 +510,34 @@ def _duplicate(row: MeterReading, digits: str, next_period: bool, message: str) 
     return Submission(decision, row)
 
 
-def submit_reading(
+def check_reading(
     session: Session,
     meter_id: int,
     zone: str,
     value: str | int,
-    source: str,
     *,
     submitted_at: datetime | None = None,
     confirmed: bool = False,
-    confidence: float | None = None,
-    audio_ref: str | None = None,
-    interaction_id: int | None = None,
     policy: ReadingPolicy = DEFAULT_POLICY,
-) -> Submission:
-    """Validate one zone's reading and store it when accepted.
+) -> ReadingDecision:
+    """What :func:`submit_reading` would decide, without storing anything.
 
-    Idempotent within a period: submitting the same value again for the same meter, zone
-    and period returns the stored reading (``decision.duplicate`` is True) and stores
-    nothing. A different value in the same period is stored as a correction (the latest
-    reading of a period counts). Raises :class:`NotFound` for an unknown meter and
-    :class:`InvalidInput` for an unknown ``source``; everything the consumer got wrong is
-    a :class:`Rejected` / :class:`NeedsConfirmation` decision instead.
+    For the IVR to tell the consumer before asking "save?"; a value already stored for the
+    period comes back as ``Accepted(duplicate=True)``.
     """
-    if source not in READING_SOURCES:
-        raise InvalidInput(f"unknown reading source {source!r}")
-    if confidence is not None and not 0.0 <= confidence <= 1.0:
-        raise InvalidInput(f"confidence must be within 0..1, got {confidence}")
+    return _evaluate(session, meter_id, zone, value, submitted_at, confirmed, policy).decision
+
+
+def _evaluate(
+    session: Session,
+    meter_id: int,
+    zone: str,
+    value: str | int,
+    submitted_at: datetime | None,
+    confirmed: bool,
+    policy: ReadingPolicy,
+) -> Submission:
+    """Decide on a reading against the meter's stored history (duplicates included)."""
     meter = session.get(Meter, meter_id)
     if meter is None:
         raise NotFound(f"meter {meter_id} does not exist")
@@ -569,12 +570,43 @@ def submit_reading(
     same = _find_same(session, meter.id, zone, first.period, first.value)
     if same is not None:
         return _duplicate(same, first.digits, first.next_period, first.message)
+    return Submission(decide(zone_history(session, meter.id, zone, first.period, policy)), None)
 
-    decision = decide(zone_history(session, meter.id, zone, first.period, policy))
-    if not isinstance(decision, Accepted):
-        return Submission(decision, None)
+
+def submit_reading(
+    session: Session,
+    meter_id: int,
+    zone: str,
+    value: str | int,
+    source: str,
+    *,
+    submitted_at: datetime | None = None,
+    confirmed: bool = False,
+    confidence: float | None = None,
+    audio_ref: str | None = None,
+    interaction_id: int | None = None,
+    policy: ReadingPolicy = DEFAULT_POLICY,
+) -> Submission:
+    """Validate one zone's reading and store it when accepted.
+
+    Idempotent within a period: submitting the same value again for the same meter, zone
+    and period returns the stored reading (``decision.duplicate`` is True) and stores
+    nothing. A different value in the same period is stored as a correction (the latest
+    reading of a period counts). Raises :class:`NotFound` for an unknown meter and
+    :class:`InvalidInput` for an unknown ``source``; everything the consumer got wrong is
+    a :class:`Rejected` / :class:`NeedsConfirmation` decision instead.
+    """
+    if source not in READING_SOURCES:
+        raise InvalidInput(f"unknown reading source {source!r}")
+    if confidence is not None and not 0.0 <= confidence <= 1.0:
+        raise InvalidInput(f"confidence must be within 0..1, got {confidence}")
+    at = submitted_at or utcnow()
+    result = _evaluate(session, meter_id, zone, value, at, confirmed, policy)
+    decision = result.decision
+    if result.reading is not None or not isinstance(decision, Accepted):
+        return result
     row = MeterReading(
-        meter_id=meter.id,
+        meter_id=meter_id,
         zone=zone,
         value=decision.value,
         period=decision.period,
@@ -593,7 +625,7 @@ def submit_reading(
             session.add(row)
     except IntegrityError:
         # The same reading was stored concurrently (unique meter/zone/period/value).
-        same = _find_same(session, meter.id, zone, decision.period, decision.value)
+        same = _find_same(session, meter_id, zone, decision.period, decision.value)
         if same is None:
             raise
         return _duplicate(same, decision.digits, decision.next_period, decision.message)

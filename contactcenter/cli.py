@@ -17,6 +17,7 @@ from contactcenter.config import ConfigError, Settings, load_settings
 # (module, attribute) of every area's click group or command, added to the main group.
 AREA_COMMANDS: list[tuple[str, str]] = [("speech.cli", "speech"), ("ivr.cli", "flows")]
 AREA_COMMANDS += [("crm_store.cli", "db_group"), ("crm_store.cli", "users_group")]
+AREA_COMMANDS.append(("speech.models_cli", "models_group"))
 
 
 def settings_or_exit() -> Settings:

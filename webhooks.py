@@ -21,18 +21,20 @@ import functools
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from contactcenter.config import ConfigError, Settings, configure_logging, load_settings
 from contactcenter.phones import mask_phone
 from contactcenter.runtime import Services, install_services
-from ivr.runtime import WebhookError
+from ivr.runtime import VoiceReply, WebhookError
 
 log = logging.getLogger(__name__)
 
 TWIML_MIMETYPE = "application/xml"
 STEP_HEADER = "X-IVR-Step"
+RECOGNIZED_HEADER = "X-IVR-Recognized"
 
 
 def create_app(settings: Settings | None = None, *, config: dict[str, Any] | None = None) -> Flask:
@@ -181,11 +183,24 @@ def outage_safe(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def twiml_response(twiml: str, *, step: str | None = None) -> Response:
-    """A TwiML HTTP response, with the ``X-IVR-Step`` header naming the current step."""
+def twiml_response(
+    twiml: str, *, step: str | None = None, reply: VoiceReply | None = None
+) -> Response:
+    """A TwiML HTTP response with the IVR's report headers for simulators and logs.
+
+    ``X-IVR-Step``: the steps entered while answering, comma-separated, the last being
+    where the call is now; ``X-IVR-Recognized``: the percent-encoded speech the answer
+    acted on, with ``;confidence=0.87``.
+    """
     response = Response(twiml, status=200, mimetype=TWIML_MIMETYPE)
-    if step:
-        response.headers[STEP_HEADER] = step
+    steps = reply.steps if reply is not None else ((step,) if step else ())
+    if steps:
+        response.headers[STEP_HEADER] = ",".join(quote(s, safe=":_-") for s in steps)
+    if reply is not None and reply.recognized:
+        header = quote(reply.recognized, safe="")
+        if reply.confidence is not None:
+            header += f";confidence={reply.confidence:.2f}"
+        response.headers[RECOGNIZED_HEADER] = header
     return response
 
 
@@ -202,7 +217,7 @@ def voice_incoming() -> Response:
     from ivr.runtime import VoiceRuntime
 
     reply = VoiceRuntime(_services()).incoming(request.form.to_dict(flat=True))
-    return twiml_response(reply.twiml, step=reply.step)
+    return twiml_response(reply.twiml, reply=reply)
 
 
 @voice_bp.post("/outbound")
@@ -215,7 +230,7 @@ def voice_outbound() -> Response:
     reply = VoiceRuntime(_services()).outbound(
         request.args.to_dict(flat=True), request.form.to_dict(flat=True)
     )
-    return twiml_response(reply.twiml, step=reply.step)
+    return twiml_response(reply.twiml, reply=reply)
 
 
 @voice_bp.post("/step")
@@ -228,7 +243,7 @@ def voice_step() -> Response:
     reply = VoiceRuntime(_services()).step(
         request.args.to_dict(flat=True), request.form.to_dict(flat=True)
     )
-    return twiml_response(reply.twiml, step=reply.step)
+    return twiml_response(reply.twiml, reply=reply)
 
 
 @voice_bp.post("/fallback")

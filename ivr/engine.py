@@ -615,7 +615,7 @@ class _Run:
         self, step: MenuStep | CollectStep, prompts: list[twiml.Prompt], *, confirm: bool = False
     ) -> twiml.Gather:
         d = self.e.defaults
-        speech = step.input in ("speech", "both") and not confirm
+        speech = step.input in ("speech", "both")
         if isinstance(step, MenuStep) or confirm:
             keys = {o.key for o in step.options} if isinstance(step, MenuStep) else {"1", "2"}
             num_digits: int | None = 1 if all(k is not None for k in keys) else None
@@ -628,7 +628,9 @@ class _Run:
             elif step.min_length is not None and step.min_length == step.max_length:
                 num_digits = step.max_length
         hints = None
-        if speech and isinstance(step, MenuStep):
+        if speech and confirm:
+            hints = "да, нет, верно, неверно"
+        elif speech and isinstance(step, MenuStep):
             words = [w for o in step.options for w in o.keywords]
             hints = ", ".join(words) or None
         timeout = step.timeout or d.timeout

@@ -78,10 +78,21 @@ class WebhookError(ValueError):
 
 @dataclass(frozen=True)
 class VoiceReply:
-    """The TwiML to answer and the step the call is at (for ``X-IVR-Step``)."""
+    """The TwiML to answer, the steps entered (the last is where the call is now; the
+    ``X-IVR-Step`` header) and what speech recognition heard (``X-IVR-Recognized``)."""
 
     twiml: str
     step: str | None
+    visited: tuple[str, ...] = ()
+    recognized: str | None = None
+    confidence: float | None = None
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """Steps entered while answering, ending with the current one."""
+        if self.step is None or (self.visited and self.visited[-1] == self.step):
+            return self.visited
+        return (*self.visited, self.step)
 
 
 def _utcnow() -> datetime:
@@ -319,7 +330,14 @@ class VoiceRuntime:
             self.store.release(session.call_sid, version)
             raise
         run_effects(self.services, session, outcome)
-        return VoiceReply(document, outcome.current_step)
+        speech = event.speech if isinstance(event, Input) and not event.digits else None
+        return VoiceReply(
+            document,
+            outcome.current_step,
+            visited=tuple(r.step for r in outcome.steps if r.event == "enter"),
+            recognized=speech,
+            confidence=event.confidence if speech and isinstance(event, Input) else None,
+        )
 
 
 def attempt_variables(services: Services, attempt_id: int) -> tuple[dict[str, Any], int]:

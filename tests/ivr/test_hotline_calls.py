@@ -614,3 +614,42 @@ def test_main_menu_by_speech(app: Flask, settings: Settings, db: Database) -> No
     assert gather.get("language") == "ru-RU"
     answer = call.speak("хочу узнать баланс")
     assert any("Ваша задолженность составляет десять рублей" in t for t in answer.heard)
+
+
+def test_reading_by_speech_is_saved_as_ivr_voice(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    account_id = add_customer(
+        db,
+        "7700112233",
+        address="улица Ленина, дом пять",
+        meters=(("555", 6, ("T1",)),),
+        history={"T1": 12000},
+    )
+    call = TwilioCall(app.test_client(), settings, caller=UNKNOWN_CALLER)
+    identify_by_number(call, "7700112233")
+    answer = call.speak("показания")
+    assert answer.step == "readings:ask_reading"
+    gather = answer.first("Gather")
+    assert gather is not None
+    assert gather.get("input") == "dtmf speech"
+    answer = call.speak("двенадцать тысяч триста сорок пять", confidence=0.71)
+    assert answer.recognized == "двенадцать тысяч триста сорок пять"
+    assert answer.heard[0] == "Вы ввели: двенадцать тысяч триста сорок пять. Верно?"
+    answer = call.speak("да, верно")
+    assert "Показания приняты. Спасибо!" in answer.heard
+    with db.transaction() as s:
+        reading = s.scalars(select(MeterReading).where(MeterReading.value == 12345)).one()
+        assert reading.source == "ivr_voice"
+        assert reading.confidence == pytest.approx(0.71)
+    assert [r[2] for r in readings_of(db, account_id)] == ["ivr_voice"]
+
+
+def test_unrecognised_speech_is_a_no_match(app: Flask, settings: Settings, db: Database) -> None:
+    add_customer(db, "7700112233", address="улица Ленина, дом пять")
+    call = TwilioCall(app.test_client(), settings, caller=UNKNOWN_CALLER)
+    identify_by_number(call, "7700112233")
+    call.press("1")
+    answer = call.speak("не знаю что сказать")
+    assert answer.heard[0] == "Введите только цифры показания до запятой и нажмите решётку."
+    assert answer.step == "readings:ask_reading"

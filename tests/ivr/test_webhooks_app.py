@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from flask import Flask
@@ -84,6 +84,8 @@ class Answer:
     step: str | None
     heard: list[str] = field(default_factory=list)
     verbs: list[ET.Element] = field(default_factory=list)
+    visited: list[str] = field(default_factory=list)
+    recognized: str | None = None
 
     def first(self, tag: str) -> ET.Element | None:
         """The first verb (or nested verb) with ``tag``."""
@@ -161,11 +163,13 @@ class TwilioCall:
         if signed:
             headers["X-Twilio-Signature"] = sign(self.settings.webhook_auth_token, public, params)
         response = self.client.post(path, data=params, headers=headers)
+        steps = [unquote(s) for s in response.headers.get("X-IVR-Step", "").split(",") if s]
         answer = parse_answer(
-            response.status_code,
-            response.get_data(as_text=True),
-            response.headers.get("X-IVR-Step"),
+            response.status_code, response.get_data(as_text=True), steps[-1] if steps else None
         )
+        answer.visited = steps
+        recognized = response.headers.get("X-IVR-Recognized")
+        answer.recognized = unquote(recognized.partition(";")[0]) if recognized else None
         if answer.step:
             self.steps.append(answer.step)
         self.answers.append(answer)
@@ -304,6 +308,7 @@ def test_signed_incoming_starts_the_flow(
     assert gather.get("actionOnEmptyResult") == "true"
     assert gather.get("action", "").startswith("http://localhost/voice/step?")
     assert answer.step == "hotline:menu"
+    assert answer.visited == ["hotline:greet", "hotline:menu"]
     interaction = interaction_of(db, call.call_sid)
     assert interaction.phone == "+79161234567"
     assert interaction.channel == "voice"

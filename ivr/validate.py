@@ -62,7 +62,15 @@ from ivr.schema import (
 )
 from ivr.verbalize import TemplateError, template_fields
 
-__all__ = ["check_flows", "check_text", "load_flows", "load_flows_text", "validate_flowset"]
+__all__ = [
+    "check_flows",
+    "check_text",
+    "iter_templates",
+    "known_variables",
+    "load_flows",
+    "load_flows_text",
+    "validate_flowset",
+]
 
 _STEP_ADAPTER: TypeAdapter[Step] = TypeAdapter(Step)
 _PROMPTS_ADAPTER: TypeAdapter[tuple[Any, ...]] = TypeAdapter(Prompts)
@@ -675,7 +683,9 @@ def _variable_positions(expression: str) -> set[tuple[str, int]]:
 
 def _item_path(path: Path_, index: int, source: SourceMap) -> Path_:
     """The path of the ``index``-th item of a prompt, which may be written without a list."""
-    return (*path, index) if source.has((*path, index)) else path
+    if source.has((*path, index)) or not source.has(path):
+        return (*path, index)
+    return path
 
 
 def _where(path: Path_) -> str:
@@ -714,3 +724,16 @@ def validate_flowset(
     """
     checker = _Checker(flowset, source or SourceMap(), filename, set(broken or ()))
     return sorted(set(checker.run()))
+
+
+def iter_templates(flowset: FlowSet) -> Iterator[tuple[str, str]]:
+    """Every template text of a flow set (prompt texts, SMS texts, string action arguments)
+    with its dotted path, e.g. ``flows.hotline.steps.say_debt.prompts[0]``."""
+    checker = _Checker(flowset, SourceMap(), "<flows>", set())
+    for path, text in checker.templates():
+        yield format_path(path), text
+
+
+def known_variables(flowset: FlowSet) -> dict[str, VarKind | None]:
+    """Every variable the flows of ``flowset`` may read, with its kind when known."""
+    return _Checker(flowset, SourceMap(), "<flows>", set()).known_variables()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -280,3 +281,37 @@ def test_template_fields() -> None:
         ("due", "date", ["gen", "year"], 25),
         ("x", None, [], 47),
     ]
+
+
+# ------------------------------------------------------------------------------ shipped prompts
+
+_SAMPLES: dict[str, object] = {
+    "text": "улица Ленина, дом пять",
+    "digits": "0701234567",
+    "money": Decimal("1234.56"),
+    "number": 2,
+    "date": date(2026, 3, 25),
+    "time": time(8, 0),
+    "bool": True,
+    "phone": "+78002200220",
+    "id": "1024",
+}
+
+
+def test_every_shipped_template_renders() -> None:
+    from ivr.validate import iter_templates, known_variables, load_flows
+
+    flowset = load_flows(Path(__file__).resolve().parents[2] / "call_flows.yaml")
+    kinds = known_variables(flowset)
+    values = {name: _SAMPLES[kind or "text"] for name, kind in kinds.items()}
+    values.update(flowset.defaults.variables)
+    rendered = 0
+    for path, template in iter_templates(flowset):
+        text = render_template(template, values, today=date(2026, 1, 15))
+        assert "{" not in text, path
+        spoken = "sms" not in path and ".args." not in path
+        if spoken:  # values are verbalised, never read out as raw digits
+            for raw in ("1234", "0701234567", "2026", "+7800"):
+                assert raw not in text, (path, text)
+        rendered += 1
+    assert rendered > 60

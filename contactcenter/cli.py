@@ -18,6 +18,7 @@ from contactcenter.config import ConfigError, Settings, load_settings
 AREA_COMMANDS: list[tuple[str, str]] = [("speech.cli", "speech"), ("ivr.cli", "flows")]
 AREA_COMMANDS += [("crm_store.cli", "db_group"), ("crm_store.cli", "users_group")]
 AREA_COMMANDS.append(("speech.models_cli", "models_group"))
+AREA_COMMANDS += [("crm_store.cli_data", "import_group"), ("crm_store.cli_data", "demo_group")]
 
 
 def settings_or_exit() -> Settings:

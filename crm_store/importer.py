@@ -823,7 +823,18 @@ def _store_readings(
         )
     }
     changed = False
+    period = day.replace(day=1)
     for zone, value in readings.items():
+        known = session.scalar(
+            select(MeterReading.id).where(
+                MeterReading.meter_id == meter.id,
+                MeterReading.zone == zone,
+                MeterReading.period == period,
+                MeterReading.value == value,
+            )
+        )
+        if known is not None:  # the same value is already stored for the period (any source)
+            continue
         reading = existing.get(zone)
         if reading is None:
             session.add(
@@ -831,7 +842,7 @@ def _store_readings(
                     meter_id=meter.id,
                     zone=zone,
                     value=value,
-                    period=day.replace(day=1),
+                    period=period,
                     source="import",
                     submitted_at=at,
                 )

@@ -298,3 +298,35 @@ def test_cli_prints_report_and_exit_codes(
     assert result.exit_code == 1
     assert "неверная строка заголовка" in result.output
     assert "Traceback" not in result.output
+
+
+def test_reading_already_known_from_another_channel_is_not_duplicated(
+    db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "one.csv"
+    path.write_text(
+        ",".join(COLUMNS) + "\n"
+        "1001,Иванов Иван Иванович,+79031234567,г. Москва,Europe/Moscow,SN-1,6,общая,000777,"
+        "2026-10-20,,\n",
+        encoding="utf-8",
+    )
+    path_first = tmp_path / "first.csv"
+    path_first.write_text(
+        path.read_text(encoding="utf-8").replace("000777,2026-10-20", ","), encoding="utf-8"
+    )
+    assert import_consumers(db, path_first, today=TODAY).rows_created == 1
+    with db.transaction() as s:
+        meter = s.scalars(select(Meter)).one()
+        s.add(
+            MeterReading(
+                meter_id=meter.id,
+                zone="общая",
+                value=777,
+                period=date(2026, 10, 1),
+                source="ivr_voice",
+            )
+        )
+    report = import_consumers(db, path, today=TODAY)
+    assert report.errors == []
+    assert report.rows_unchanged == 1
+    assert _counts(db)["meter_readings"] == 1

@@ -1,0 +1,882 @@
+"""Deterministic, realistic demo data for development, the simulator and benchmarks.
+
+:func:`seed_demo` writes a few fixed, documented consumers (:data:`FIXED_CONSUMERS`) and
+``N`` random ones: Russian names, addresses in regions across all eleven Russian time zones
+(Kaliningrad to Kamchatka, each with its IANA zone), valid ``+7 9xx`` mobile numbers,
+meters with one to three tariff zones, a year of monthly readings, charges and payments,
+and debtors in every aging bucket (≤30, 31–90, >90 days; domain.md §4).
+
+The same ``consumers``, ``seed`` and ``as_of`` always give identical rows. Rows are
+generated consumer by consumer and written in chunks with SQLAlchemy Core ``insert()``
+executemany, so memory stays flat and 100,000 consumers take well under a minute on
+SQLite. Bulk inserts bypass the ORM, so the demo data is **not** written to the audit log.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import random
+import time as monotonic_time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Table, func, insert, select, text
+
+from crm_store.db import Database
+from crm_store.models import Base
+
+logger = logging.getLogger(__name__)
+
+
+class DemoSeedError(RuntimeError):
+    """The demo data cannot be written (e.g. the database already holds consumers)."""
+
+
+# --------------------------------------------------------------------------- reference data
+
+
+@dataclass(frozen=True)
+class Region:
+    """A region with its main cities, IANA time zone and fixed UTC offset (no DST since 2014)."""
+
+    name: str
+    cities: tuple[str, ...]
+    timezone: str
+    utc_offset: int
+    code: str
+    weight: int
+
+
+REGIONS: tuple[Region, ...] = (
+    Region("Калининградская область", ("Калининград", "Советск"), "Europe/Kaliningrad", 2, "39", 3),
+    Region("Москва", ("Москва",), "Europe/Moscow", 3, "77", 30),
+    Region("Московская область", ("Химки", "Подольск", "Мытищи"), "Europe/Moscow", 3, "50", 20),
+    Region("Тверская область", ("Тверь", "Ржев"), "Europe/Moscow", 3, "69", 4),
+    Region("Кировская область", ("Киров", "Слободской"), "Europe/Kirov", 3, "43", 3),
+    Region("Волгоградская область", ("Волгоград", "Волжский"), "Europe/Volgograd", 3, "34", 5),
+    Region("Самарская область", ("Самара", "Тольятти"), "Europe/Samara", 4, "63", 6),
+    Region("Саратовская область", ("Саратов", "Энгельс"), "Europe/Saratov", 4, "64", 4),
+    Region("Ульяновская область", ("Ульяновск", "Димитровград"), "Europe/Ulyanovsk", 4, "73", 3),
+    Region("Астраханская область", ("Астрахань",), "Europe/Astrakhan", 4, "30", 2),
+    Region(
+        "Свердловская область", ("Екатеринбург", "Нижний Тагил"), "Asia/Yekaterinburg", 5, "66", 8
+    ),
+    Region("Челябинская область", ("Челябинск", "Магнитогорск"), "Asia/Yekaterinburg", 5, "74", 6),
+    Region("Омская область", ("Омск",), "Asia/Omsk", 6, "55", 4),
+    Region("Новосибирская область", ("Новосибирск", "Бердск"), "Asia/Novosibirsk", 7, "54", 6),
+    Region("Алтайский край", ("Барнаул", "Бийск"), "Asia/Barnaul", 7, "22", 4),
+    Region("Томская область", ("Томск", "Северск"), "Asia/Tomsk", 7, "70", 2),
+    Region("Кемеровская область", ("Новокузнецк", "Кемерово"), "Asia/Novokuznetsk", 7, "42", 4),
+    Region("Красноярский край", ("Красноярск", "Норильск"), "Asia/Krasnoyarsk", 7, "24", 5),
+    Region("Иркутская область", ("Иркутск", "Братск", "Ангарск"), "Asia/Irkutsk", 8, "38", 4),
+    Region("Забайкальский край", ("Чита",), "Asia/Chita", 9, "75", 2),
+    Region("Республика Саха (Якутия)", ("Якутск", "Мирный"), "Asia/Yakutsk", 9, "14", 2),
+    Region("Амурская область", ("Благовещенск", "Свободный"), "Asia/Yakutsk", 9, "28", 2),
+    Region(
+        "Приморский край", ("Владивосток", "Уссурийск", "Находка"), "Asia/Vladivostok", 10, "25", 4
+    ),
+    Region(
+        "Хабаровский край", ("Хабаровск", "Комсомольск-на-Амуре"), "Asia/Vladivostok", 10, "27", 3
+    ),
+    Region("Магаданская область", ("Магадан",), "Asia/Magadan", 11, "49", 1),
+    Region("Сахалинская область", ("Южно-Сахалинск", "Корсаков"), "Asia/Sakhalin", 11, "65", 1),
+    Region(
+        "Камчатский край", ("Петропавловск-Камчатский", "Елизово"), "Asia/Kamchatka", 12, "41", 1
+    ),
+    Region("Чукотский автономный округ", ("Анадырь",), "Asia/Anadyr", 12, "87", 1),
+)
+
+MALE_NAMES = (
+    "Александр", "Алексей", "Андрей", "Антон", "Артём", "Борис", "Вадим", "Василий", "Виктор",
+    "Виталий", "Владимир", "Вячеслав", "Геннадий", "Георгий", "Григорий", "Дмитрий", "Евгений",
+    "Егор", "Иван", "Игорь", "Илья", "Кирилл", "Константин", "Максим", "Михаил", "Никита",
+    "Николай", "Олег", "Павел", "Пётр", "Роман", "Сергей", "Степан", "Юрий",
+)  # fmt: skip
+FEMALE_NAMES = (
+    "Александра", "Алина", "Алла", "Анастасия", "Анна", "Валентина", "Вера", "Виктория",
+    "Галина", "Дарья", "Евгения", "Екатерина", "Елена", "Ирина", "Ксения", "Лариса", "Людмила",
+    "Марина", "Мария", "Надежда", "Наталья", "Нина", "Ольга", "Полина", "Светлана", "Софья",
+    "Тамара", "Татьяна", "Юлия",
+)  # fmt: skip
+# (male patronymic, female patronymic)
+PATRONYMICS = (
+    ("Александрович", "Александровна"), ("Алексеевич", "Алексеевна"), ("Андреевич", "Андреевна"),
+    ("Борисович", "Борисовна"), ("Васильевич", "Васильевна"), ("Викторович", "Викторовна"),
+    ("Владимирович", "Владимировна"), ("Геннадьевич", "Геннадьевна"),
+    ("Григорьевич", "Григорьевна"),
+    ("Дмитриевич", "Дмитриевна"), ("Евгеньевич", "Евгеньевна"), ("Иванович", "Ивановна"),
+    ("Игоревич", "Игоревна"), ("Ильич", "Ильинична"), ("Константинович", "Константиновна"),
+    ("Михайлович", "Михайловна"), ("Николаевич", "Николаевна"), ("Олегович", "Олеговна"),
+    ("Павлович", "Павловна"), ("Петрович", "Петровна"), ("Романович", "Романовна"),
+    ("Сергеевич", "Сергеевна"), ("Юрьевич", "Юрьевна"),
+)  # fmt: skip
+SURNAMES = (
+    "Иванов", "Смирнов", "Кузнецов", "Попов", "Васильев", "Петров", "Соколов", "Михайлов",
+    "Новиков", "Фёдоров", "Морозов", "Волков", "Алексеев", "Лебедев", "Семёнов", "Егоров",
+    "Павлов", "Козлов", "Степанов", "Николаев", "Орлов", "Андреев", "Макаров", "Никитин",
+    "Захаров", "Зайцев", "Соловьёв", "Борисов", "Яковлев", "Григорьев", "Романов", "Воробьёв",
+    "Сергеев", "Кузьмин", "Фролов", "Александров", "Дмитриев", "Королёв", "Гусев", "Киселёв",
+    "Ильин", "Максимов", "Поляков", "Сорокин", "Виноградов", "Ковалёв", "Белов", "Медведев",
+    "Антонов", "Тарасов", "Жуков", "Баранов", "Филиппов", "Комаров", "Давыдов", "Беляев",
+    "Герасимов", "Богданов", "Осипов", "Сидоров", "Матвеев", "Титов", "Марков", "Миронов",
+    "Крылов", "Куликов", "Карпов", "Власов", "Мельников", "Денисов", "Гаврилов", "Тихонов",
+    "Казаков", "Афанасьев", "Данилов", "Савельев", "Тимофеев", "Фомин", "Чернов", "Абрамов",
+    "Мартынов", "Ефимов", "Федотов", "Щербаков", "Назаров", "Калинин", "Исаев", "Чернышёв",
+    "Быков", "Маслов", "Родионов", "Коновалов", "Лазарев", "Воронин", "Климов", "Филатов",
+    "Пономарёв", "Голубев", "Кудрявцев", "Прохоров", "Наумов", "Потапов", "Журавлёв",
+    "Овчинников", "Трофимов", "Леонов", "Соболев", "Ермаков", "Колесников", "Гончаров",
+    "Емельянов", "Никифоров", "Грачёв", "Котов", "Гришин", "Ефремов", "Архипов", "Громов",
+    "Кириллов", "Малышев", "Панов", "Моисеев", "Румянцев", "Акимов", "Кондратьев", "Бирюков",
+    "Горбунов", "Анисимов", "Ерёмин", "Тихомиров", "Галкин", "Лукьянов", "Михеев", "Скворцов",
+    "Юдин", "Белоусов", "Нестеров", "Симонов", "Прокофьев", "Харитонов", "Князев", "Цветков",
+    "Левин", "Митрофанов", "Воронцов", "Аксёнов", "Софронов", "Мальцев", "Логинов", "Горшков",
+    "Савин", "Краснов", "Майоров", "Демидов", "Елисеев", "Рыбаков", "Сафонов", "Плотников",
+    "Дёмин", "Хохлов", "Жданов", "Руденко", "Шевченко", "Ким", "Кравчук", "Бондаренко",
+    "Ковальчук", "Ткаченко", "Островский", "Вишневский", "Толстой", "Полевой",
+)  # fmt: skip
+STREETS = (
+    "ул. Ленина", "ул. Советская", "ул. Мира", "ул. Молодёжная", "ул. Центральная",
+    "ул. Школьная", "ул. Садовая", "ул. Лесная", "ул. Набережная", "ул. Гагарина",
+    "ул. Октябрьская", "ул. Пушкина", "ул. Кирова", "ул. Комсомольская", "ул. Первомайская",
+    "ул. Заречная", "ул. Строителей", "ул. Рабочая", "ул. Победы", "ул. Чехова",
+    "ул. Лермонтова", "ул. Горького", "ул. Южная", "ул. Северная", "ул. Полевая",
+    "пр-т Мира", "пр-т Ленина", "пр-т Победы", "пер. Почтовый", "пер. Садовый",
+    "ш. Энтузиастов", "б-р Интернациональный",
+)  # fmt: skip
+ORG_FORMS = ("ООО", "ООО", "ООО", "АО", "ТСЖ", "СНТ")
+ORG_WORDS_A = ("Север", "Юг", "Восток", "Запад", "Энерго", "Строй", "Агро", "Техно", "Лес", "Речь")
+ORG_WORDS_B = ("сервис", "строй", "торг", "пром", "снаб", "маркет", "логистик", "монтаж")
+
+#: Tariff per kWh in kopecks for each zone label (typical 2025 household tariffs).
+TARIFF_KOPECKS = {"общая": 643, "сутки": 643, "день": 720, "ночь": 312, "пик": 801, "полупик": 643}
+#: How a meter's consumption splits over its zones.
+ZONE_SETS: tuple[tuple[tuple[str, ...], tuple[float, ...]], ...] = (
+    (("общая",), (1.0,)),
+    (("сутки",), (1.0,)),
+    (("день", "ночь"), (0.68, 0.32)),
+    (("пик", "полупик", "ночь"), (0.27, 0.43, 0.30)),
+)
+ZONE_SET_WEIGHTS = (40, 15, 35, 10)
+# Monthly factor of consumption, January first (heating and lighting in winter).
+SEASON = (1.35, 1.25, 1.1, 0.95, 0.85, 0.8, 0.8, 0.82, 0.9, 1.05, 1.2, 1.35)
+
+# Operator codes of Russian mobile networks (DEF 9xx); every one is a valid +7 9xx mobile.
+MOBILE_CODES = (
+    *range(901, 930),
+    *range(931, 940),
+    *range(950, 954),
+    958,
+    *range(960, 970),
+    977,
+    *range(980, 990),
+    *range(991, 1000),
+)
+READING_CHANNELS = ("ivr_voice", "ivr_dtmf", "sms", "web", "operator")
+READING_CHANNEL_WEIGHTS = (25, 15, 15, 35, 10)
+PAYMENT_CHANNELS = ("bank", "card", "sbp", "cash", "ivr", "web")
+PAYMENT_CHANNEL_WEIGHTS = (30, 25, 25, 5, 5, 10)
+
+# Payment behaviours: pays everything on time, or leaves the newest k past-due bills unpaid
+# so that the oldest unpaid bill lands in one aging bucket, or pays part of every bill.
+BEHAVIOURS = ("on_time", "overdue_30", "overdue_90", "overdue_90_plus", "partial")
+BEHAVIOUR_WEIGHTS = (70, 10, 9, 6, 5)
+AGING_BUCKETS = {"overdue_30": (1, 30), "overdue_90": (31, 90), "overdue_90_plus": (91, 400)}
+
+
+def _cumulative(weights: Sequence[int]) -> list[int]:
+    total, out = 0, []
+    for w in weights:
+        total += w
+        out.append(total)
+    return out
+
+
+# --------------------------------------------------------------------------- fixed consumers
+
+
+@dataclass(frozen=True)
+class FixedMeter:
+    """A meter of a fixed demo account."""
+
+    serial: str
+    zones: tuple[str, ...]
+    capacity: int = 6
+    remote_read: bool = False
+
+
+@dataclass(frozen=True)
+class FixedAccount:
+    """A fixed demo account with a known number, IVR code, region and payment behaviour."""
+
+    number: str
+    ivr_code: str
+    region_code: str
+    address: str
+    meters: tuple[FixedMeter, ...]
+    behaviour: str
+
+
+@dataclass(frozen=True)
+class FixedConsumer:
+    """A documented demo consumer that the simulator, the docs and the tests rely on."""
+
+    full_name: str
+    phones: tuple[str, ...]
+    accounts: tuple[FixedAccount, ...]
+    purpose: str
+
+
+FIXED_CONSUMERS: tuple[FixedConsumer, ...] = (
+    FixedConsumer(
+        "Иванов Иван Иванович",
+        ("+79161234501",),
+        (
+            FixedAccount(
+                "7700000001",
+                "100001",
+                "77",
+                "г. Москва, ул. Ленина, д. 1, кв. 2",
+                (FixedMeter("DEMO-0001", ("день", "ночь")),),
+                "overdue_90",
+            ),
+        ),
+        "one phone → one account, two-zone meter (день/ночь), debt 31–90 days",
+    ),
+    FixedConsumer(
+        "Петрова Анна Сергеевна",
+        ("+79161234502",),
+        (
+            FixedAccount(
+                "7700000002",
+                "100002",
+                "77",
+                "г. Москва, ул. Садовая, д. 15, кв. 48",
+                (FixedMeter("DEMO-0002", ("общая",), capacity=5),),
+                "overdue_30",
+            ),
+            FixedAccount(
+                "6900000003",
+                "100003",
+                "69",
+                "Тверская область, г. Ржев, ул. Заречная, д. 7",
+                (FixedMeter("DEMO-0003", ("сутки",), capacity=5),),
+                "overdue_90_plus",
+            ),
+        ),
+        "one phone → two accounts (flat: debt ≤30 days; country house: debt >90 days)",
+    ),
+    FixedConsumer(
+        "Сидоров Павел Андреевич",
+        (),
+        (
+            FixedAccount(
+                "5400000004",
+                "100004",
+                "54",
+                "г. Новосибирск, ул. Кирова, д. 9, кв. 31",
+                (FixedMeter("DEMO-0004", ("общая",)),),
+                "on_time",
+            ),
+        ),
+        "account known by number and IVR code only, no linked phone",
+    ),
+    FixedConsumer(
+        "Кузнецова Мария Олеговна",
+        ("+79161234503",),
+        (
+            FixedAccount(
+                "6600000005",
+                "100005",
+                "66",
+                "г. Екатеринбург, пр-т Ленина, д. 50, кв. 12",
+                (FixedMeter("DEMO-0005", ("день", "ночь"), remote_read=True),),
+                "on_time",
+            ),
+        ),
+        "remote-read (АСКУЭ) meter: manual readings are refused",
+    ),
+    FixedConsumer(
+        "Смирнов Алексей Викторович",
+        ("+79161234504",),
+        (
+            FixedAccount(
+                "2500000006",
+                "100006",
+                "25",
+                "г. Владивосток, ул. Светланская, д. 10, кв. 5",
+                (FixedMeter("DEMO-0006", ("пик", "полупик", "ночь"), capacity=7),),
+                "on_time",
+            ),
+        ),
+        "three-zone meter (пик/полупик/ночь), Vladivostok time",
+    ),
+)
+
+_REGION_BY_CODE = {r.code: r for r in REGIONS}
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def _months_before(as_of: date, count: int = 12) -> list[date]:
+    """First days of the ``count`` whole months before the month of ``as_of``, oldest first."""
+    months: list[date] = []
+    year, month = as_of.year, as_of.month
+    for _ in range(count):
+        month -= 1
+        if month == 0:
+            year, month = year - 1, 12
+        months.append(date(year, month, 1))
+    return list(reversed(months))
+
+
+def _due_date(period: date) -> date:
+    """Bills for a month are due on the 10th of the next month (domain.md §1.1)."""
+    if period.month == 12:
+        return date(period.year + 1, 1, 10)
+    return date(period.year, period.month + 1, 10)
+
+
+def _money(kopecks: int) -> Decimal:
+    return Decimal(kopecks).scaleb(-2)
+
+
+def female_surname(surname: str) -> str:
+    """The feminine form of a Russian surname (Иванов → Иванова, Островский → Островская)."""
+    if surname.endswith(("ский", "цкий")):
+        return surname[:-2] + "ая"
+    if surname.endswith("ой"):
+        return surname[:-2] + "ая"
+    if surname.endswith(("ов", "ев", "ёв", "ин", "ын")):
+        return surname + "а"
+    return surname
+
+
+@dataclass
+class _Rows:
+    """Rows generated for one chunk, by table, plus the next free id of each table."""
+
+    next_id: dict[str, int]
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def add(self, table: str, row: dict[str, Any]) -> int:
+        ident = self.next_id[table]
+        self.next_id[table] = ident + 1
+        row["id"] = ident
+        self.tables.setdefault(table, []).append(row)
+        return ident
+
+    def add_link(self, table: str, row: dict[str, Any]) -> None:
+        self.tables.setdefault(table, []).append(row)
+
+
+class DemoGenerator:
+    """Produces demo rows consumer by consumer from one seeded random generator."""
+
+    def __init__(self, seed: int, as_of: date, next_id: dict[str, int], used_phones: set[str]):
+        self.rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not secrets
+        self.as_of = as_of
+        self.stamp = datetime.combine(as_of, time(0, 0), tzinfo=UTC)
+        self.months = _months_before(as_of)
+        self.due_dates = [_due_date(m) for m in self.months]
+        self.rows = _Rows(dict(next_id))
+        self.used_phones = used_phones
+        self.account_seq = 1000
+        self._region_cum = _cumulative([r.weight for r in REGIONS])
+        self._zone_cum = _cumulative(ZONE_SET_WEIGHTS)
+        self._reading_cum = _cumulative(READING_CHANNEL_WEIGHTS)
+        self._payment_cum = _cumulative(PAYMENT_CHANNEL_WEIGHTS)
+        self._behaviour_cum = _cumulative(BEHAVIOUR_WEIGHTS)
+        self.behaviour_counts: dict[str, int] = dict.fromkeys(BEHAVIOURS, 0)
+        self._days = [timedelta(days=d) for d in range(10)]
+
+    # ---- small helpers (random.random() arithmetic: randrange is several times slower)
+    def _pick(self, cum: list[int]) -> int:
+        return bisect.bisect_right(cum, self.rng.random() * cum[-1])
+
+    def _one(self, options: Sequence[str]) -> str:
+        return options[int(self.rng.random() * len(options))]
+
+    def _int(self, low: int, high: int) -> int:
+        """A random integer in ``[low, high]``."""
+        return low + int(self.rng.random() * (high - low + 1))
+
+    def take_rows(self) -> dict[str, list[dict[str, Any]]]:
+        """Hand over the rows generated so far (and start a new chunk)."""
+        tables = self.rows.tables
+        self.rows.tables = {}
+        return tables
+
+    def _mobile(self) -> str:
+        rng = self.rng
+        while True:
+            code = MOBILE_CODES[int(rng.random() * len(MOBILE_CODES))]
+            number = f"+7{code}{int(rng.random() * 10**7):07d}"
+            if number not in self.used_phones:
+                self.used_phones.add(number)
+                return number
+
+    def _person_name(self) -> str:
+        rng = self.rng
+        surname = self._one(SURNAMES)
+        male, female = PATRONYMICS[int(rng.random() * len(PATRONYMICS))]
+        if rng.random() < 0.5:
+            return f"{surname} {self._one(MALE_NAMES)} {male}"
+        first = self._one(FEMALE_NAMES)
+        return f"{female_surname(surname)} {first} {female}"
+
+    def _org_name(self) -> str:
+        word = self._one(ORG_WORDS_A) + self._one(ORG_WORDS_B)
+        return f"{self._one(ORG_FORMS)} «{word}»"
+
+    def _address(self, region: Region) -> str:
+        rng = self.rng
+        city = self._one(region.cities)
+        street = self._one(STREETS)
+        house = self._int(1, 120)
+        prefix = "" if region.name == "Москва" else f"{region.name}, "
+        if rng.random() < 0.8:
+            return f"{prefix}г. {city}, {street}, д. {house}, кв. {self._int(1, 280)}"
+        return f"{prefix}г. {city}, {street}, д. {house}"
+
+    def _ivr_code(self, seq: int) -> str:
+        # A bijection of the sequence onto 8-digit codes: unique, but not guessable in order.
+        return str(10_000_000 + (seq * 7919 + 1_234_567) % 90_000_000)
+
+    # ---- entities
+    def consumer(self) -> None:
+        """Generate one random consumer with its accounts, phones, meters and ledger."""
+        rng = self.rng
+        is_org = rng.random() < 0.03
+        name = self._org_name() if is_org else self._person_name()
+        consumer_id = self._consumer_row(name, "organization" if is_org else "person")
+        region = REGIONS[self._pick(self._region_cum)]
+        roll = rng.random()
+        phones = (
+            []
+            if roll < 0.08
+            else [self._mobile()]
+            if roll < 0.95
+            else [self._mobile(), self._mobile()]
+        )
+        phone_ids = [self._phone_row(p) for p in phones]
+        for index in range(2 if rng.random() < 0.08 else 1):
+            self.account_seq += 1
+            seq = self.account_seq
+            account_region = region if index == 0 else REGIONS[self._pick(self._region_cum)]
+            number = f"{account_region.code}{seq:08d}"
+            account_id = self._account_row(
+                consumer_id,
+                number,
+                self._ivr_code(seq),
+                account_region,
+                self._address(account_region),
+            )
+            for phone_id in phone_ids:
+                self.rows.add_link(
+                    "account_phones",
+                    {"account_id": account_id, "phone_id": phone_id, "created_at": self.stamp},
+                )
+            meters = []
+            for m in range(2 if rng.random() < 0.05 else 1):
+                zones, split = ZONE_SETS[self._pick(self._zone_cum)]
+                capacity = (5, 5, 6, 6, 6, 7)[int(rng.random() * 6)]
+                serial = f"{self._one(('ЦЭ', 'СЕ', 'МИР', 'НЕВА'))}-{seq:08d}{m}"
+                meters.append((serial, zones, split, capacity, rng.random() < 0.05))
+            behaviour = BEHAVIOURS[self._pick(self._behaviour_cum)]
+            scale = 4.0 if is_org else 1.0
+            self._account_usage(account_id, account_region, meters, behaviour, scale)
+
+    def fixed(self, spec: FixedConsumer) -> None:
+        """Generate one of :data:`FIXED_CONSUMERS` (its ledger still comes from the seed)."""
+        consumer_id = self._consumer_row(spec.full_name, "person")
+        phone_ids = []
+        for phone in spec.phones:
+            self.used_phones.add(phone)
+            phone_ids.append(self._phone_row(phone, verified=True))
+        for acc in spec.accounts:
+            region = _REGION_BY_CODE[acc.region_code]
+            account_id = self._account_row(
+                consumer_id, acc.number, acc.ivr_code, region, acc.address
+            )
+            for phone_id in phone_ids:
+                self.rows.add_link(
+                    "account_phones",
+                    {"account_id": account_id, "phone_id": phone_id, "created_at": self.stamp},
+                )
+            meters = []
+            for meter in acc.meters:
+                split = next(s for z, s in ZONE_SETS if z == meter.zones)
+                meters.append((meter.serial, meter.zones, split, meter.capacity, meter.remote_read))
+            self._account_usage(account_id, region, meters, acc.behaviour, 1.0)
+
+    def _consumer_row(self, name: str, kind: str) -> int:
+        return self.rows.add(
+            "consumers",
+            {
+                "kind": kind,
+                "full_name": name,
+                "inn": None,
+                "email": None,
+                "created_at": self.stamp,
+                "updated_at": self.stamp,
+            },
+        )
+
+    def _phone_row(self, e164: str, *, verified: bool = False) -> int:
+        return self.rows.add(
+            "phone_numbers",
+            {
+                "e164": e164,
+                "source": "import",
+                "verified": verified or self.rng.random() < 0.6,
+                "created_at": self.stamp,
+            },
+        )
+
+    def _account_row(
+        self, consumer_id: int, number: str, ivr_code: str, region: Region, address: str
+    ) -> int:
+        return self.rows.add(
+            "accounts",
+            {
+                "consumer_id": consumer_id,
+                "number_raw": number,
+                "number": number,
+                "ivr_code": ivr_code,
+                "service_address": address,
+                "region": region.name,
+                "timezone": region.timezone,
+                "status": "active",
+                "e_receipt": self.rng.random() < 0.2,
+                "created_at": self.stamp,
+                "updated_at": self.stamp,
+            },
+        )
+
+    def _account_usage(
+        self,
+        account_id: int,
+        region: Region,
+        meters: list[tuple[str, tuple[str, ...], tuple[float, ...], int, bool]],
+        behaviour: str,
+        scale: float,
+    ) -> None:
+        rng = self.rng
+        bills = [0] * len(self.months)  # kopecks per month
+        base = rng.lognormvariate(5.4, 0.45) * scale  # median ≈ 220 kWh per month
+        for serial, zones, split, capacity, remote in meters:
+            installed = self.as_of - timedelta(days=self._int(400, 5000))
+            verification_due = installed + timedelta(days=16 * 365)
+            if rng.random() < 0.06:  # a few meters are due (or overdue) for verification
+                verification_due = self.as_of + timedelta(days=self._int(-60, 90))
+            meter_id = self.rows.add(
+                "meters",
+                {
+                    "account_id": account_id,
+                    "serial": serial,
+                    "capacity": capacity,
+                    "zones": list(zones),
+                    "remote_read": remote,
+                    "verification_due": verification_due,
+                    "installed_at": installed,
+                    "created_at": self.stamp,
+                },
+            )
+            self._readings(meter_id, region, zones, split, capacity, remote, base, bills)
+        self._ledger(account_id, bills, behaviour)
+
+    def _readings(
+        self,
+        meter_id: int,
+        region: Region,
+        zones: tuple[str, ...],
+        split: tuple[float, ...],
+        capacity: int,
+        remote: bool,
+        base: float,
+        bills: list[int],
+    ) -> None:
+        rnd = self.rng.random
+        add = self.rows.add
+        modulo = 10**capacity
+        values = [int(rnd() * (modulo // 2)) for _ in zones]
+        last_stored: list[int | None] = [None] * len(zones)
+        tariffs = [TARIFF_KOPECKS[zone] for zone in zones]
+        offset = timedelta(hours=region.utc_offset)
+        for index, period in enumerate(self.months):
+            usage = base * SEASON[period.month - 1] * (0.85 + 0.3 * rnd())
+            submitted = remote or rnd() < 0.85
+            confidence: float | None = None
+            if remote:
+                source, day, hour, minute = "ami", 1, 3, 0
+            else:
+                source = READING_CHANNELS[self._pick(self._reading_cum)]
+                if source == "ivr_voice":
+                    confidence = round(0.72 + 0.27 * rnd(), 2)
+                day, hour, minute = 15 + int(rnd() * 11), 8 + int(rnd() * 14), int(rnd() * 60)
+            at = datetime(period.year, period.month, day, hour, minute, tzinfo=UTC) - offset
+            for z, zone in enumerate(zones):
+                kwh = round(usage * split[z])
+                bills[index] += kwh * tariffs[z]
+                raw = values[z] + kwh
+                values[z] = raw % modulo
+                if not submitted:
+                    continue
+                previous = last_stored[z]
+                consumption = None
+                if previous is not None:
+                    consumption = values[z] - previous + (modulo if values[z] < previous else 0)
+                last_stored[z] = values[z]
+                add(
+                    "meter_readings",
+                    {
+                        "meter_id": meter_id,
+                        "zone": zone,
+                        "value": values[z],
+                        "period": period,
+                        "source": source,
+                        "confidence": confidence,
+                        "audio_ref": None,
+                        "anomaly": False,
+                        "override": False,
+                        "rollover": raw >= modulo,
+                        "consumption": consumption,
+                        "submitted_at": at,
+                        "interaction_id": None,
+                    },
+                )
+
+    def _ledger(self, account_id: int, bills: list[int], behaviour: str) -> None:
+        rng = self.rng
+        as_of = self.as_of
+        for period, due, amount in zip(self.months, self.due_dates, bills, strict=True):
+            self.rows.add(
+                "charges",
+                {
+                    "account_id": account_id,
+                    "period": period,
+                    "amount": _money(amount),
+                    "due_date": due,
+                    "created_at": datetime.combine(due - timedelta(days=9), time(3, 0), tzinfo=UTC),
+                },
+            )
+        past_due = [i for i, due in enumerate(self.due_dates) if due < as_of]
+        unpaid = self._unpaid_count(behaviour, past_due)
+        self.behaviour_counts[behaviour] += 1
+        paid_indexes = past_due[: len(past_due) - unpaid] if unpaid else past_due
+        for i in paid_indexes:
+            amount = bills[i]
+            if behaviour == "partial":
+                amount = amount * self._int(55, 90) // 100
+            paid_on = self.due_dates[i] - self._days[int(rng.random() * 10)]
+            if amount <= 0:
+                continue
+            self.rows.add(
+                "payments",
+                {
+                    "account_id": account_id,
+                    "amount": _money(amount),
+                    "paid_on": paid_on,
+                    "channel": PAYMENT_CHANNELS[self._pick(self._payment_cum)],
+                    "external_id": None,
+                    "created_at": datetime.combine(paid_on, time(9, 0), tzinfo=UTC),
+                },
+            )
+
+    def _unpaid_count(self, behaviour: str, past_due: list[int]) -> int:
+        """How many of the newest past-due bills stay unpaid to land in the behaviour's bucket."""
+        bucket = AGING_BUCKETS.get(behaviour)
+        if bucket is None:
+            return 0
+        low, high = bucket
+        choices = []
+        for k in range(1, len(past_due) + 1):
+            age = (self.as_of - self.due_dates[past_due[-k]]).days
+            if low <= age <= high:
+                choices.append(k)
+        if not choices:
+            return 0
+        if behaviour == "overdue_90_plus":
+            return choices[int(self.rng.random() * min(len(choices), 6))]
+        return choices[int(self.rng.random() * len(choices))]
+
+
+# --------------------------------------------------------------------------- writing
+
+# Tables in foreign-key order.
+_TABLE_NAMES = (
+    "consumers",
+    "accounts",
+    "phone_numbers",
+    "account_phones",
+    "meters",
+    "meter_readings",
+    "charges",
+    "payments",
+)
+_ID_TABLES = tuple(name for name in _TABLE_NAMES if name != "account_phones")
+CHUNK_CONSUMERS = 2000
+INSERT_CHUNK_ROWS = 20000
+
+
+@dataclass
+class SeedResult:
+    """What :func:`seed_demo` did: counts per table, time taken, the fixed consumers."""
+
+    consumers: int
+    seed: int
+    as_of: date
+    skipped: bool = False
+    existing_consumers: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    behaviours: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        """The result as printable lines (supervisors' CLI: English)."""
+        if self.skipped:
+            return [
+                (
+                    f"demo seed skipped: the database already has {self.existing_consumers} "
+                    "consumers (--if-empty)"
+                )
+            ]
+        out = [
+            (
+                f"demo data seeded: {self.consumers} random consumers + "
+                f"{len(FIXED_CONSUMERS)} fixed (seed {self.seed}, as of "
+                f"{self.as_of.isoformat()}) in {self.seconds:.1f} s"
+            ),
+            "rows: " + ", ".join(f"{name} {count}" for name, count in self.counts.items()),
+            "payment behaviour of accounts: "
+            + ", ".join(f"{name} {count}" for name, count in self.behaviours.items()),
+            "note: demo rows are bulk-inserted and bypass the audit log.",
+            "fixed demo consumers:",
+        ]
+        for spec in FIXED_CONSUMERS:
+            phones = ", ".join(spec.phones) or "no phone"
+            out.append(f"  {spec.full_name} ({phones}): {spec.purpose}")
+            for acc in spec.accounts:
+                meters = "; ".join(
+                    f"{m.serial} [{'/'.join(m.zones)}, {m.capacity} digits"
+                    + (", remote-read" if m.remote_read else "")
+                    + "]"
+                    for m in acc.meters
+                )
+                out.append(
+                    f"    account {acc.number}, IVR code {acc.ivr_code}, {acc.address}, "
+                    f"{_REGION_BY_CODE[acc.region_code].timezone}, "
+                    f"{acc.behaviour.replace('_', ' ')}; meters: {meters}"
+                )
+        return out
+
+
+def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with identical keys) with one Core ``insert()`` executemany.
+
+    On SQLite the statement is compiled once and the rows are passed to the driver's
+    ``executemany`` after the column types' own bind processors ran (the same conversion
+    SQLAlchemy applies, without its per-row bookkeeping); elsewhere the rows go through
+    ``Connection.execute(insert(table), rows)`` (insertmanyvalues batching).
+    """
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        conn.execute(insert(table), rows)
+        return
+    keys = list(rows[0])
+    dialect = conn.dialect
+    compiled = insert(table).compile(dialect=dialect, column_keys=keys)
+    columns: list[list[Any]] = []
+    for key in compiled.positiontup or keys:
+        values = [row[key] for row in rows]
+        process = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            try:
+                # Demo columns repeat values a lot (dates, flags): convert each value once.
+                cache = {value: process(value) for value in set(values)}
+                values = [cache[value] for value in values]
+            except TypeError:  # unhashable (JSON lists)
+                values = [process(value) for value in values]
+        columns.append(values)
+    conn.exec_driver_sql(str(compiled), list(zip(*columns, strict=True)))
+
+
+def _write(
+    conn: Connection, tables: dict[str, list[dict[str, Any]]], counts: dict[str, int]
+) -> None:
+    for name in _TABLE_NAMES:
+        table = Base.metadata.tables[name]
+        rows = tables.get(name, [])
+        for start in range(0, len(rows), INSERT_CHUNK_ROWS):
+            bulk_insert(conn, table, rows[start : start + INSERT_CHUNK_ROWS])
+        counts[name] = counts.get(name, 0) + len(rows)
+
+
+def seed_demo(
+    db: Database,
+    *,
+    consumers: int,
+    seed: int = 1,
+    as_of: date | None = None,
+    if_empty: bool = False,
+) -> SeedResult:
+    """Write the fixed demo consumers and ``consumers`` random ones in one transaction.
+
+    ``as_of`` (default: today, UTC) is the date the year of history ends at. With
+    ``if_empty`` nothing happens when consumers already exist; without it such a database
+    raises :class:`DemoSeedError` (the fixed account numbers would collide).
+    """
+    if consumers < 0:
+        raise DemoSeedError("the number of consumers cannot be negative")
+    day = as_of or datetime.now(UTC).date()
+    result = SeedResult(consumers=consumers, seed=seed, as_of=day)
+    started = monotonic_time.perf_counter()
+    with db.engine.begin() as conn:
+        meta = Base.metadata.tables
+        existing = conn.scalar(select(func.count()).select_from(meta["consumers"])) or 0
+        if existing:
+            if if_empty:
+                result.skipped = True
+                result.existing_consumers = existing
+                return result
+            raise DemoSeedError(
+                f"the database already has {existing} consumers; seed an empty database "
+                "(or pass --if-empty to skip)"
+            )
+        next_id = {
+            name: (conn.scalar(select(func.max(meta[name].c.id))) or 0) + 1 for name in _ID_TABLES
+        }
+        used = set(conn.scalars(select(meta["phone_numbers"].c.e164)))
+        generator = DemoGenerator(seed, day, next_id, used)
+        for spec in FIXED_CONSUMERS:
+            generator.fixed(spec)
+        for done in range(consumers):
+            generator.consumer()
+            if (done + 1) % CHUNK_CONSUMERS == 0:
+                _write(conn, generator.take_rows(), result.counts)
+        _write(conn, generator.take_rows(), result.counts)
+        if conn.dialect.name == "postgresql":
+            for name in _ID_TABLES:
+                conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "  # noqa: S608 - table names are our constants
+                        f"(SELECT COALESCE(MAX(id), 1) FROM {name}))"
+                    )
+                )
+    result.behaviours = generator.behaviour_counts
+    result.seconds = monotonic_time.perf_counter() - started
+    logger.info(
+        "demo seed: %d consumers (seed %d, as of %s) in %.1f s: %s",
+        consumers,
+        seed,
+        day,
+        result.seconds,
+        result.counts,
+    )
+    return result

@@ -613,3 +613,15 @@ def handle_call_status(services: Services, params: Mapping[str, str]) -> None:
         if seq is not None:
             data["status_seq"] = max(seq, last_seq if isinstance(last_seq, int) else seq)
         interaction.data = data
+    if status in TERMINAL_STATUSES:
+        _forget_session(services, call_sid)
+
+
+def _forget_session(services: Services, call_sid: str) -> None:
+    """Shorten the TTL of an ended call's session; Redis trouble here is only logged."""
+    from redis.exceptions import RedisError
+
+    try:
+        SessionStore(services.redis).expire_soon(call_sid)
+    except RedisError as exc:
+        log.warning("call %s ended; could not expire its session: %s", call_sid, exc)

@@ -221,6 +221,13 @@ class SessionStore:
                 return None
             _time.sleep(poll_s)
 
+    def expire_soon(self, call_sid: str, seconds: int = 300) -> None:
+        """Keep a finished call's state only briefly (late webhooks may still arrive)."""
+        for key in (self._key(call_sid), self._response_key(call_sid)):
+            ttl = self.redis.ttl(key)
+            if isinstance(ttl, int) and ttl > seconds:
+                self.redis.expire(key, seconds)
+
     def delete(self, call_sid: str) -> None:
         """Forget a call (its state, last answer)."""
         self.redis.delete(self._key(call_sid), self._response_key(call_sid))

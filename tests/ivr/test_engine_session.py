@@ -115,3 +115,15 @@ def test_delete_forgets_the_call(redis_client: Any) -> None:
     store.delete(session.call_sid)
     assert store.load(session.call_sid) is None
     assert store.last_response(session.call_sid) is None
+
+
+def test_expire_soon_shortens_but_never_extends(redis_client: Any) -> None:
+    store = SessionStore(redis_client, ttl_s=3600)
+    session = _session()
+    store.create(session)
+    store.commit(session, expected_version=0, response="x")
+    store.expire_soon(session.call_sid, 60)
+    assert 0 < redis_client.ttl("ivr:call:" + session.call_sid) <= 60
+    assert 0 < redis_client.ttl("ivr:call:" + session.call_sid + ":response") <= 60
+    store.expire_soon(session.call_sid, 600)
+    assert redis_client.ttl("ivr:call:" + session.call_sid) <= 60

@@ -463,6 +463,8 @@ def test_status_callbacks_duplicated_and_out_of_order(
         "ringing",
         "in-progress",
     ]
+    ttl = services_of(small_app).redis.ttl("ivr:call:" + call.call_sid)
+    assert 0 < ttl <= 300
 
 
 def test_status_before_the_call_reached_us_creates_the_interaction(
@@ -535,3 +537,50 @@ def test_invalid_flow_file_refuses_to_start(settings: Settings, tmp_path: Path) 
 def test_missing_flow_file_refuses_to_start(settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         create_app(settings.with_overrides(flows_file=str(tmp_path / "absent.yaml")))
+
+
+def test_concurrent_duplicates_apply_the_event_once(
+    small_app: Flask, settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    import ivr.actions
+
+    add_account(db, "7700112233")
+    original = ivr.actions._IMPLEMENTATIONS["find_account"]
+    calls: list[str] = []
+
+    def slow_find(ctx: Any) -> Any:
+        calls.append(str(ctx.args["number"]))
+        time.sleep(0.3)
+        return original(ctx)
+
+    monkeypatch.setitem(ivr.actions._IMPLEMENTATIONS, "find_account", slow_find)
+    call = TwilioCall(small_app.test_client(), settings)
+    call.start()
+    call.press("1")
+    gather = call.last.first("Gather")
+    assert gather is not None
+    url = gather.get("action", "")
+    params = {**call.base_params(), "Digits": "7700112233"}
+    answers: list[Answer] = []
+
+    def post() -> None:
+        answers.append(
+            TwilioCall(small_app.test_client(), settings, call_sid=call.call_sid).post(url, params)
+        )
+
+    threads = [threading.Thread(target=post) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == ["7700112233"]
+    assert [a.status for a in answers] == [200, 200, 200]
+    assert len({a.xml for a in answers}) == 1
+    assert answers[0].heard == ["Адрес: улица Ленина, дом пять.", "До свидания."]
+    interaction = interaction_of(db, call.call_sid)
+    assert [s for s in path_of(db, interaction.id) if s[1] == "action"] == [
+        ("hotline:find", "action", None, "found")
+    ]

@@ -47,3 +47,46 @@ def test_check_reports_drift(empty_database_url: str) -> None:
 
 def test_shared_test_database_is_at_head(database_url: str) -> None:
     assert migrate.current(database_url) == migrate.head()
+
+
+def test_upgrade_keeps_existing_rows(empty_database_url: str) -> None:
+    migrate.upgrade(empty_database_url, "0001")
+    engine = make_engine(empty_database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO consumers (id, kind, full_name, created_at, updated_at) "
+                "VALUES (1, 'person', 'Иванов', :t, :t)"
+            ),
+            {"t": "2026-03-01 00:00:00+00:00"},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO accounts (id, consumer_id, number_raw, number, service_address, "
+                "region, timezone, status, e_receipt, created_at, updated_at) VALUES "
+                "(1, 1, '1', '0001', '', '', 'Europe/Moscow', 'active', false, :t, :t)"
+            ),
+            {"t": "2026-03-01 00:00:00+00:00"},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO meters (id, account_id, serial, capacity, zones, remote_read, "
+                "created_at) VALUES (1, 1, 'S', 6, '[\"день\"]', false, :t)"
+            ),
+            {"t": "2026-03-01 00:00:00+00:00"},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO meter_readings (meter_id, zone, value, period, source, anomaly, "
+                "override, rollover, submitted_at) VALUES "
+                "(1, 'день', 154, '2026-03-01', 'import', false, false, false, :t)"
+            ),
+            {"t": "2026-03-01 00:00:00+00:00"},
+        )
+    engine.dispose()
+    migrate.upgrade(empty_database_url)
+    migrate.check(empty_database_url)
+    engine = make_engine(empty_database_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT value FROM meter_readings")).scalar_one() == 154
+    engine.dispose()

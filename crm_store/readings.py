@@ -410,6 +410,49 @@ def validate_reading(
     return Accepted(value, digits, period, consumption, False, accepted_text, next_period)
 
 
+VerificationLevel = Literal["due_90", "due_60", "due_30", "expired"]
+
+
+@dataclass(frozen=True)
+class VerificationNotice:
+    """The meter's verification (поверка, МПИ) falls due soon or has expired."""
+
+    level: VerificationLevel
+    days_left: int
+    message: str
+
+
+def verification_notice(due: date | None, today: date) -> VerificationNotice | None:
+    """A warning when verification is due within 90/60/30 days or overdue (domain.md §2.3).
+
+    ``today`` is the consumer's local date. None when no date is known or it is further off.
+    """
+    if due is None:
+        return None
+    days = (due - today).days
+    when = f"{due.day} {_MONTHS_GENITIVE[due.month - 1]} {due.year} года"
+    if days < 0:
+        return VerificationNotice(
+            "expired",
+            days,
+            f"Срок поверки счётчика истёк {when}. До поверки начисления будут считаться "
+            "по среднему потреблению, а затем по нормативу. Оставьте заявку на поверку.",
+        )
+    levels: tuple[tuple[VerificationLevel, int], ...] = (
+        ("due_30", 30),
+        ("due_60", 60),
+        ("due_90", 90),
+    )
+    for level, bound in levels:
+        if days <= bound:
+            return VerificationNotice(
+                level,
+                days,
+                f"Срок поверки счётчика истекает {when}. Позаботьтесь о поверке заранее.",
+            )
+    return None
+
+
 # ---------------------------------------------------------------------------- storage
 @dataclass(frozen=True)
 class ZoneHistory:

@@ -24,6 +24,7 @@ from crm_store.readings import (
     months_between,
     submit_reading,
     validate_reading,
+    verification_notice,
     zone_history,
 )
 
@@ -433,3 +434,27 @@ def test_check_reading_decides_without_storing(db: Database, meter: Meter) -> No
         assert isinstance(same, Accepted)
         assert same.duplicate
     assert len(_read(db)) == 1
+
+
+@pytest.mark.parametrize(
+    ("due", "level", "days"),
+    [
+        (None, None, None),
+        (date(2026, 7, 1), None, None),  # 103 days away
+        (date(2026, 6, 18), "due_90", 90),
+        (date(2026, 5, 19), "due_60", 60),
+        (date(2026, 4, 19), "due_30", 30),
+        (date(2026, 3, 20), "due_30", 0),
+        (date(2026, 3, 19), "expired", -1),
+    ],
+)
+def test_verification_notice(due: date | None, level: str | None, days: int | None) -> None:
+    notice = verification_notice(due, date(2026, 3, 20))
+    if level is None:
+        assert notice is None
+        return
+    assert notice is not None
+    assert (notice.level, notice.days_left) == (level, days)
+    assert "поверк" in notice.message
+    if level == "expired":
+        assert "истёк 19 марта 2026 года" in notice.message

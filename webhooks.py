@@ -28,7 +28,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from contactcenter.config import ConfigError, Settings, configure_logging, load_settings
 from contactcenter.phones import mask_phone
 from contactcenter.runtime import Services, install_services
-from ivr.runtime import VoiceReply, WebhookError
+from ivr.runtime import VoiceReply, VoiceRuntime, WebhookError
 
 log = logging.getLogger(__name__)
 
@@ -209,15 +209,21 @@ def twiml_response(
 voice_bp = Blueprint("voice", __name__, url_prefix="/voice")
 
 
+def _voice(
+    answer: Callable[[VoiceRuntime, dict[str, str], dict[str, str]], VoiceReply],
+) -> Response:
+    """Run one voice webhook through the IVR runtime (query args, form params)."""
+    runtime = VoiceRuntime(_services())
+    reply = answer(runtime, request.args.to_dict(flat=True), request.form.to_dict(flat=True))
+    return twiml_response(reply.twiml, reply=reply)
+
+
 @voice_bp.post("/incoming")
 @twilio_signed
 @outage_safe
 def voice_incoming() -> Response:
     """The number's Voice URL: start the ``hotline`` flow for the caller."""
-    from ivr.runtime import VoiceRuntime
-
-    reply = VoiceRuntime(_services()).incoming(request.form.to_dict(flat=True))
-    return twiml_response(reply.twiml, reply=reply)
+    return _voice(lambda runtime, _query, form: runtime.incoming(form))
 
 
 @voice_bp.post("/outbound")
@@ -225,12 +231,7 @@ def voice_incoming() -> Response:
 @outage_safe
 def voice_outbound() -> Response:
     """URL of an answered campaign call: ``/voice/outbound?attempt=ID[&flow=NAME]``."""
-    from ivr.runtime import VoiceRuntime
-
-    reply = VoiceRuntime(_services()).outbound(
-        request.args.to_dict(flat=True), request.form.to_dict(flat=True)
-    )
-    return twiml_response(reply.twiml, reply=reply)
+    return _voice(lambda runtime, query, form: runtime.outbound(query, form))
 
 
 @voice_bp.post("/step")
@@ -238,12 +239,7 @@ def voice_outbound() -> Response:
 @outage_safe
 def voice_step() -> Response:
     """Action URL of every Gather/Record/Enqueue/Dial the engine renders."""
-    from ivr.runtime import VoiceRuntime
-
-    reply = VoiceRuntime(_services()).step(
-        request.args.to_dict(flat=True), request.form.to_dict(flat=True)
-    )
-    return twiml_response(reply.twiml, reply=reply)
+    return _voice(lambda runtime, query, form: runtime.step(query, form))
 
 
 @voice_bp.post("/fallback")

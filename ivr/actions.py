@@ -375,15 +375,9 @@ def _reason_text(decision: Any) -> str:
 
 @action("check_reading")
 def check_reading(ctx: ActionContext) -> ActionResult:
-    """Validate the current zone's reading without saving it."""
+    """Validate the current zone's reading against its history without saving it."""
+    from crm_store import readings
     from crm_store.models import Meter
-    from crm_store.readings import (
-        Accepted,
-        NeedsConfirmation,
-        ZoneHistory,
-        validate_reading,
-        zone_history,
-    )
 
     state = _readings_state(ctx)
     meter_id, _serial, zone = _current_zone(state)
@@ -394,29 +388,12 @@ def check_reading(ctx: ActionContext) -> ActionResult:
         meter = s.get(Meter, meter_id)
         if meter is None or meter.account_id != account.id:
             raise ActionFailed(f"meter {meter_id} is not on account {account.number}")
-
-        def decide(history: ZoneHistory) -> Any:
-            return validate_reading(
-                value,
-                capacity=meter.capacity,
-                zone=zone,
-                zones=list(meter.zones),
-                timezone=account.timezone,
-                submitted_at=ctx.now,
-                previous=history.previous,
-                previous_period=history.previous_period,
-                average_monthly=history.average_monthly,
-                remote_read=meter.remote_read,
-                account_status=account.status,
-                policy=policy,
-            )
-
-        decision = decide(ZoneHistory(None, None, None))
-        if isinstance(decision, Accepted):
-            decision = decide(zone_history(s, meter.id, zone, decision.period, policy))
-    if isinstance(decision, Accepted):
+        decision = readings.check_reading(
+            s, meter_id, zone, value, submitted_at=ctx.now, policy=policy
+        )
+    if isinstance(decision, readings.Accepted):
         return ActionResult("accepted")
-    if isinstance(decision, NeedsConfirmation):
+    if isinstance(decision, readings.NeedsConfirmation):
         if decision.reason == "lower_than_previous":
             return ActionResult("lower_than_last", {"last_value": decision.previous})
         return ActionResult("implausible", {"reason": _reason_text(decision)})
@@ -473,7 +450,7 @@ def subscribe_e_receipt(ctx: ActionContext) -> ActionResult:
     The SMS confirmation is the flow's business (an ``sms`` step after ``ok``), so that the
     text stays editable in ``call_flows.yaml``.
     """
-    from crm_store.models import Consent
+    from crm_store.consent import grant_consent
 
     with _session(ctx) as s:
         account = _current_account(ctx, s)
@@ -484,15 +461,13 @@ def subscribe_e_receipt(ctx: ActionContext) -> ActionResult:
         if account.e_receipt:
             return ActionResult("already", {"email_masked": masked})
         account.e_receipt = True
-        s.add(
-            Consent(
-                contact="email",
-                value=email,
-                purpose="e_receipt",
-                granted=True,
-                source=f"ivr:{ctx.call.call_sid}",
-                given_at=ctx.now,
-            )
+        grant_consent(
+            s,
+            contact="email",
+            value=email,
+            purpose="e_receipt",
+            source=f"ivr:{ctx.call.call_sid}",
+            at=ctx.now,
         )
     return ActionResult("ok", {"email_masked": masked})
 
@@ -597,40 +572,20 @@ def create_case(ctx: ActionContext) -> ActionResult:
 @action("opt_out_robot_calls")
 def opt_out_robot_calls(ctx: ActionContext) -> ActionResult:
     """Caller refuses robot calls: do-not-contact (voice) and robot_calls consent withdrawn."""
-    from crm_store.models import Consent, DoNotContact
+    from crm_store.consent import add_do_not_contact, withdraw_consent
 
     phone = ctx.variables.get("caller_phone")
     if not phone:
         raise ActionFailed("opt_out_robot_calls: the caller's number is unknown")
     with _session(ctx) as s:
-        exists = s.scalars(
-            select(DoNotContact).where(
-                DoNotContact.value == str(phone), DoNotContact.channel == "voice"
-            )
-        ).one_or_none()
-        if exists is None:
-            s.add(
-                DoNotContact(
-                    value=str(phone), channel="voice", reason="ivr_opt_out", created_by=ACTOR
-                )
-            )
-        for consent in s.scalars(
-            select(Consent).where(
-                Consent.value == str(phone),
-                Consent.purpose == "robot_calls",
-                Consent.withdrawn_at.is_(None),
-            )
-        ):
-            consent.withdrawn_at = ctx.now
-        s.add(
-            Consent(
-                contact="phone",
-                value=str(phone),
-                purpose="robot_calls",
-                granted=False,
-                source=f"ivr:{ctx.call.call_sid}",
-                withdrawn_at=ctx.now,
-            )
+        add_do_not_contact(s, str(phone), channel="voice", reason="ivr_opt_out", created_by=ACTOR)
+        withdraw_consent(
+            s,
+            contact="phone",
+            value=str(phone),
+            purpose="robot_calls",
+            source=f"ivr:{ctx.call.call_sid}",
+            at=ctx.now,
         )
     return ActionResult("done")
 

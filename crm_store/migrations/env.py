@@ -15,16 +15,16 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
+    """The URL from crm_store.migrate, else ``-x url=...``, else DATABASE_URL (settings)."""
     url = config.attributes.get("database_url")
     if url:
         return str(url)
     x_args = context.get_x_argument(as_dictionary=True)
     if "url" in x_args:
         return x_args["url"]
-    option = config.get_main_option("sqlalchemy.url")
-    if not option:
-        raise RuntimeError("no database URL: pass -x url=... or set sqlalchemy.url")
-    return option
+    from contactcenter.config import load_settings
+
+    return load_settings().database_url
 
 
 def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:

@@ -215,6 +215,19 @@ def months_between(earlier: date, later: date) -> int:
     return (later.year - earlier.year) * 12 + later.month - earlier.month
 
 
+def _plural(n: int, one: str, few: str, many: str) -> str:
+    """The Russian noun form agreeing with ``n`` (1 цифра, 2 цифры, 5 цифр)."""
+    if n % 10 == 1 and n % 100 != 11:
+        return one
+    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+        return few
+    return many
+
+
+def _digits_word(n: int) -> str:
+    return _plural(n, "цифра", "цифры", "цифр")
+
+
 def period_name(period: date) -> str:
     """``"май 2026"`` — a billing period as the IVR says it."""
     return f"{_MONTHS_NOMINATIVE[period.month - 1]} {period.year}"
@@ -247,14 +260,16 @@ def parse_reading(
     if len(compact) > capacity:
         return Rejected(
             "too_long",
-            f"Счётчик показывает {capacity} цифр до запятой, а передано {len(compact)}. "
+            f"Счётчик показывает {capacity} {_digits_word(capacity)} до запятой, "
+            f"а передано {len(compact)}. "
             "Назовите только цифры до запятой.",
         )
     if len(compact) < capacity:
         if policy.length_mode == "strict":
             return Rejected(
                 "too_short",
-                f"Нужно назвать все {capacity} цифр до запятой, включая нули в начале. "
+                f"Нужно назвать все {capacity} {_digits_word(capacity)} до запятой, "
+                "включая нули в начале. "
                 f"Передано {len(compact)}.",
             )
         compact = compact.zfill(capacity)
@@ -400,7 +415,9 @@ def validate_reading(
             )
         return NeedsConfirmation(
             "implausible",
-            f"По этим показаниям расход составит {consumption} киловатт-часов, это намного "
+            f"По этим показаниям расход составит {consumption} "
+            f"{_plural(consumption, 'киловатт-час', 'киловатт-часа', 'киловатт-часов')}, "
+            "это намного "
             "больше обычного. Если вы не ошиблись, подтвердите показание, иначе назовите его "
             "ещё раз.",
             value,

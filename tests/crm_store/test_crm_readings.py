@@ -172,7 +172,7 @@ def test_plausibility_against_average() -> None:
     high = decide("001601", previous=1000, average_monthly=200.0)
     assert isinstance(high, NeedsConfirmation)
     assert high.reason == "implausible"
-    assert "601" in high.message
+    assert "601 киловатт-час," in high.message
     forced = accepted(decide("001601", previous=1000, average_monthly=200.0, confirmed=True))
     assert (forced.consumption, forced.override, forced.anomaly) == (601, True, True)
 
@@ -458,3 +458,13 @@ def test_verification_notice(due: date | None, level: str | None, days: int | No
     assert "поверк" in notice.message
     if level == "expired":
         assert "истёк 19 марта 2026 года" in notice.message
+
+
+@pytest.mark.parametrize(("capacity", "phrase"), [(4, "4 цифры"), (5, "5 цифр"), (9, "9 цифр")])
+def test_length_messages_agree_with_the_number(capacity: int, phrase: str) -> None:
+    short = decide("1", capacity=capacity)
+    assert isinstance(short, Rejected)
+    assert f"все {phrase} до запятой" in short.message
+    long = decide("1" * (capacity + 1), capacity=capacity)
+    assert isinstance(long, Rejected)
+    assert f"показывает {phrase} до запятой" in long.message

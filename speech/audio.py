@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -159,6 +159,15 @@ class Resampler:
             return np.zeros(0, dtype=np.int16)
         ext = np.concatenate([self._history, x.astype(np.float64)])
         total_in = self._consumed + x.size
+        if self.down == 1 and self._produced == self._consumed * self.up:
+            # Integer up-sampling (8 → 16 kHz): one short convolution per phase, interleaved.
+            y = np.empty(x.size * self.up, dtype=np.float64)
+            for p in range(self.up):
+                y[p :: self.up] = np.convolve(ext, self._phases[p], mode="valid")
+            self._produced = total_in * self.up
+            self._consumed = total_in
+            self._history = ext[-(self._per_phase - 1) :]
+            return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
         # Output m needs input index floor(m * down / up) to exist.
         last = (total_in * self.up - 1) // self.down
         m = np.arange(self._produced, last + 1, dtype=np.int64)
@@ -196,10 +205,14 @@ def frame_energy_db(samples: Samples) -> float:
     x = np.asarray(samples, dtype=np.float64)
     if x.size == 0:
         return -100.0
-    rms = math.sqrt(float(np.mean(x * x)))
-    if rms < 1e-3:
-        return -100.0
-    return max(-100.0, 20.0 * math.log10(rms / 32768.0))
+    return float(frames_energy_db(x.reshape(1, -1))[0])
+
+
+def frames_energy_db(frames: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """Levels in dBFS of the rows of a 2-D array of frames (−100 for digital silence)."""
+    x = np.asarray(frames, dtype=np.float64)
+    power = np.einsum("ij,ij->i", x, x) / (max(1, x.shape[1]) * 32768.0 * 32768.0)
+    return np.asarray(10.0 * np.log10(np.maximum(power, 1e-10)), dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- WAV

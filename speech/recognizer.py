@@ -34,7 +34,7 @@ from speech.audio import (
     AudioClip,
     Resampler,
     Samples,
-    frame_energy_db,
+    frames_energy_db,
     pcm16_from_bytes,
     pcm16_to_bytes,
     ulaw_decode,
@@ -71,7 +71,8 @@ class EndpointConfig:
     frame_seconds: float = 0.02
     speech_margin_db: float = 12.0
     min_speech_db: float = -45.0
-    partial_interval: float = 0.1
+    partial_interval: float = 0.2
+    batch_seconds: float = 0.06  # audio gathered before one decoder call (less overhead)
     endpointing: bool = True
 
     def __post_init__(self) -> None:
@@ -149,9 +150,9 @@ class EnergyVad:
         data = np.concatenate([self._pending, np.asarray(samples, dtype=np.int16)])
         count = data.size // self.frame_len
         self._pending = data[count * self.frame_len :]
+        levels = frames_energy_db(data[: count * self.frame_len].reshape(count, self.frame_len))
         decisions = []
-        for i in range(count):
-            level = frame_energy_db(data[i * self.frame_len : (i + 1) * self.frame_len])
+        for level in levels.tolist():
             threshold = max(
                 self.config.min_speech_db, self.noise_floor_db + self.config.speech_margin_db
             )
@@ -202,6 +203,9 @@ class RecognitionSession:
         self._rec: Any = recognizer_factory(model.model, rate, grammar.to_json())
         self._rec.SetWords(True)
         self._resampler = Resampler(input_rate, rate)
+        self._batch: list[Samples] = []
+        self._batched = 0
+        self._batch_size = max(1, round(input_rate * self.config.batch_seconds))
         self._vad = EnergyVad(self.config, input_rate)
         self._segments: list[WordResult] = []
         self._segment_texts: list[str] = []
@@ -266,9 +270,25 @@ class RecognitionSession:
         return self.feed(pcm16_from_bytes(data))
 
     def feed(self, samples: Samples) -> list[RecognitionEvent]:
-        """Feed PCM 16-bit samples at the input rate; returns what happened (maybe a final)."""
+        """Feed PCM 16-bit samples at the input rate; returns what happened (maybe a final).
+
+        Audio is gathered up to ``batch_seconds`` before it is processed, so events come at
+        most that much audio later; their timing (in audio time) is unaffected.
+        """
         if self.result is not None or samples.size == 0:
             return []
+        self._batch.append(np.asarray(samples, dtype=np.int16))
+        self._batched += samples.size
+        if self._batched < self._batch_size:
+            return []
+        return self._process(self._take_batch())
+
+    def _take_batch(self) -> Samples:
+        batch = self._batch[0] if len(self._batch) == 1 else np.concatenate(self._batch)
+        self._batch, self._batched = [], 0
+        return batch
+
+    def _process(self, samples: Samples) -> list[RecognitionEvent]:
         events: list[RecognitionEvent] = []
         started = self._clock()
         converted = self._resampler.process(samples)
@@ -346,6 +366,12 @@ class RecognitionSession:
         """
         if self.result is not None:
             return self.result
+        if self._batched:
+            pending = self._take_batch()
+            converted = self._resampler.process(pending)
+            if converted.size and self._rec.AcceptWaveform(pcm16_to_bytes(converted)):
+                self._close_segment(json.loads(self._rec.Result()))
+            self._fed += pending.size
         started = self._clock()
         self._close_segment(json.loads(self._rec.FinalResult()))
         self._rec = None  # free the decoder now: memory stays flat over a long call

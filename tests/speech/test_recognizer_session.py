@@ -59,9 +59,11 @@ def test_recognizer_gets_upsampled_pcm(
     fake_loaded_model: LoadedModel, fake_factory: Any, fake_recognizers: list[FakeKaldi]
 ) -> None:
     session = make_session(fake_loaded_model, fake_factory)
-    audio = tone(0.2)
+    audio = tone(0.21)
     feed_frames(session, audio)
     rec = fake_recognizers[0]
+    assert len(rec.fed) == 2 * 2 * 1440  # three 60 ms batches so far; 30 ms still gathered
+    session.finish("hangup")
     assert rec.rate == 16000
     assert rec.grammar == ["네", "아니요"]
     assert rec.words is True
@@ -84,7 +86,7 @@ def test_no_input_timeout(fake_loaded_model: LoadedModel, fake_factory: Any) -> 
     events = feed_frames(session, silence(3.0))
     assert [e.kind for _, e in events] == ["final"]
     when, final = events[0]
-    assert when == pytest.approx(1.0, abs=0.03)
+    assert when == pytest.approx(1.0, abs=0.07)  # decided per 60 ms batch
     assert final.result is not None
     assert final.result.reason == "no_input"
     assert final.result.text == ""
@@ -101,7 +103,7 @@ def test_no_input_timer_starts_after_the_prompt(
     when, final = events[-1]
     assert final.result is not None
     assert final.result.reason == "no_input"
-    assert when == pytest.approx(3.0, abs=0.03)
+    assert when == pytest.approx(3.0, abs=0.07)
 
 
 def test_max_length(fake_loaded_model: LoadedModel, fake_factory: Any) -> None:
@@ -111,7 +113,7 @@ def test_max_length(fake_loaded_model: LoadedModel, fake_factory: Any) -> None:
     when, final = events[-1]
     assert final.result is not None
     assert final.result.reason == "max_length"
-    assert when == pytest.approx(2.0, abs=0.03)
+    assert when == pytest.approx(2.0, abs=0.07)
 
 
 def test_stable_partial_ends_on_a_noisy_line(
@@ -125,7 +127,7 @@ def test_stable_partial_ends_on_a_noisy_line(
     when, final = events[-1]
     assert final.result is not None
     assert final.result.reason == "silence"
-    assert when == pytest.approx(partial_times[-1] + 1.0, abs=0.11)
+    assert when == pytest.approx(partial_times[-1] + 1.0, abs=0.21)
 
 
 def test_barge_in_while_prompt_plays(fake_loaded_model: LoadedModel, fake_factory: Any) -> None:

@@ -27,6 +27,15 @@ if TYPE_CHECKING:
 GRAMMAR_CHOICES = ("digits", "number", "yes_no", "free")
 EVAL_KINDS = (*GRAMMAR_CHOICES, "menu")
 
+_model_option = click.option(
+    "--model",
+    "model_path",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Model directory (default: VOSK_MODEL_PATH, then models/).",
+)
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+
 
 @click.group()
 def speech() -> None:
@@ -103,14 +112,8 @@ def _understood(kind: str, text: str, lang: str, keywords: Sequence[str] = ()) -
     help="Restrict recognition to the words of a step kind, or free vocabulary.",
 )
 @click.option("--lang", default="ru", show_default=True, help="Language of the speech.")
-@click.option(
-    "--model",
-    "model_path",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Model directory (default: VOSK_MODEL_PATH, then models/).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_model_option
+@_json_option
 def transcribe_command(
     wav: Path, kind: str, lang: str, model_path: Path | None, as_json: bool
 ) -> None:
@@ -367,14 +370,8 @@ def _percent(value: float | None) -> str:
 @speech.command("eval")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
 @click.option("--lang", default="ru", show_default=True, help="Default language of items.")
-@click.option(
-    "--model",
-    "model_path",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Model directory (default: VOSK_MODEL_PATH, then models/).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_model_option
+@_json_option
 def eval_command(directory: Path, lang: str, model_path: Path | None, as_json: bool) -> None:
     """Measure the model on DIRECTORY: digit accuracy, word error rate, real-time factor.
 

@@ -8,7 +8,9 @@ Blueprints (one per feature; add new ones in :func:`create_app`):
 - ``voice`` — ``POST /voice/incoming`` (inbound: the hotline), ``/voice/outbound?attempt=ID``
   (an answered campaign call), ``/voice/step`` (action URL of every Gather/Record/Dial/
   Enqueue), ``/voice/fallback`` (Twilio's fallback URL) — the IVR, :mod:`ivr.runtime`;
-- ``status`` — ``POST /voice/status`` (call status callbacks).
+- ``status`` — ``POST /voice/status`` (call status callbacks; campaign calls are also
+  handed to the campaigns package) and ``POST /voice/amd`` (asynchronous AMD results of
+  campaign calls).
 
 Every Twilio route is wrapped in :func:`twilio_signed` (``X-Twilio-Signature`` against
 ``Settings.public_base_url`` + path + query) and, for voice routes, :func:`outage_safe`
@@ -269,5 +271,17 @@ def voice_status() -> Response:
     """Call status callback: stored idempotently and in order, then acknowledged."""
     from ivr.runtime import handle_call_status
 
-    handle_call_status(_services(), request.form.to_dict(flat=True))
+    handle_call_status(
+        _services(), request.form.to_dict(flat=True), request.args.to_dict(flat=True)
+    )
+    return Response(status=204)
+
+
+@status_bp.post("/voice/amd")
+@twilio_signed
+def voice_amd() -> Response:
+    """Asynchronous answering-machine detection result of a campaign call."""
+    from ivr.runtime import handle_amd_status
+
+    handle_amd_status(_services(), request.form.to_dict(flat=True), request.args.to_dict(flat=True))
     return Response(status=204)

@@ -8,9 +8,12 @@ to the call's ``Interaction`` (cheap single inserts, inline), executes the engin
 Also here: the status-callback handler (:func:`handle_call_status`), the TwiML for outages
 and Twilio's fallback URL, and the RQ job that sends an SMS (:func:`send_sms_job`).
 
-Campaign calls: a status callback whose CallSid belongs to a campaign ``ContactAttempt`` is
-handed to :data:`CAMPAIGN_STATUS_HANDLER` (a ``Services`` extra the campaigns package
-registers: ``services.set(CAMPAIGN_STATUS_HANDLER, fn)`` with ``fn(services, params)``).
+Campaign calls: a status callback whose CallSid belongs to a campaign ``ContactAttempt`` (or
+whose URL carries ``?attempt=ID``) is also handed to the campaigns package, and so is an
+asynchronous AMD result (``POST /voice/amd``): :func:`campaign_hook` finds the handler — a
+``Services`` extra (:data:`CAMPAIGN_STATUS_HANDLER`, :data:`CAMPAIGN_AMD_HANDLER`) if one is
+registered, else ``campaigns.jobs.handle_call_status`` / ``handle_amd_status``; each is
+called as ``fn(services, params)`` with the form fields plus the callback URL's query.
 """
 
 from __future__ import annotations
@@ -53,6 +56,12 @@ log = logging.getLogger(__name__)
 IVR_QUEUE = "ivr"
 #: ``Services`` extra: ``fn(services, params)`` handling status callbacks of campaign calls.
 CAMPAIGN_STATUS_HANDLER = "campaign_call_status_handler"
+#: ``Services`` extra: ``fn(services, params)`` handling asynchronous AMD results.
+CAMPAIGN_AMD_HANDLER = "campaign_amd_status_handler"
+_CAMPAIGN_FUNCTIONS = {
+    CAMPAIGN_STATUS_HANDLER: "handle_call_status",
+    CAMPAIGN_AMD_HANDLER: "handle_amd_status",
+}
 #: ``Services`` extra: a ``() -> datetime`` (tz-aware UTC) replacing the wall clock (tests).
 CLOCK = "clock"
 #: Flow started by ``POST /voice/incoming``.
@@ -526,12 +535,13 @@ def is_campaign_call(services: Services, call_sid: str) -> bool:
     return found is not None
 
 
-def campaign_status_handler(
-    services: Services,
+def campaign_hook(
+    services: Services, name: str
 ) -> Callable[[Services, Mapping[str, str]], Any] | None:
-    """The handler of campaign call statuses: the ``Services`` extra
-    :data:`CAMPAIGN_STATUS_HANDLER`, else ``campaigns.jobs.handle_call_status`` if present."""
-    handler = services.get(CAMPAIGN_STATUS_HANDLER)
+    """The campaigns handler ``name`` (:data:`CAMPAIGN_STATUS_HANDLER` or
+    :data:`CAMPAIGN_AMD_HANDLER`): the ``Services`` extra of that name if registered, else the
+    matching function of ``campaigns.jobs``; None when neither exists."""
+    handler = services.get(name)
     if handler is not None:
         return handler
     import importlib
@@ -542,11 +552,24 @@ def campaign_status_handler(
         if exc.name != "campaigns.jobs":
             raise
         return None
-    found = getattr(jobs, "handle_call_status", None)
+    found = getattr(jobs, _CAMPAIGN_FUNCTIONS[name], None)
     return found if callable(found) else None
 
 
-def handle_call_status(services: Services, params: Mapping[str, str]) -> None:
+def handle_amd_status(
+    services: Services, params: Mapping[str, str], query: Mapping[str, str] | None = None
+) -> None:
+    """An asynchronous AMD result of a campaign call: handed to the campaigns package."""
+    _call_sid(params)
+    handler = campaign_hook(services, CAMPAIGN_AMD_HANDLER)
+    if handler is None:
+        raise WebhookError("AMD results are only expected for campaign calls")
+    handler(services, {**params, **(query or {})})
+
+
+def handle_call_status(
+    services: Services, params: Mapping[str, str], query: Mapping[str, str] | None = None
+) -> None:
     """Store a call status callback: idempotent, ordered, a terminal status never overwritten.
 
     The event is appended to ``Interaction.data["status_events"]`` (deduplicated by status
@@ -554,7 +577,7 @@ def handle_call_status(services: Services, params: Mapping[str, str]) -> None:
     (queued → ringing → in-progress → a terminal status) and a callback older than the last
     applied one (``SequenceNumber``) does not move it back; ``ended_at`` and
     ``data["duration_s"]`` come with the terminal status. Campaign calls are also handed to
-    the campaigns handler registered as :data:`CAMPAIGN_STATUS_HANDLER`.
+    the campaigns package (:func:`campaign_hook`).
     """
     from crm_store.models import Interaction
 
@@ -564,17 +587,18 @@ def handle_call_status(services: Services, params: Mapping[str, str]) -> None:
         raise WebhookError("missing CallStatus")
     seq = _int(params.get("SequenceNumber"))
     at = _status_time(params) or _utcnow()
-    if is_campaign_call(services, call_sid):
-        handler = campaign_status_handler(services)
+    query = query or {}
+    if query.get("attempt") or is_campaign_call(services, call_sid):
+        handler = campaign_hook(services, CAMPAIGN_STATUS_HANDLER)
         if handler is None:
             log.error("status of campaign call %s but no campaign handler is available", call_sid)
         else:
-            handler(services, params)
+            handler(services, {**params, **query})
     with services.db.transaction() as s:
-        query = select(Interaction).where(Interaction.provider_sid == call_sid)
+        stmt = select(Interaction).where(Interaction.provider_sid == call_sid)
         if s.bind is not None and s.bind.dialect.name == "postgresql":
-            query = query.with_for_update()
-        interaction = s.scalars(query).one_or_none()
+            stmt = stmt.with_for_update()
+        interaction = s.scalars(stmt).one_or_none()
         if interaction is None:
             direction = params.get("Direction", "inbound")
             interaction = Interaction(

@@ -14,7 +14,7 @@ from contactcenter.config import Settings
 from contactcenter.runtime import Services
 from crm_store.db import Database
 from crm_store.models import Campaign, CampaignTarget, Case, Consent, ContactAttempt, DoNotContact
-from ivr.runtime import CAMPAIGN_STATUS_HANDLER, CLOCK
+from ivr.runtime import CAMPAIGN_AMD_HANDLER, CAMPAIGN_STATUS_HANDLER, CLOCK
 from webhooks import create_app, services_of
 
 from .test_hotline_calls import IN_WINDOW, Clock, add_customer
@@ -148,3 +148,27 @@ def test_campaign_call_status_goes_to_the_campaign_handler(
     inbound.start()
     assert inbound.status("completed", 2) == 204
     assert seen == [(call.call_sid, "completed")]
+
+
+def test_status_url_with_attempt_and_amd_results_reach_the_campaigns_package(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    from telephony.signing import sign
+
+    statuses: list[dict[str, str]] = []
+    amd: list[dict[str, str]] = []
+    services_of(app).set(CAMPAIGN_STATUS_HANDLER, lambda _s, params: statuses.append(dict(params)))
+    services_of(app).set(CAMPAIGN_AMD_HANDLER, lambda _s, params: amd.append(dict(params)))
+    client = app.test_client()
+    token = settings.webhook_auth_token
+    ringing = {"CallSid": "CA" + "9" * 32, "CallStatus": "ringing", "SequenceNumber": "1"}
+    url = "/voice/status?attempt=77"
+    headers = {"X-Twilio-Signature": sign(token, "http://localhost" + url, ringing)}
+    assert client.post(url, data=ringing, headers=headers).status_code == 204
+    assert statuses == [{**ringing, "attempt": "77"}]
+    machine = {"CallSid": "CA" + "9" * 32, "AnsweredBy": "machine_end_beep"}
+    url = "/voice/amd?attempt=77"
+    headers = {"X-Twilio-Signature": sign(token, "http://localhost" + url, machine)}
+    assert client.post(url, data=machine, headers=headers).status_code == 204
+    assert amd == [{**machine, "attempt": "77"}]
+    assert client.post(url, data=machine).status_code == 403

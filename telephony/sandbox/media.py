@@ -15,9 +15,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from simple_websocket import ConnectionClosed
-
 from telephony.sandbox.audio import FRAME_BYTES, frames
+from telephony.sandbox.wsclient import WebSocketClient, WebSocketClosed
 from telephony.signing import SIGNATURE_HEADER, sign
 
 WsConnect = Callable[[str, Mapping[str, str]], Any]
@@ -28,12 +27,10 @@ class MediaStreamError(Exception):
 
 
 def default_ws_connect(url: str, headers: Mapping[str, str]) -> Any:
-    """Open a websocket with ``simple_websocket.Client``."""
-    import simple_websocket
-
+    """Open a websocket with the sandbox's single-threaded client."""
     try:
-        return simple_websocket.Client.connect(url, headers=dict(headers))
-    except (OSError, ConnectionClosed, ValueError) as exc:
+        return WebSocketClient(url, headers)
+    except (OSError, ValueError) as exc:
         raise MediaStreamError(f"cannot open {url}: {exc}") from exc
 
 
@@ -83,7 +80,7 @@ class MediaStream:
             raise MediaStreamError("stream is not open")
         try:
             self._ws.send(json.dumps(message))
-        except (ConnectionClosed, OSError) as exc:
+        except (WebSocketClosed, OSError) as exc:
             self.closed_by_app = True
             raise MediaStreamError(f"stream {self.stream_sid} closed: {exc}") from exc
         self.sent.append(message)
@@ -181,30 +178,32 @@ class MediaStream:
         elif event == "mark" and not self.stopped:
             # Our audio plays instantly in the sandbox, so the mark is echoed at once.
             name = (message.get("mark") or {}).get("name", "")
-            self._send(
-                {
-                    "event": "mark",
-                    "sequenceNumber": self._next_seq(),
-                    "streamSid": self.stream_sid,
-                    "mark": {"name": name},
-                }
-            )
+            with contextlib.suppress(MediaStreamError):  # closed meanwhile: nothing to echo
+                self._send(
+                    {
+                        "event": "mark",
+                        "sequenceNumber": self._next_seq(),
+                        "streamSid": self.stream_sid,
+                        "mark": {"name": name},
+                    }
+                )
 
     def poll(self, wait_s: float = 0.0) -> None:
-        """Read what the app sent (waiting up to ``wait_s`` for the first message)."""
+        """Read what the app sent, waiting up to ``wait_s`` for the first message."""
         if self._ws is None:
             return
         timeout: float = wait_s
         while not self.closed_by_app:
             try:
                 raw = self._ws.receive(timeout=timeout)
-            except (ConnectionClosed, OSError):  # the app closed the socket
+            except (WebSocketClosed, OSError):  # the app closed the socket
                 self.closed_by_app = True
                 return
             if raw is None:
                 return
             self._handle(raw)
-            timeout = 0
+            # Then drain what follows closely (the app often sends media + mark together).
+            timeout = min(0.05, wait_s)
 
     def wait_closed(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` (real time) for the app to close the socket."""
@@ -213,8 +212,12 @@ class MediaStream:
             self.poll(wait_s=min(0.1, max(0.0, deadline - time.monotonic())))
         return self.closed_by_app
 
-    def stop(self) -> None:
-        """Send ``stop`` (if the socket is still open) and close it."""
+    def stop(self, grace_s: float = 2.0) -> None:
+        """Send ``stop``, give the app ``grace_s`` (real time) to close, then close.
+
+        The sandbox streams faster than real time; without the grace period the socket
+        would close while the app still has frames to read, and its replies would fail.
+        """
         if self._ws is None or self.stopped:
             return
         if not self.closed_by_app:
@@ -227,6 +230,8 @@ class MediaStream:
                         "stop": {"accountSid": self.account_sid, "callSid": self.call_sid},
                     }
                 )
+            self.stopped = True
+            self.wait_closed(grace_s)
         self.stopped = True
-        with contextlib.suppress(ConnectionClosed, OSError):
+        with contextlib.suppress(WebSocketClosed, OSError):
             self._ws.close()

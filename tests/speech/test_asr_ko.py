@@ -79,14 +79,6 @@ def test_transcripts_are_repeatable_with_dither_0(ko_model: LoadedModel) -> None
     assert first.reason == "end_of_audio"
 
 
-def test_free_vocabulary_only_when_asked(ko_model: LoadedModel) -> None:
-    clip = read_wav(FIXTURES / "ko" / "no_aniyo.wav")
-    grammar = build_grammar(ko_model, "free", "ko")
-    result = transcribe(ko_model, clip, grammar)
-    assert result.grammar == "free"
-    assert result.duration == pytest.approx(clip.duration)
-
-
 def test_media_stream_session_on_real_audio(ko_model: LoadedModel) -> None:
     events: list[StreamEvent] = []
     session = MediaStreamSession(ko_model, events.append, StreamConfig(default_lang="ko"))

@@ -148,6 +148,13 @@ def test_wav_round_trip(tmp_path: Path, encoding: str) -> None:
     np.testing.assert_array_equal(clip.samples, expected)
 
 
+def test_alaw_wav_is_read() -> None:
+    codes = bytes([0xD5, 0x55, 0x2A, 0xAA] * 10)
+    clip = decode_wav(_wav_header(6, 1, 8000, 8, codes))
+    assert clip.encoding == "alaw"
+    assert clip.samples[:4].tolist() == [8, -8, -32256, 32256]
+
+
 def test_wav_written_by_sox_is_read(audio_fixtures: Path) -> None:
     clip = read_wav(audio_fixtures / "ko" / "yes_ne.wav")
     assert (clip.sample_rate, clip.encoding) == (8000, "mulaw")

@@ -193,6 +193,25 @@ def test_new_recognizer_per_session(
     assert all(r.finalised for r in fake_recognizers)
 
 
+def test_free_vocabulary_only_when_asked(
+    fake_loaded_model: LoadedModel, fake_factory: Any, fake_recognizers: list[FakeKaldi]
+) -> None:
+    from speech.grammar import build_grammar
+
+    RecognitionSession(
+        fake_loaded_model,
+        build_grammar(fake_loaded_model, "yes_no", "ko"),
+        recognizer_factory=fake_factory(),
+    )
+    RecognitionSession(
+        fake_loaded_model,
+        build_grammar(fake_loaded_model, "free", "ko"),
+        recognizer_factory=fake_factory(),
+    )
+    assert fake_recognizers[0].grammar == ["네", "예", "아니요", "아니오", "아니"]
+    assert fake_recognizers[1].grammar is None
+
+
 def test_invalid_config() -> None:
     with pytest.raises(ValueError, match="trailing_silence"):
         EndpointConfig(trailing_silence=0)

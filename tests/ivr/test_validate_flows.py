@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivr.action_names import ACTION_SPECS
 from ivr.loader import FlowError
@@ -279,3 +281,41 @@ flows:
     messages = [i.message for i in issues]
     assert any("main.menu (menu) has no way out" in m for m in messages)
     assert any("main.op is unreachable" in m for m in messages)
+
+
+_LINES = SHIPPED.read_text(encoding="utf-8").splitlines()
+_TYPES = ["menu", "collect", "action", "branch", "goto", "subflow", "return", "transfer", "record"]
+
+
+@st.composite
+def _mutated_shipped_file(draw: st.DrawFn) -> str:
+    lines = list(_LINES)
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(lines) - 1))
+        op = draw(st.sampled_from(["delete", "swap", "char", "type", "copy"]))
+        if op == "delete":
+            del lines[i]
+        elif op == "swap":
+            j = draw(st.integers(0, len(lines) - 1))
+            lines[i], lines[j] = lines[j], lines[i]
+        elif op == "char":
+            k = draw(st.integers(0, len(lines[i])))
+            lines[i] = (
+                lines[i][:k] + draw(st.sampled_from(list(":{}[]-#'\"*&!|> \tx0"))) + lines[i][k:]
+            )
+        elif op == "type":
+            lines[i] = lines[i].replace("type: say", f"type: {draw(st.sampled_from(_TYPES))}")
+        else:
+            lines.insert(i, lines[draw(st.integers(0, len(lines) - 1))])
+    return "\n".join(lines)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_mutated_shipped_file())
+def test_mutated_files_give_issues_never_tracebacks(text: str) -> None:
+    flowset, issues = check_text(text, "m.yaml")
+    assert (flowset is None) == bool(issues)
+    for issue in issues:
+        assert issue.line >= 1
+        assert issue.column >= 1
+        assert issue.message

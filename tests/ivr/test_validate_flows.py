@@ -310,7 +310,7 @@ def _mutated_shipped_file(draw: st.DrawFn) -> str:
     return "\n".join(lines)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(_mutated_shipped_file())
 def test_mutated_files_give_issues_never_tracebacks(text: str) -> None:
     flowset, issues = check_text(text, "m.yaml")

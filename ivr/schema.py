@@ -129,9 +129,14 @@ def _key_to_str(value: Any) -> Any:
     return value
 
 
+#: A keypad key: ``"0"``-``"9"``, ``"*"`` or ``"#"`` (YAML integers 0-9 are accepted).
 Key = Annotated[
     str,
-    BeforeValidator(_key_to_str),
+    BeforeValidator(
+        _key_to_str,
+        json_schema_input_type=Annotated[int, Field(ge=0, le=9)]
+        | Annotated[str, StringConstraints(pattern=KEY_PATTERN)],
+    ),
     StringConstraints(pattern=KEY_PATTERN),
 ]
 

@@ -201,6 +201,9 @@ def test_json_schema() -> None:
     assert "next" in say["required"]
     # prompts accept a single item or a list
     assert "anyOf" in say["properties"]["prompts"]
+    # keys may be written as YAML integers
+    key_types = {v.get("type") for v in schema["$defs"]["MenuOption"]["properties"]["key"]["anyOf"]}
+    assert key_types == {"integer", "string", "null"}
 
 
 # ------------------------------------------------------------------------------ expressions

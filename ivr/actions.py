@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ivr.action_names import ACTION_SPECS, get_action_spec
+from ivr.action_names import ACTION_SPECS, ActionContractError, get_action_spec
 from ivr.engine import ActionContext, ActionFailed, ActionResult
 
 if TYPE_CHECKING:
@@ -65,8 +65,14 @@ def _checked(name: str, fn: ActionImpl) -> ActionImpl:
     spec = get_action_spec(name)
 
     def run(ctx: ActionContext) -> ActionResult:
-        result = fn(ctx)
-        spec.check_result(result.outcome, result.variables)
+        from crm_store.errors import CrmError
+
+        try:
+            result = fn(ctx)
+            spec.check_result(result.outcome, result.variables)
+        except (CrmError, ActionContractError) as exc:
+            # The caller hears an apology and goes to an operator; the log says why.
+            raise ActionFailed(f"action {name}: {type(exc).__name__}: {exc}") from exc
         return result
 
     run.__name__ = fn.__name__

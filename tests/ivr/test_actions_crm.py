@@ -224,3 +224,23 @@ def test_log_contact_result_needs_a_result(services: Services) -> None:
     with pytest.raises(ActionFailed, match="empty result"):
         run(services, "log_contact_result", args={"result": ""})
     assert run(services, "verify_person", args={"confirmed": False}).outcome == "wrong_party"
+
+
+def test_contract_violations_and_crm_errors_become_action_failures(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ivr.actions
+    from crm_store.errors import NotFound
+
+    monkeypatch.setitem(
+        ivr.actions._IMPLEMENTATIONS, "outage_info", lambda ctx: ActionResult("planned", {})
+    )
+    with pytest.raises(ActionFailed, match="missing variables outage_text"):
+        run(services, "outage_info")
+
+    def missing(ctx: ActionContext) -> ActionResult:
+        raise NotFound("account 1 does not exist")
+
+    monkeypatch.setitem(ivr.actions._IMPLEMENTATIONS, "balance", missing)
+    with pytest.raises(ActionFailed, match="NotFound"):
+        run(services, "balance")

@@ -39,6 +39,7 @@ class TwimlApp:
     routes: dict[str, Handler]
     received: list[Received] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    public: str = PUBLIC
 
     def on(self, path: str, handler: Handler) -> None:
         """Answer ``path`` with TwiML (a string, or a function of the form params)."""
@@ -57,7 +58,8 @@ def make_twiml_app(validate: bool = True, token: str = TOKEN) -> TwimlApp:
     @app.route("/<path:path>", methods=["GET", "POST"])
     def any_route(path: str) -> Any:
         full = "/" + path
-        url = PUBLIC + request.full_path.rstrip("?") if request.query_string else PUBLIC + full
+        base = state.public
+        url = base + request.full_path.rstrip("?") if request.query_string else base + full
         params = request.form if request.method == "POST" else {}
         signature = request.headers.get(SIGNATURE_HEADER)
         if validate and not is_valid(token, url, params, signature):

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import bisect
 import logging
+import queue
 import random
+import threading
 import time as monotonic_time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -392,7 +394,18 @@ class DemoGenerator:
         self._payment_cum = _cumulative(PAYMENT_CHANNEL_WEIGHTS)
         self._behaviour_cum = _cumulative(BEHAVIOUR_WEIGHTS)
         self.behaviour_counts: dict[str, int] = dict.fromkeys(BEHAVIOURS, 0)
-        self._days = [timedelta(days=d) for d in range(10)]
+        # Bills are issued on the 1st at 03:00 UTC; payments arrive 0–9 days before the due date.
+        self._billed_at = [
+            datetime.combine(due - timedelta(days=9), time(3, 0), tzinfo=UTC)
+            for due in self.due_dates
+        ]
+        self._paid = [
+            [
+                (due - timedelta(days=d), datetime.combine(due - timedelta(days=d), time(9), UTC))
+                for d in range(10)
+            ]
+            for due in self.due_dates
+        ]
 
     # ---- small helpers (random.random() arithmetic: randrange is several times slower)
     def _pick(self, cum: list[int]) -> int:
@@ -479,7 +492,7 @@ class DemoGenerator:
             for phone_id in phone_ids:
                 self.rows.add_link(
                     "account_phones",
-                    {"account_id": account_id, "phone_id": phone_id, "created_at": self.stamp},
+                    {"account_id": account_id, "phone_id": phone_id},
                 )
             meters = []
             for m in range(2 if rng.random() < 0.05 else 1):
@@ -506,7 +519,7 @@ class DemoGenerator:
             for phone_id in phone_ids:
                 self.rows.add_link(
                     "account_phones",
-                    {"account_id": account_id, "phone_id": phone_id, "created_at": self.stamp},
+                    {"account_id": account_id, "phone_id": phone_id},
                 )
             meters = []
             for meter in acc.meters:
@@ -520,10 +533,6 @@ class DemoGenerator:
             {
                 "kind": kind,
                 "full_name": name,
-                "inn": None,
-                "email": None,
-                "created_at": self.stamp,
-                "updated_at": self.stamp,
             },
         )
 
@@ -534,7 +543,6 @@ class DemoGenerator:
                 "e164": e164,
                 "source": "import",
                 "verified": verified or self.rng.random() < 0.6,
-                "created_at": self.stamp,
             },
         )
 
@@ -553,8 +561,6 @@ class DemoGenerator:
                 "timezone": region.timezone,
                 "status": "active",
                 "e_receipt": self.rng.random() < 0.2,
-                "created_at": self.stamp,
-                "updated_at": self.stamp,
             },
         )
 
@@ -584,7 +590,6 @@ class DemoGenerator:
                     "remote_read": remote,
                     "verification_due": verification_due,
                     "installed_at": installed,
-                    "created_at": self.stamp,
                 },
             )
             self._readings(meter_id, region, zones, split, capacity, remote, base, bills)
@@ -641,28 +646,25 @@ class DemoGenerator:
                         "period": period,
                         "source": source,
                         "confidence": confidence,
-                        "audio_ref": None,
-                        "anomaly": False,
-                        "override": False,
                         "rollover": raw >= modulo,
                         "consumption": consumption,
                         "submitted_at": at,
-                        "interaction_id": None,
                     },
                 )
 
     def _ledger(self, account_id: int, bills: list[int], behaviour: str) -> None:
         rng = self.rng
         as_of = self.as_of
-        for period, due, amount in zip(self.months, self.due_dates, bills, strict=True):
-            self.rows.add(
+        add = self.rows.add
+        for index, amount in enumerate(bills):
+            add(
                 "charges",
                 {
                     "account_id": account_id,
-                    "period": period,
+                    "period": self.months[index],
                     "amount": _money(amount),
-                    "due_date": due,
-                    "created_at": datetime.combine(due - timedelta(days=9), time(3, 0), tzinfo=UTC),
+                    "due_date": self.due_dates[index],
+                    "created_at": self._billed_at[index],
                 },
             )
         past_due = [i for i, due in enumerate(self.due_dates) if due < as_of]
@@ -673,18 +675,17 @@ class DemoGenerator:
             amount = bills[i]
             if behaviour == "partial":
                 amount = amount * self._int(55, 90) // 100
-            paid_on = self.due_dates[i] - self._days[int(rng.random() * 10)]
+            paid_on, received_at = self._paid[i][int(rng.random() * 10)]
             if amount <= 0:
                 continue
-            self.rows.add(
+            add(
                 "payments",
                 {
                     "account_id": account_id,
                     "amount": _money(amount),
                     "paid_on": paid_on,
                     "channel": PAYMENT_CHANNELS[self._pick(self._payment_cum)],
-                    "external_id": None,
-                    "created_at": datetime.combine(paid_on, time(9, 0), tzinfo=UTC),
+                    "created_at": received_at,
                 },
             )
 
@@ -776,26 +777,37 @@ class SeedResult:
         return out
 
 
-def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+def bulk_insert(
+    conn: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    constants: Mapping[str, Any] | None = None,
+) -> None:
     """Insert ``rows`` (dicts with identical keys) with one Core ``insert()`` executemany.
 
-    On SQLite the statement is compiled once and the rows are passed to the driver's
-    ``executemany`` after the column types' own bind processors ran (the same conversion
-    SQLAlchemy applies, without its per-row bookkeeping); elsewhere the rows go through
-    ``Connection.execute(insert(table), rows)`` (insertmanyvalues batching).
+    ``constants`` are column values shared by every row (kept out of the dicts to save
+    memory and time). On SQLite the statement is compiled once and the rows go to the
+    driver's ``executemany`` after the column types' own bind processors ran (the same
+    conversion SQLAlchemy applies, without its per-row bookkeeping); elsewhere they go
+    through ``Connection.execute(insert(table), rows)`` (insertmanyvalues batching).
     """
     if not rows:
         return
+    shared = dict(constants or {})
     if conn.dialect.name != "sqlite":
-        conn.execute(insert(table), rows)
+        conn.execute(insert(table), [{**row, **shared} for row in rows] if shared else rows)
         return
-    keys = list(rows[0])
+    keys = [*rows[0], *shared]
     dialect = conn.dialect
     compiled = insert(table).compile(dialect=dialect, column_keys=keys)
     columns: list[list[Any]] = []
     for key in compiled.positiontup or keys:
-        values = [row[key] for row in rows]
         process = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+        if key in shared:
+            value = shared[key]
+            columns.append([process(value) if process else value] * len(rows))
+            continue
+        values = [row[key] for row in rows]
         if process is not None:
             try:
                 # Demo columns repeat values a lot (dates, flags): convert each value once.
@@ -807,15 +819,125 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     conn.exec_driver_sql(str(compiled), list(zip(*columns, strict=True)))
 
 
+def _constants(stamp: datetime) -> dict[str, dict[str, Any]]:
+    """Column values every demo row of a table shares (all rows are created at ``stamp``)."""
+    created = {"created_at": stamp}
+    return {
+        "consumers": {"inn": None, "email": None, "created_at": stamp, "updated_at": stamp},
+        "accounts": {"created_at": stamp, "updated_at": stamp},
+        "phone_numbers": created,
+        "account_phones": created,
+        "meters": created,
+        "meter_readings": {
+            "audio_ref": None,
+            "anomaly": False,
+            "override": False,
+            "interaction_id": None,
+        },
+        "charges": {},
+        "payments": {"external_id": None},
+    }
+
+
 def _write(
-    conn: Connection, tables: dict[str, list[dict[str, Any]]], counts: dict[str, int]
+    conn: Connection,
+    tables: dict[str, list[dict[str, Any]]],
+    constants: dict[str, dict[str, Any]],
+    counts: dict[str, int],
 ) -> None:
     for name in _TABLE_NAMES:
         table = Base.metadata.tables[name]
         rows = tables.get(name, [])
         for start in range(0, len(rows), INSERT_CHUNK_ROWS):
-            bulk_insert(conn, table, rows[start : start + INSERT_CHUNK_ROWS])
+            bulk_insert(conn, table, rows[start : start + INSERT_CHUNK_ROWS], constants[name])
         counts[name] = counts.get(name, 0) + len(rows)
+
+
+class _Writer(threading.Thread):
+    """Writes generated chunks while the next one is generated.
+
+    The database driver releases the GIL while SQLite (or the network) works, so on two
+    cores generation and inserts overlap. Only this thread uses ``conn`` until
+    :meth:`finish` returns; chunks are written in submission order, in the caller's
+    transaction. A failure is kept and re-raised in the caller; the queue keeps draining,
+    so the producer never blocks on a dead writer.
+    """
+
+    def __init__(
+        self, conn: Connection, constants: dict[str, dict[str, Any]], counts: dict[str, int]
+    ) -> None:
+        super().__init__(name="demo-seed-writer", daemon=True)
+        self.conn = conn
+        self.constants = constants
+        self.counts = counts
+        self.chunks: queue.Queue[dict[str, list[dict[str, Any]]] | None] = queue.Queue(maxsize=2)
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        """Write chunks until the ``None`` sentinel."""
+        while (tables := self.chunks.get()) is not None:
+            if self.error is not None:
+                continue
+            try:
+                _write(self.conn, tables, self.constants, self.counts)
+            except Exception as exc:  # noqa: BLE001 - handed to the producer thread, re-raised there
+                self.error = exc
+
+    def submit(self, tables: dict[str, list[dict[str, Any]]]) -> None:
+        """Queue a chunk (blocks while two are pending); re-raise an earlier write failure."""
+        if self.error is not None:
+            raise self.error
+        self.chunks.put(tables)
+
+    def finish(self) -> None:
+        """Wait for every queued chunk; re-raise a write failure."""
+        self.chunks.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _seed(
+    conn: Connection, result: SeedResult, seed: int, day: date, consumers: int, if_empty: bool
+) -> DemoGenerator | None:
+    """Generate and write everything in the caller's transaction (None: skipped)."""
+    meta = Base.metadata.tables
+    existing = conn.scalar(select(func.count()).select_from(meta["consumers"])) or 0
+    if existing:
+        if if_empty:
+            result.skipped = True
+            result.existing_consumers = existing
+            return None
+        raise DemoSeedError(
+            f"the database already has {existing} consumers; seed an empty database "
+            "(or pass --if-empty to skip)"
+        )
+    next_id = {
+        name: (conn.scalar(select(func.max(meta[name].c.id))) or 0) + 1 for name in _ID_TABLES
+    }
+    used = set(conn.scalars(select(meta["phone_numbers"].c.e164)))
+    generator = DemoGenerator(seed, day, next_id, used)
+    writer = _Writer(conn, _constants(generator.stamp), result.counts)
+    writer.start()
+    try:
+        for spec in FIXED_CONSUMERS:
+            generator.fixed(spec)
+        for done in range(consumers):
+            generator.consumer()
+            if (done + 1) % CHUNK_CONSUMERS == 0:
+                writer.submit(generator.take_rows())
+        writer.submit(generator.take_rows())
+    finally:
+        writer.finish()
+    if conn.dialect.name == "postgresql":
+        for name in _ID_TABLES:
+            conn.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "  # noqa: S608 - table names are our constants
+                    f"(SELECT COALESCE(MAX(id), 1) FROM {name}))"
+                )
+            )
+    return generator
 
 
 def seed_demo(
@@ -837,38 +959,23 @@ def seed_demo(
     day = as_of or datetime.now(UTC).date()
     result = SeedResult(consumers=consumers, seed=seed, as_of=day)
     started = monotonic_time.perf_counter()
-    with db.engine.begin() as conn:
-        meta = Base.metadata.tables
-        existing = conn.scalar(select(func.count()).select_from(meta["consumers"])) or 0
-        if existing:
-            if if_empty:
-                result.skipped = True
-                result.existing_consumers = existing
-                return result
-            raise DemoSeedError(
-                f"the database already has {existing} consumers; seed an empty database "
-                "(or pass --if-empty to skip)"
-            )
-        next_id = {
-            name: (conn.scalar(select(func.max(meta[name].c.id))) or 0) + 1 for name in _ID_TABLES
-        }
-        used = set(conn.scalars(select(meta["phone_numbers"].c.e164)))
-        generator = DemoGenerator(seed, day, next_id, used)
-        for spec in FIXED_CONSUMERS:
-            generator.fixed(spec)
-        for done in range(consumers):
-            generator.consumer()
-            if (done + 1) % CHUNK_CONSUMERS == 0:
-                _write(conn, generator.take_rows(), result.counts)
-        _write(conn, generator.take_rows(), result.counts)
-        if conn.dialect.name == "postgresql":
-            for name in _ID_TABLES:
-                conn.execute(
-                    text(
-                        f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "  # noqa: S608 - table names are our constants
-                        f"(SELECT COALESCE(MAX(id), 1) FROM {name}))"
-                    )
-                )
+    with db.engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # Foreign-key checks cost an index probe per inserted row; the generator assigns
+            # consistent ids itself (the tests run PRAGMA foreign_key_check on its output).
+            # The pragma only works outside a transaction, hence the explicit commit.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            with conn.begin():
+                generator = _seed(conn, result, seed, day, consumers, if_empty)
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
+    if generator is None:
+        return result
     result.behaviours = generator.behaviour_counts
     result.seconds = monotonic_time.perf_counter() - started
     logger.info(

@@ -207,3 +207,24 @@ def test_female_surnames() -> None:
     assert female_surname("Толстой") == "Толстая"
     assert female_surname("Шевченко") == "Шевченко"
     assert female_surname("Ким") == "Ким"
+
+
+def test_a_failed_write_rolls_everything_back(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crm_store import demo
+
+    calls = {"n": 0}
+    real_write = demo._write
+
+    def failing_write(*args: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("disk full")
+        real_write(*args)
+
+    monkeypatch.setattr(demo, "CHUNK_CONSUMERS", 10)
+    monkeypatch.setattr(demo, "_write", failing_write)
+    with pytest.raises(RuntimeError, match="disk full"):
+        seed_demo(db, consumers=60, seed=1, as_of=AS_OF)
+    assert all(not rows for rows in _dump(db).values())

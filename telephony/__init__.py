@@ -41,8 +41,9 @@ def build_provider(services: Services) -> TelephonyProvider:
     """A new provider for ``services.settings.telephony`` (``twilio`` or ``sandbox``).
 
     The sandbox posts webhooks over HTTP to ``PUBLIC_BASE_URL`` (the running app), runs call
-    lives in a thread pool with a virtual clock, and keeps live-call state in Redis so
-    ``update_call`` from any process reaches the call.
+    and SMS lives as RQ jobs on the ``telephony`` queue with a virtual clock (a worker must
+    listen on it), and keeps live-call state in Redis so ``update_call`` and
+    ``fetch_recording`` from any process reach the call.
     """
     settings = services.settings
     if settings.telephony == "twilio":
@@ -50,12 +51,16 @@ def build_provider(services: Services) -> TelephonyProvider:
 
         return TwilioProvider.from_settings(settings)
     if settings.telephony == "sandbox":
+        from rq import Queue
+
         from telephony.sandbox import HttpTransport, RedisCallState, SandboxProvider
+        from telephony.sandbox.jobs import QUEUE_NAME
 
         return SandboxProvider(
             HttpTransport(),
             settings.sandbox_auth_token,
-            mode="thread",
+            mode="rq",
+            queue=Queue(QUEUE_NAME, connection=services.redis),
             state=RedisCallState(services.redis),
         )
     raise ValueError(f"unknown telephony provider {settings.telephony!r}")

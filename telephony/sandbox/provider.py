@@ -4,7 +4,11 @@
 Twilio's order, AMD, the TwiML conversation with a scripted callee) runs
 
 * ``mode="inline"`` — when the test calls :meth:`SandboxProvider.run_until_idle`;
-* ``mode="thread"`` — in a background thread pool (:meth:`SandboxProvider.wait_idle` joins).
+* ``mode="thread"`` — in a background thread pool (:meth:`SandboxProvider.wait_idle` joins);
+* ``mode="rq"`` — as an RQ job (:func:`telephony.sandbox.jobs.run_sandbox_call`) on the
+  ``telephony`` queue, for processes that cannot keep threads alive (RQ work horses exit
+  after each job). The job rebuilds the provider from the environment and posts the
+  webhooks over HTTP to ``PUBLIC_BASE_URL``.
 
 Live-call status and pending ``update_call`` requests live in a :class:`CallState`
 (in memory, or in Redis so another process can redirect or end a call). Time is a
@@ -16,7 +20,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
@@ -200,22 +204,32 @@ class SandboxProvider:
         api_base_url: str = TWILIO_API_BASE,
         scenario: Scenario | None = None,
         clock: Clock | None = None,
-        mode: Literal["inline", "thread"] = "inline",
+        mode: Literal["inline", "thread", "rq"] = "inline",
         max_workers: int = 4,
         state: CallState | None = None,
         delivery: DeliveryPolicy | None = None,
         ws_connect: WsConnect = default_ws_connect,
         realtime: bool = False,
+        queue: Any = None,
+        scenario_path: str | None = None,
     ) -> None:
         if not auth_token:
             raise ValueError("the sandbox needs an auth token to sign webhooks")
-        if mode not in ("inline", "thread"):
-            raise ValueError("mode must be 'inline' or 'thread'")
+        if mode not in ("inline", "thread", "rq"):
+            raise ValueError("mode must be 'inline', 'thread' or 'rq'")
+        if mode == "rq" and queue is None:
+            raise ValueError("mode 'rq' needs an rq.Queue")
+        if scenario is not None and scenario_path is not None:
+            raise ValueError("give a scenario or a scenario_path, not both")
         self.transport = transport
         self.auth_token = auth_token
         self.account_sid = account_sid
         self.api_base_url = api_base_url.rstrip("/")
-        self.scenario = scenario or Scenario()
+        self.scenario_path = scenario_path
+        self.scenario = scenario or (
+            Scenario.from_yaml(scenario_path) if scenario_path else Scenario()
+        )
+        self.queue = queue
         self.clock: Clock = clock or VirtualClock()
         self.mode = mode
         self.max_workers = max_workers
@@ -226,8 +240,6 @@ class SandboxProvider:
         self.calls: dict[str, CallRecord] = {}
         self.messages: dict[str, MessageRecord] = {}
         self.recordings: dict[str, Recording] = {}
-        self._opted_out: set[tuple[str, str]] = set()
-        self._attempts: dict[str, int] = {}
         self._counter = 0
         self._pending: list[Callable[[], None]] = []
         self._futures: list[Future[None]] = []
@@ -301,9 +313,7 @@ class SandboxProvider:
             return str(self._counter)
 
     def _next_attempt(self, number: str) -> int:
-        with self._lock:
-            self._attempts[number] = self._attempts.get(number, 0) + 1
-            return self._attempts[number]
+        return self.state.next_attempt(number)
 
     # -- calls ------------------------------------------------------------------------
 
@@ -351,7 +361,10 @@ class SandboxProvider:
         with self._lock:
             self.calls[record.sid] = record
         self.state.set_status(record.sid, "queued")
-        self._schedule(lambda: self._run_call(record))
+        if self.mode == "rq":
+            self._enqueue("telephony.sandbox.jobs.run_sandbox_call", call_spec(record))
+        else:
+            self._schedule(lambda: self._run_call(record))
         return CallInfo(record.sid, "queued")
 
     def update_call(
@@ -371,6 +384,37 @@ class SandboxProvider:
             raise CallNotFound(f"call {sid} is not in progress ({current})", code=21220, status=400)
         self.state.push_update(sid, CallUpdate(url=url, twiml=twiml, status=status))
         return CallInfo(sid, status or current)
+
+    def _enqueue(self, function: str, spec: dict[str, Any]) -> None:
+        spec = {**spec, "scenario_path": self.scenario_path}
+        self.queue.enqueue(function, spec, job_id=f"sandbox-{spec['sid']}", result_ttl=3600)
+
+    def run_call_spec(self, spec: Mapping[str, Any]) -> CallRecord:
+        """Run the life of a call placed in another process (the RQ job body)."""
+        record = call_from_spec(spec)
+        record.outcome = self.scenario.call_outcome(record.to, record.attempt)
+        with self._lock:
+            self.calls[record.sid] = record
+        self._run_call(record)
+        return record
+
+    def run_sms_spec(self, spec: Mapping[str, Any]) -> MessageRecord:
+        """Run the life of an SMS sent from another process (the RQ job body)."""
+        record = MessageRecord(
+            sid=str(spec["sid"]),
+            to=str(spec["to"]),
+            from_=str(spec["from"]),
+            body=str(spec["body"]),
+            status="queued",
+            segments=int(spec["segments"]),
+            status_callback=spec.get("status_callback"),
+            attempt=int(spec["attempt"]),
+            delivery_key=str(spec["delivery_key"]),
+        )
+        with self._lock:
+            self.messages[record.sid] = record
+        self._sms_life(record, self.scenario.sms_outcome(record.to, record.attempt))
+        return record
 
     def _status_params(self, record: CallRecord, status: str) -> dict[str, str]:
         return {
@@ -529,17 +573,17 @@ class SandboxProvider:
     def _store_recording(self, sid: str, call_sid: str, wav: bytes, duration: int) -> None:
         with self._lock:
             self.recordings[sid] = Recording(sid, call_sid, wav, duration)
+        self.state.put_recording(sid, call_sid, wav, duration)
 
     def fetch_recording(self, recording_url_or_sid: str) -> bytes:
         """The WAV bytes of a recording made in the sandbox."""
         sid = recording_url_or_sid.rstrip("/").rsplit("/", 1)[-1]
         for suffix in (".wav", ".mp3", ".json"):
             sid = sid.removesuffix(suffix)
-        with self._lock:
-            recording = self.recordings.get(sid)
-        if recording is None:
+        wav = self.state.get_recording(sid)
+        if wav is None:
             raise CallNotFound(f"recording {sid} was not found", code=20404, status=404)
-        return recording.wav
+        return wav
 
     # -- SMS --------------------------------------------------------------------------
 
@@ -553,7 +597,7 @@ class SandboxProvider:
             raise ProviderRejected("Message body is required", code=21602, status=400)
         if len(body) > MAX_SMS_CHARS:
             raise ProviderRejected("Message body exceeds 1600 characters", code=21617, status=400)
-        if (to, from_) in self._opted_out:
+        if self.state.is_opted_out(to, from_):
             raise OptedOut("Attempt to send to unsubscribed recipient", code=21610, status=400)
         from campaigns.sms import count_segments
 
@@ -571,8 +615,23 @@ class SandboxProvider:
         )
         with self._lock:
             self.messages[record.sid] = record
-        outcome = self.scenario.sms_outcome(to, attempt)
-        self._schedule(lambda: self._sms_life(record, outcome))
+        if self.mode == "rq":
+            self._enqueue(
+                "telephony.sandbox.jobs.run_sandbox_sms",
+                {
+                    "sid": record.sid,
+                    "to": to,
+                    "from": from_,
+                    "body": body,
+                    "segments": record.segments,
+                    "status_callback": status_callback,
+                    "attempt": attempt,
+                    "delivery_key": record.delivery_key,
+                },
+            )
+        else:
+            outcome = self.scenario.sms_outcome(to, attempt)
+            self._schedule(lambda: self._sms_life(record, outcome))
         return MessageInfo(record.sid, "queued", record.segments)
 
     def _sms_life(self, record: MessageRecord, outcome: SmsOutcome) -> None:
@@ -633,20 +692,19 @@ class SandboxProvider:
             "ApiVersion": API_VERSION,
         }
         params["SmsSid"] = params["SmsMessageSid"] = params["MessageSid"]
-        with self._lock:
-            if keyword in OPT_OUT_KEYWORDS:
-                params["OptOutType"] = "STOP"
-                self._opted_out.add((from_, to))
-            elif keyword in OPT_IN_KEYWORDS:
-                params["OptOutType"] = "START"
-                self._opted_out.discard((from_, to))
-            elif keyword in HELP_KEYWORDS:
-                params["OptOutType"] = "HELP"
+        if keyword in OPT_OUT_KEYWORDS:
+            params["OptOutType"] = "STOP"
+            self.state.set_opted_out(from_, to, True)
+        elif keyword in OPT_IN_KEYWORDS:
+            params["OptOutType"] = "START"
+            self.state.set_opted_out(from_, to, False)
+        elif keyword in HELP_KEYWORDS:
+            params["OptOutType"] = "HELP"
         return signed_request(self.transport, self.auth_token, "POST", url, params)
 
     def is_opted_out(self, number: str, sender: str) -> bool:
         """Whether ``number`` replied STOP to ``sender``."""
-        return (number, sender) in self._opted_out
+        return self.state.is_opted_out(number, sender)
 
 
 def drive(live: LiveCall, inputs: Iterator[CallerAction]) -> None:
@@ -691,3 +749,45 @@ def message_info_json(record: MessageRecord, account_sid: str) -> dict[str, Any]
         "api_version": API_VERSION,
         "uri": f"/{API_VERSION}/Accounts/{account_sid}/Messages/{record.sid}.json",
     }
+
+
+def call_spec(record: CallRecord) -> dict[str, Any]:
+    """What an RQ job needs to run a call placed in another process (JSON-safe)."""
+    return {
+        "sid": record.sid,
+        "to": record.to,
+        "from": record.from_,
+        "url": record.url,
+        "twiml": record.twiml,
+        "status_callback": record.status_callback,
+        "status_events": list(record.status_events),
+        "machine_detection": record.machine_detection,
+        "async_amd": record.async_amd,
+        "amd_callback": record.amd_callback,
+        "timeout_s": record.timeout_s,
+        "time_limit_s": record.time_limit_s,
+        "attempt": record.attempt,
+        "delivery_key": record.delivery_key,
+    }
+
+
+def call_from_spec(spec: Mapping[str, Any]) -> CallRecord:
+    """The :class:`CallRecord` of a :func:`call_spec`."""
+    return CallRecord(
+        sid=str(spec["sid"]),
+        to=str(spec["to"]),
+        from_=str(spec["from"]),
+        direction="outbound-api",
+        url=spec.get("url"),
+        twiml=spec.get("twiml"),
+        status="queued",
+        status_callback=spec.get("status_callback"),
+        status_events=tuple(spec.get("status_events") or ("completed",)),
+        machine_detection=spec.get("machine_detection"),
+        async_amd=bool(spec.get("async_amd", True)),
+        amd_callback=spec.get("amd_callback"),
+        timeout_s=int(spec.get("timeout_s", 30)),
+        time_limit_s=spec.get("time_limit_s"),
+        attempt=int(spec.get("attempt", 1)),
+        delivery_key=str(spec.get("delivery_key", "")),
+    )

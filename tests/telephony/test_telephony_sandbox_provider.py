@@ -385,3 +385,55 @@ def test_redis_state_lets_another_provider_redirect_the_call(
     assert RedisCallState(redis_client).get_status(sid) == "completed"
     with pytest.raises(CallNotFound):
         web.update_call(sid, status="completed")
+
+
+def test_rq_mode_runs_the_life_in_a_worker_over_http(
+    redis_client: object, redis_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from redis import Redis
+    from rq import Queue, SimpleWorker
+    from werkzeug.serving import make_server
+
+    from telephony.sandbox.jobs import QUEUE_NAME
+
+    assert isinstance(redis_client, Redis)
+    app = make_twiml_app()
+    app.on("/voice/status", "")
+    app.on("/sms/status", "")
+    app.on("/voice/outbound", twiml('<Gather numDigits="1" action="/voice/menu"/>'))
+    app.on("/voice/menu", twiml("<Say>Спасибо</Say>"))
+    server = make_server("127.0.0.1", 0, app.app, threaded=True)
+    thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05), daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    app.public = base
+    monkeypatch.setenv("PUBLIC_BASE_URL", base)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
+    queue = Queue(QUEUE_NAME, connection=redis_client)
+    web = SandboxProvider(
+        WsgiTransport(app.app), TOKEN, mode="rq", queue=queue, state=RedisCallState(redis_client)
+    )
+    try:
+        sid = web.place_call(
+            "+79161234501", FROM, f"{base}/voice/outbound", status_callback=f"{base}/voice/status"
+        ).sid
+        msg = web.send_sms("+79161234501", FROM, "текст", status_callback=f"{base}/sms/status").sid
+        assert app.received == []
+        assert len(queue) == 2
+        SimpleWorker([queue], connection=redis_client).work(burst=True)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    statuses = [h.form["CallStatus"] for h in app.hits("/voice/status")]
+    assert statuses == ["initiated", "ringing", "in-progress", "completed"]
+    assert all(h.form["CallSid"] == sid for h in app.hits("/voice/status"))
+    assert app.hits("/voice/menu") == []  # the default callee stays silent
+    assert [h.form["MessageStatus"] for h in app.hits("/sms/status")] == ["sent", "delivered"]
+    assert app.hits("/sms/status")[0].form["MessageSid"] == msg
+    assert RedisCallState(redis_client).get_status(sid) == "completed"
+    assert app.rejected == []

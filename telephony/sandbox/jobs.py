@@ -1,0 +1,41 @@
+"""RQ jobs that run sandbox call and SMS lives (``SandboxProvider(mode="rq")``).
+
+A worker must listen on the ``telephony`` queue (``rq worker telephony …``). Each job
+rebuilds a sandbox provider from the environment (:func:`contactcenter.runtime.current_services`):
+webhooks go over HTTP to ``PUBLIC_BASE_URL``, signed with the sandbox token, and live-call
+state is in Redis so the web process can redirect or end the call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+QUEUE_NAME = "telephony"
+
+
+def _provider(spec: Mapping[str, Any]) -> Any:
+    from contactcenter.runtime import current_services
+    from telephony.sandbox.provider import SandboxProvider
+    from telephony.sandbox.state import RedisCallState
+    from telephony.sandbox.transport import HttpTransport
+
+    services = current_services()
+    return SandboxProvider(
+        HttpTransport(),
+        services.settings.sandbox_auth_token,
+        state=RedisCallState(services.redis),
+        scenario_path=spec.get("scenario_path"),
+    )
+
+
+def run_sandbox_call(spec: dict[str, Any]) -> str:
+    """Run one outbound sandbox call to its end; returns its final status."""
+    record = _provider(spec).run_call_spec(spec)
+    return str(record.status)
+
+
+def run_sandbox_sms(spec: dict[str, Any]) -> str:
+    """Run one sandbox SMS to its final status; returns it."""
+    record = _provider(spec).run_sms_spec(spec)
+    return str(record.status)

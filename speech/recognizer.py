@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ class EndpointConfig:
     min_speech: float = 0.06
     frame_seconds: float = 0.02
     speech_margin_db: float = 12.0
+    noise_rise_db_per_s: float = 20.0
+    noise_settle: float = 1.0  # seconds while the floor is being learnt (see barge-in)
     min_speech_db: float = -45.0
     partial_interval: float = 0.2
     batch_seconds: float = 0.06  # audio gathered before one decoder call (less overhead)
@@ -137,33 +140,36 @@ class RecognitionEvent:
 
 
 class EnergyVad:
-    """Frame-level speech/non-speech decision on the level relative to the noise floor."""
+    """Frame-level speech/non-speech decision on the level relative to the noise floor.
+
+    The noise floor follows any quieter frame at once and rises towards louder ones by at
+    most ``noise_rise_db_per_s`` (a minimum tracker): the gaps between words keep it at the
+    line's noise, a steady hiss or hum is learnt within a couple of seconds (typically while
+    the prompt plays) and then no longer counts as speech, while speech itself cannot push the
+    floor up fast enough to hide. A frame is speech when it is ``speech_margin_db`` above the
+    floor and above ``min_speech_db``. The floor starts at −70 dBFS.
+    """
 
     def __init__(self, config: EndpointConfig, sample_rate: int) -> None:
         self.config = config
         self.frame_len = max(1, round(sample_rate * config.frame_seconds))
         self.noise_floor_db = -70.0
+        self._rise = config.noise_rise_db_per_s * config.frame_seconds
         self._pending = np.zeros(0, dtype=np.int16)
 
-    def frames(self, samples: Samples) -> list[bool]:
-        """Speech decisions for every complete frame (a partial frame waits for more audio)."""
+    def frames(self, samples: Samples) -> list[tuple[bool, float]]:
+        """(is speech, level in dBFS) of every complete frame (a partial one waits for more)."""
         data = np.concatenate([self._pending, np.asarray(samples, dtype=np.int16)])
         count = data.size // self.frame_len
         self._pending = data[count * self.frame_len :]
         levels = frames_energy_db(data[: count * self.frame_len].reshape(count, self.frame_len))
         decisions = []
+        floor = self.noise_floor_db
         for level in levels.tolist():
-            threshold = max(
-                self.config.min_speech_db, self.noise_floor_db + self.config.speech_margin_db
-            )
-            speech = level > threshold
-            if not speech:
-                # Track the floor: follow drops at once, rises slowly.
-                if level < self.noise_floor_db:
-                    self.noise_floor_db = level
-                else:
-                    self.noise_floor_db += 0.05 * (level - self.noise_floor_db)
-            decisions.append(speech)
+            speech = level > max(self.config.min_speech_db, floor + self.config.speech_margin_db)
+            decisions.append((speech, level))
+            floor = level if level < floor else min(level, floor + self._rise)
+        self.noise_floor_db = floor
         return decisions
 
 
@@ -215,6 +221,10 @@ class RecognitionSession:
         self._voiced_frames = 0
         self._silence_run = 0.0
         self._speech_started = False
+        self._barge_in_pending = False
+        self._barge_in_sent = False
+        self._speech_peak_db = -100.0
+        self._silence_energy = 0.0  # sum of frame powers of the current silence run
         self._prompt_until = prompt_seconds
         self._prompt_flag = False
         self._listen_start = 0.0
@@ -295,24 +305,32 @@ class RecognitionSession:
         if converted.size and self._rec.AcceptWaveform(pcm16_to_bytes(converted)):
             self._close_segment(json.loads(self._rec.Result()))
         self._processing += self._clock() - started
-        for speech in self._vad.frames(samples):
+        for speech, level in self._vad.frames(samples):
             self._frames += 1
             frame_start = (self._frames - 1) * self.config.frame_seconds
             was_prompt = self._prompt_flag or frame_start < self._prompt_until
             if speech:
                 self._voiced_frames += 1
                 self._silence_run = 0.0
+                self._silence_energy = 0.0
+                self._speech_peak_db = max(self._speech_peak_db, level)
                 if not self._speech_started and (
                     self._voiced_frames * self.config.frame_seconds >= self.config.min_speech
                 ):
                     self._speech_started = True
                     events.append(RecognitionEvent("speech_start"))
-                    if was_prompt:
-                        events.append(RecognitionEvent("barge_in"))
+                    if was_prompt and not self._barge_in_sent:
+                        if frame_start >= self.config.noise_settle:
+                            self._barge_in_sent = True
+                            events.append(RecognitionEvent("barge_in"))
+                        else:  # the floor may not be learnt yet: wait for words
+                            self._barge_in_pending = True
             else:
                 self._silence_run += self.config.frame_seconds
+                self._silence_energy += 10.0 ** (level / 10.0)
                 if not self._speech_started:
                     self._voiced_frames = 0
+                    self._speech_peak_db = -100.0
         self._fed += samples.size
         now = self.audio_seconds
         if now >= self._next_partial:
@@ -322,6 +340,10 @@ class RecognitionSession:
                 self._partial = partial
                 self._partial_changed_at = now
                 events.append(RecognitionEvent("partial", text=partial))
+        if self._barge_in_pending and self._partial:
+            # Energy and words: the caller talks over the prompt (noise alone does not count).
+            self._barge_in_pending, self._barge_in_sent = False, True
+            events.append(RecognitionEvent("barge_in"))
         reason = self._end_reason(now)
         if reason is not None:
             events.append(RecognitionEvent("final", result=self.finish(reason)))
@@ -348,14 +370,32 @@ class RecognitionSession:
             return "max_length"
         if self._speech_started:
             if self._silence_run >= cfg.trailing_silence:
+                if not self._false_start():
+                    return "silence"
+                # Steady noise taken for speech before the noise floor was learnt, and no
+                # words: keep listening (the no-input timer keeps running).
+                log.debug("false speech start before %.2f s: steady noise, no words", now)
+                self._speech_started = False
+                self._voiced_frames = 0
+                self._speech_peak_db = -100.0
+                self._barge_in_pending = False
+            elif self._partial and now - self._partial_changed_at >= cfg.stable_partial:
                 return "silence"
-            if self._partial and now - self._partial_changed_at >= cfg.stable_partial:
-                return "silence"
-            return None
+            else:
+                return None
         listening_since = max(self._listen_start, self._prompt_until)
         if not self.prompt_playing and now - listening_since >= cfg.no_input_timeout:
             return "no_input"
         return None
+
+    def _false_start(self) -> bool:
+        """True when the "speech" was steady line noise: its level did not drop when it
+        "ended" (the floor rose to meet it) and the recognizer heard no words."""
+        frames = self._silence_run / self.config.frame_seconds
+        trailing_db = 10.0 * math.log10(max(self._silence_energy / max(frames, 1.0), 1e-10))
+        if self._speech_peak_db - trailing_db >= self.config.speech_margin_db / 2:
+            return False  # the level fell: speech really ended
+        return not (self._segment_texts or self._partial or self._current_partial())
 
     # ------------------------------------------------------------------ ending
 

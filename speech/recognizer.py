@@ -25,7 +25,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,12 +35,13 @@ from speech.audio import (
     AudioClip,
     Resampler,
     Samples,
+    decode_wav,
     frames_energy_db,
     pcm16_from_bytes,
     pcm16_to_bytes,
     ulaw_decode,
 )
-from speech.grammar import Grammar
+from speech.grammar import Grammar, build_grammar
 from speech.model_store import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -477,3 +478,21 @@ def transcribe(
         if session.done:
             break
     return session.finish("end_of_audio")
+
+
+def recognize_wav(
+    model: LoadedModel,
+    data: bytes,
+    kind: str,
+    lang: str = "ru",
+    keywords: Sequence[str] = (),
+    *,
+    max_seconds: float = 120.0,
+) -> RecognitionResult:
+    """Recognise a whole WAV recording (e.g. a ``<Record>`` fetched from the provider).
+
+    Raises :class:`~speech.audio.AudioError` for unusable audio and
+    :class:`~speech.grammar.GrammarError` for a grammar the model cannot serve.
+    """
+    clip = decode_wav(data, max_seconds=max_seconds)
+    return transcribe(model, clip, build_grammar(model, kind, lang, keywords))

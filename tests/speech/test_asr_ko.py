@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from speech.audio import read_wav, ulaw_encode
+from speech.audio import AudioError, read_wav, ulaw_encode
 from speech.grammar import build_grammar, parse_value
 from speech.model_store import LoadedModel, describe_model, load_model
-from speech.recognizer import RecognitionSession, transcribe
+from speech.recognizer import RecognitionSession, recognize_wav, transcribe
 from speech.stream import MediaStreamSession, StreamConfig, StreamEvent
 
 pytestmark = pytest.mark.asr
@@ -66,6 +66,15 @@ def test_ko_fixture_through_a_session(ko_model: LoadedModel, item: dict[str, Any
     # ready within 0.7 s of the end of the recording (0.2 s of it is padding silence)
     assert result.duration <= clip.duration + 0.7
     assert result.real_time_factor < 0.5
+
+
+def test_recognize_a_recording(ko_model: LoadedModel) -> None:
+    data = (FIXTURES / "ko" / "menu_yogeum.wav").read_bytes()
+    result = recognize_wav(ko_model, data, "menu", "ko", ["계좌", "요금"])
+    assert "요금" in result.text.split()
+    assert result.grammar == "menu"
+    with pytest.raises(AudioError):
+        recognize_wav(ko_model, b"RIFF", "digits", "ko")
 
 
 def test_transcripts_are_repeatable_with_dither_0(ko_model: LoadedModel) -> None:

@@ -135,17 +135,23 @@ def call_command(
 
     started = datetime.now(UTC)
     try:
-        with sim:
-            result = run_script(sim, script, db=db, since=started)
-    except SimulatorError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    click.echo(result.call.transcript_text(verbose=verbose))
-    if db is not None:
-        changes = crm_changes(db, started)
-        click.echo("CRM changes: " + ("; ".join(changes) if changes else "none"))
-    for check in result.checks:
-        mark = "ok  " if check.ok else "FAIL"
-        click.echo(f"{mark} {check.description}" + (f" — {check.detail}" if check.detail else ""))
-    if not result.ok:
-        sys.exit(1)
+        try:
+            with sim:
+                result = run_script(sim, script, db=db, since=started)
+        except SimulatorError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        click.echo(result.call.transcript_text(verbose=verbose))
+        if db is not None:
+            changes = crm_changes(db, started)
+            click.echo("CRM changes: " + ("; ".join(changes) if changes else "none"))
+        for check in result.checks:
+            mark = "ok  " if check.ok else "FAIL"
+            click.echo(
+                f"{mark} {check.description}" + (f" — {check.detail}" if check.detail else "")
+            )
+        if not result.ok:
+            sys.exit(1)
+    finally:
+        if db is not None:
+            db.dispose()  # the app's pooled connections

@@ -13,6 +13,13 @@ and decides when the utterance ended:
 - ``no_input``: no speech within ``no_input_timeout`` seconds after the prompt ended;
 - ``dtmf`` / ``hangup`` / ``end_of_audio``: decided by the caller via :meth:`finish`.
 
+Steady line noise can pass for speech until the noise floor is learnt (about a second or
+two); such a "speech" whose level never dropped and in which the recognizer heard no words is
+dropped as a false start and listening goes on. ``barge_in`` is reported when speech starts
+while a prompt plays (``prompt_seconds`` or :meth:`set_prompt_playing`); during the first
+``noise_settle`` seconds it waits until the recognizer hears words, so a noisy line does not
+cut the prompt.
+
 The model's own endpoint (``AcceptWaveform() == 1``, 0.9–1.3 s after speech) is kept only as
 a safety net: a segment it closes is kept and recognition continues. Timing is in audio time,
 so results do not depend on how fast audio arrives. A session is not thread-safe; sessions

@@ -28,8 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from telephony.sandbox.scenario import read_yaml
 from telephony.simulator import SimulatedCall, Simulator, SimulatorError
 
 if TYPE_CHECKING:
@@ -153,13 +152,7 @@ def parse_script(raw: Any, base_dir: Path | None = None, name: str = "script") -
 def load_script(path: str | Path) -> Script:
     """Read a script file (audio paths are relative to it)."""
     p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ScriptError(f"{p}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ScriptError(f"{p}: invalid YAML: {exc}") from None
-    return parse_script(raw or {}, base_dir=p.parent, name=str(p))
+    return parse_script(read_yaml(p, ScriptError) or {}, base_dir=p.parent, name=str(p))
 
 
 def find_reading(

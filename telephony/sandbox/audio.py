@@ -1,109 +1,68 @@
-"""Just enough audio for the sandbox: read a WAV, make 8 kHz μ-law for Media Streams.
+"""Audio for the sandbox, over :mod:`speech.audio` (G.711, resampling, WAV).
 
-The speech package owns the full audio toolkit; the sandbox needs only to turn a caller's
-WAV fixture (PCM 8/16-bit or G.711 μ-law, any rate, mono or stereo) into the 8 kHz μ-law
-byte stream a phone line carries, and to write the WAV a ``<Record>`` produces.
+The sandbox needs to turn a caller's WAV fixture (PCM 16-bit, μ-law or A-law, mono, any
+common rate) into the 8 kHz μ-law byte stream a phone line carries, split it into 20 ms
+Media Streams frames, and write the WAV a ``<Record>`` produces.
 """
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from speech.audio import AudioError, decode_wav, encode_wav, resample, ulaw_decode, ulaw_encode
+
 SAMPLE_RATE = 8000
 FRAME_BYTES = 160  # 20 ms of 8 kHz μ-law
+MAX_SECONDS = 3600.0  # <Record maxLength> is at most an hour
+INPUT_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
 
-_BIAS = 0x84
-_CLIP = 32635
-
-
-class AudioError(ValueError):
-    """The file is not a WAV the sandbox can play."""
-
-
-def _mulaw_decode_table() -> npt.NDArray[np.int16]:
-    codes = ~np.arange(256, dtype=np.int32) & 0xFF
-    sign = codes & 0x80
-    exponent = (codes >> 4) & 0x07
-    mantissa = codes & 0x0F
-    magnitude = (((mantissa << 3) + _BIAS) << exponent) - _BIAS
-    return np.where(sign != 0, -magnitude, magnitude).astype(np.int16)
+__all__ = [
+    "FRAME_BYTES",
+    "SAMPLE_RATE",
+    "AudioError",
+    "frames",
+    "mulaw_decode",
+    "mulaw_encode",
+    "pcm_to_wav",
+    "read_wav",
+    "silence_wav",
+    "wav_duration_s",
+    "wav_to_mulaw",
+    "wav_to_pcm8k",
+]
 
 
 def mulaw_decode(data: bytes) -> npt.NDArray[np.int16]:
     """G.711 μ-law bytes to 16-bit PCM samples."""
-    return _mulaw_decode_table()[np.frombuffer(data, dtype=np.uint8)]
+    return ulaw_decode(data)
 
 
 def mulaw_encode(samples: npt.NDArray[np.int16]) -> bytes:
     """16-bit PCM samples to G.711 μ-law bytes."""
-    pcm = samples.astype(np.int32)
-    sign = np.where(pcm < 0, 0x80, 0)
-    magnitude = np.minimum(np.where(pcm < 0, (-(pcm >> 2)) << 2, pcm), _CLIP) + _BIAS
-    exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
-    exponent = np.clip(exponent, 0, 7)
-    mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    encoded = ~(sign | (exponent << 4) | mantissa) & 0xFF
-    return bytes(encoded.astype(np.uint8).tobytes())
-
-
-def _chunks(data: bytes) -> dict[bytes, bytes]:
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise AudioError("not a RIFF/WAVE file")
-    chunks: dict[bytes, bytes] = {}
-    pos = 12
-    while pos + 8 <= len(data):
-        cid, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
-        chunks.setdefault(cid, data[pos + 8 : pos + 8 + size])
-        pos += 8 + size + (size & 1)
-    if b"fmt " not in chunks or b"data" not in chunks:
-        raise AudioError("WAV file without fmt or data chunk")
-    return chunks
+    return ulaw_encode(samples)
 
 
 def wav_to_pcm8k(data: bytes) -> npt.NDArray[np.int16]:
     """Decode WAV bytes to mono 16-bit PCM at 8 kHz."""
-    chunks = _chunks(data)
-    fmt = chunks[b"fmt "]
-    if len(fmt) < 16:
-        raise AudioError("truncated fmt chunk")
-    tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", fmt[:16])
-    if tag == 0xFFFE and len(fmt) >= 26:  # WAVE_FORMAT_EXTENSIBLE: real tag in the GUID
-        tag = struct.unpack("<H", fmt[24:26])[0]
-    raw = chunks[b"data"]
-    if channels < 1 or rate < 1:
-        raise AudioError("WAV with no channels or a zero sample rate")
-    if tag == 1 and bits == 16:
-        samples = np.frombuffer(raw[: len(raw) - len(raw) % 2], dtype="<i2").astype(np.int16)
-    elif tag == 1 and bits == 8:
-        samples = ((np.frombuffer(raw, dtype=np.uint8).astype(np.int16) - 128) << 8).astype(
-            np.int16
-        )
-    elif tag == 7 and bits == 8:
-        samples = mulaw_decode(raw)
-    else:
-        raise AudioError(f"unsupported WAV encoding (format {tag}, {bits} bits)")
-    usable = len(samples) - len(samples) % channels
-    if channels > 1:
-        samples = samples[:usable].reshape(-1, channels).mean(axis=1).astype(np.int16)
-    if rate != SAMPLE_RATE and len(samples):
-        duration = len(samples) / rate
-        target = max(1, round(duration * SAMPLE_RATE))
-        positions = np.linspace(0, len(samples) - 1, target)
-        samples = np.interp(positions, np.arange(len(samples)), samples).astype(np.int16)
-    return samples
+    clip = decode_wav(data, allowed_rates=INPUT_RATES, max_seconds=MAX_SECONDS)
+    if clip.sample_rate == SAMPLE_RATE:
+        return clip.samples
+    return resample(clip.samples, clip.sample_rate, SAMPLE_RATE)
 
 
 def read_wav(path: str | Path) -> bytes:
-    """Read a WAV file's bytes, with a clear error when it is missing or not a WAV."""
+    """A WAV file's bytes, checked to be playable; a clear :class:`AudioError` otherwise."""
     p = Path(path)
     if not p.is_file():
         raise AudioError(f"audio file not found: {p}")
     data = p.read_bytes()
-    _chunks(data)
+    try:
+        wav_to_pcm8k(data)
+    except AudioError as exc:
+        raise AudioError(f"{p}: {exc}") from None
     return data
 
 
@@ -119,29 +78,12 @@ def wav_duration_s(data: bytes) -> float:
 
 def pcm_to_wav(samples: npt.NDArray[np.int16], rate: int = SAMPLE_RATE) -> bytes:
     """Mono 16-bit PCM samples to WAV bytes."""
-    payload = samples.astype("<i2").tobytes()
-    header = struct.pack(
-        "<4sI4s4sIHHIIHH4sI",
-        b"RIFF",
-        36 + len(payload),
-        b"WAVE",
-        b"fmt ",
-        16,
-        1,
-        1,
-        rate,
-        rate * 2,
-        2,
-        16,
-        b"data",
-        len(payload),
-    )
-    return header + payload
+    return encode_wav(samples, rate)
 
 
 def silence_wav(seconds: float) -> bytes:
     """A WAV of ``seconds`` of 8 kHz silence."""
-    return pcm_to_wav(np.zeros(max(0, round(seconds * SAMPLE_RATE)), dtype=np.int16))
+    return pcm_to_wav(np.zeros(max(1, round(seconds * SAMPLE_RATE)), dtype=np.int16))
 
 
 def frames(mulaw: bytes) -> list[bytes]:

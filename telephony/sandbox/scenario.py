@@ -46,6 +46,16 @@ class ScenarioError(ValueError):
     """The scenario is invalid; the message says where."""
 
 
+def read_yaml(path: Path, error: type[ValueError]) -> Any:
+    """Parse a YAML file; a missing file or bad YAML raises ``error`` naming the file."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"{path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: invalid YAML: {exc}") from None
+
+
 @dataclass(frozen=True)
 class CallOutcome:
     """How one outbound call goes."""
@@ -290,13 +300,7 @@ class Scenario:
     def from_yaml(cls, path: str | Path) -> Scenario:
         """Load a scenario file; audio paths are relative to the file."""
         p = Path(path)
-        try:
-            raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ScenarioError(f"{p}: {exc.strerror or exc}") from None
-        except yaml.YAMLError as exc:
-            raise ScenarioError(f"{p}: invalid YAML: {exc}") from None
-        return cls.from_dict(raw or {}, base_dir=p.parent)
+        return cls.from_dict(read_yaml(p, ScenarioError) or {}, base_dir=p.parent)
 
     def _pick(self, table: _Table, number: str, attempt: int) -> Any:
         if number in table.numbers:

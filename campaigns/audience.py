@@ -154,7 +154,7 @@ def audience_query(
                 ledger.c.oldest < today - dt.timedelta(days=30),
                 ledger.c.oldest >= today - dt.timedelta(days=90),
             ),
-            "90+": and_(ledger.c.oldest < today - dt.timedelta(days=90)),
+            "91+": and_(ledger.c.oldest < today - dt.timedelta(days=90)),
         }
         query = query.where(ledger.c.oldest.is_not(None)).where(
             or_(*(bounds[b] for b in audience.aging_buckets))

@@ -123,7 +123,7 @@ class RetryOutcome(StrEnum):
     MACHINE = "machine"
 
 
-AGING_BUCKETS = ("0-30", "31-90", "90+")
+AGING_BUCKETS = ("0-30", "31-90", "91+")
 """Aging buckets of the ledger (≤30 / 31–90 / >90 days overdue)."""
 
 
@@ -146,7 +146,7 @@ class Audience(_Model):
 
     min_debt: Decimal | None = Field(default=None, ge=0)
     min_days_overdue: int | None = Field(default=None, ge=0)
-    aging_buckets: list[Literal["0-30", "31-90", "90+"]] | None = None
+    aging_buckets: list[Literal["0-30", "31-90", "91+"]] | None = None
     regions: list[str] | None = None
     timezones: list[str] | None = None
     meter: MeterFilter | None = None

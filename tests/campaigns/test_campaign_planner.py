@@ -33,7 +33,7 @@ def test_debt_and_overdue_filters(db: Database) -> None:
     assert _ids(db, Audience(min_debt=Decimal(1000))) == [big, recent, mid]
     assert _ids(db, Audience(min_debt=Decimal(1), min_days_overdue=30)) == [big, small, mid]
     assert _ids(db, Audience(aging_buckets=["31-90"])) == [mid]
-    assert _ids(db, Audience(aging_buckets=["0-30", "90+"])) == [big, small, recent]
+    assert _ids(db, Audience(aging_buckets=["0-30", "91+"])) == [big, small, recent]
     assert paid not in _ids(db, Audience(min_debt=Decimal("0.01")))
     with db.transaction() as s:
         rows = [r for b in stream_audience(s, Audience(min_debt=Decimal(1000)), now=NOW) for r in b]

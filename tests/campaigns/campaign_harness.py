@@ -1,0 +1,144 @@
+"""Drive campaigns in tests: the real sandbox provider, RQ SimpleWorker, virtual time.
+
+The sandbox posts its webhooks through :class:`CampaignTransport`, which answers the voice
+URL with a short TwiML message and hands status / AMD / SMS callbacks (form fields plus the
+URL's query, as the webhook views do) to the campaign handlers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from rq import SimpleWorker
+
+from campaigns.jobs import (
+    CLOCK,
+    DispatchResult,
+    campaign_queue,
+    dispatch_once,
+    handle_amd_status,
+    handle_call_status,
+    handle_sms_status,
+)
+from contactcenter.config import Settings
+from contactcenter.runtime import Services, install_services
+from crm_store.models import Campaign
+from telephony import PROVIDER_KEY
+from telephony.sandbox import SandboxProvider, Scenario, WebhookResponse
+
+TWIML = (
+    '<?xml version="1.0" encoding="UTF-8"?><Response>'
+    '<Say language="ru-RU">Напоминаем о задолженности.</Say><Hangup/></Response>'
+)
+
+
+class Clock:
+    """A settable clock for ``Services`` (campaign jobs read it through ``CLOCK``)."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+class CampaignTransport:
+    """Routes sandbox webhooks to the campaign handlers (what webhooks.py views do)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.outbound_fetches = 0
+
+    def request(
+        self, method: str, url: str, params: Mapping[str, str], headers: Mapping[str, str]
+    ) -> WebhookResponse:
+        parts = urlsplit(url)
+        merged = {**dict(parse_qsl(parts.query)), **dict(params)}
+        if parts.path == "/voice/outbound":
+            self.outbound_fetches += 1
+            return WebhookResponse(200, TWIML, {"content-type": "application/xml"})
+        if parts.path == "/voice/status":
+            handle_call_status(self.services, merged)
+            return WebhookResponse(204, "")
+        if parts.path == "/voice/amd":
+            handle_amd_status(self.services, merged)
+            return WebhookResponse(204, "")
+        if parts.path == "/sms/status":
+            handle_sms_status(self.services, merged)
+            return WebhookResponse(204, "")
+        return WebhookResponse(404, "not found")
+
+
+def make_services(
+    settings: Settings, clock: Clock, scenario: dict[str, Any] | None = None
+) -> tuple[Services, SandboxProvider]:
+    """Services with the sandbox provider and the virtual clock, installed process-wide."""
+    services = Services(settings)
+    services.set(CLOCK, clock)
+    provider = SandboxProvider(
+        CampaignTransport(services),
+        settings.sandbox_auth_token,
+        scenario=Scenario.from_dict(scenario or {}),
+        mode="inline",
+    )
+    services.set(PROVIDER_KEY, provider)
+    install_services(services)
+    _created.append(services)
+    return services, provider
+
+
+_created: list[Services] = []
+
+
+def dispose_all() -> None:
+    """Close the database pools of every ``Services`` made by :func:`make_services`."""
+    while _created:
+        services = _created.pop()
+        services.db.dispose()
+        services.redis.close()
+
+
+def work(services: Services) -> int:
+    """Run every queued campaign job in this process (RQ SimpleWorker, burst mode)."""
+    queue = campaign_queue(services)
+    count = int(queue.count)
+    if count:
+        SimpleWorker([queue], connection=services.redis).work(burst=True, logging_level="WARNING")
+    return count
+
+
+def step(services: Services, provider: SandboxProvider, campaign_id: int) -> DispatchResult:
+    """One dispatcher run, its jobs, and the calls' lives."""
+    result = dispatch_once(services, campaign_id)
+    work(services)
+    provider.run_until_idle()
+    work(services)
+    return result
+
+
+def run_to_end(
+    services: Services,
+    provider: SandboxProvider,
+    clock: Clock,
+    campaign_id: int,
+    *,
+    step_s: float = 60,
+    max_steps: int = 20_000,
+) -> int:
+    """Step the campaign, advancing virtual time, until it completes; returns the steps."""
+    for n in range(max_steps):
+        result = step(services, provider, campaign_id)
+        if result.status != "running":
+            return n
+        clock.advance(seconds=step_s)
+        if result.enqueued == 0 and result.next_due is not None and result.next_due > clock.now:
+            clock.now = result.next_due  # nothing to do until then: jump ahead
+    with services.db.transaction() as s:
+        status = s.get(Campaign, campaign_id)
+    raise AssertionError(f"campaign did not finish in {max_steps} steps ({status})")

@@ -77,6 +77,21 @@ def test_recognize_a_recording(ko_model: LoadedModel) -> None:
         recognize_wav(ko_model, b"RIFF", "digits", "ko")
 
 
+def test_threads_share_one_model(ko_model: LoadedModel) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    items = [i for i in RELIABLE_KO if i["kind"] == "yes_no"]
+
+    def run(item: dict[str, Any]) -> str:
+        clip = read_wav(FIXTURES / "ko" / item["file"])
+        return transcribe(ko_model, clip, build_grammar(ko_model, "yes_no", "ko")).text
+
+    serial = [run(i) for i in items]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = list(pool.map(run, items * 2))
+    assert parallel == serial * 2
+
+
 def test_transcripts_are_repeatable_with_dither_0(ko_model: LoadedModel) -> None:
     clip = read_wav(FIXTURES / "ko" / "digits_7700112233.wav")
     grammar = build_grammar(ko_model, "digits", "ko")

@@ -437,3 +437,35 @@ def test_rq_mode_runs_the_life_in_a_worker_over_http(
     assert app.hits("/sms/status")[0].form["MessageSid"] == msg
     assert RedisCallState(redis_client).get_status(sid) == "completed"
     assert app.rejected == []
+
+
+def test_update_call_completes_a_live_call_before_the_next_verb(app: TwimlApp) -> None:
+    provider = _provider(app)
+
+    def outbound(_form: dict[str, str]) -> str:
+        provider.update_call(sid, status="completed")
+        return twiml("<Say>не прозвучит</Say>")
+
+    app.on("/voice/outbound", outbound)
+    sid = provider.place_call("+79161234501", FROM, ANSWER, status_callback=STATUS).sid
+    provider.run_until_idle()
+    live = provider.calls[sid].live
+    assert live is not None
+    assert live.end_reason == "ended by the API (completed)"
+    assert not any(e.kind == "say" for e in live.transcript)
+    assert _statuses(app)[-1] == "completed"
+
+
+def test_update_call_with_twiml(app: TwimlApp) -> None:
+    provider = _provider(app)
+
+    def outbound(_form: dict[str, str]) -> str:
+        provider.update_call(sid, twiml="<Response><Say>Новый текст</Say></Response>")
+        return twiml("<Say>старый</Say>")
+
+    app.on("/voice/outbound", outbound)
+    sid = provider.place_call("+79161234501", FROM, ANSWER, status_callback=None).sid
+    provider.run_until_idle()
+    live = provider.calls[sid].live
+    assert live is not None
+    assert [e.text for e in live.transcript if e.kind == "say"] == ["Новый текст"]

@@ -235,3 +235,22 @@ def test_cli_bad_script_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     )
     assert result.exit_code == 2
     assert "No such file" in result.output
+
+
+def test_cli_simulate_call_runs_the_shipped_hotline(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, db: Database, redis_client: object
+) -> None:
+    """The 'done when' of issue 4: the hotline through the real webhooks, in-process."""
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+    result = CliRunner().invoke(
+        main, ["simulate", "call", "--from", "+79161234501", "--press", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("call CA")
+    assert any(" STEP " in line and "hotline:" in line for line in lines)
+    assert any(" SAY " in line for line in lines)
+    assert any(" INPUT " in line and "pressed 1" in line for line in lines)
+    assert "application error" not in result.output
+    assert any("CRM changes:" in line for line in lines)

@@ -15,6 +15,7 @@ from contactcenter.phones import is_russian_mobile, normalize_phone
 from crm_store.accounts import accounts_for_phone, normalize_account_number, phones_for_account
 from crm_store.db import Database
 from crm_store.demo import (
+    DEMO_TABLES,
     FIXED_CONSUMERS,
     DemoSeedError,
     female_surname,
@@ -35,16 +36,6 @@ from crm_store.models import (
 )
 
 AS_OF = date(2026, 11, 29)
-DEMO_TABLES = (
-    "consumers",
-    "accounts",
-    "phone_numbers",
-    "account_phones",
-    "meters",
-    "meter_readings",
-    "charges",
-    "payments",
-)
 
 
 def _dump(db: Database) -> dict[str, list[tuple[Any, ...]]]:

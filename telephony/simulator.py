@@ -128,6 +128,18 @@ class Simulator:
         self.recordings: dict[str, Recording] = {}
         self.calls: list[SimulatedCall] = []
 
+    @classmethod
+    def for_app(cls, app: Any, **kwargs: Any) -> Simulator:
+        """A simulator for an app made by ``webhooks.create_app``: its token and public URL.
+
+        Status callbacks go to ``/voice/status`` unless ``status_callback_path`` is given.
+        """
+        from webhooks import services_of
+
+        settings = services_of(app).settings
+        kwargs.setdefault("status_callback_path", "/voice/status")
+        return cls(app, settings.webhook_auth_token, settings.public_base_url, **kwargs)
+
     def url(self, path: str) -> str:
         """The public URL of ``path`` on our app."""
         if path.startswith(("http://", "https://")):

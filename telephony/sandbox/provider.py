@@ -338,6 +338,11 @@ class SandboxProvider:
         from_ = self._number(from_, 21212, "From")
         if not url and not twiml:
             raise ProviderRejected("Url or Twiml is required", code=21205, status=400)
+        for name, value in (("Url", url), ("StatusCallback", status_callback)):
+            if value and not value.startswith(("http://", "https://")):
+                raise ProviderRejected(
+                    f"{name} is not a valid URL: {value}", code=21205, status=400
+                )
         attempt = self._next_attempt(to)
         record = CallRecord(
             sid=new_sid("CA"),

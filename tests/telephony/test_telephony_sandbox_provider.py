@@ -7,7 +7,7 @@ from email.utils import parsedate_to_datetime
 import pytest
 from telephony_testapp import PUBLIC, TOKEN, TwimlApp, make_twiml_app, twiml
 
-from telephony import CallNotFound, InvalidNumber, OptedOut, TelephonyProvider
+from telephony import CallNotFound, InvalidNumber, OptedOut, ProviderRejected, TelephonyProvider
 from telephony.sandbox import (
     CallOutcome,
     DeliveryPolicy,
@@ -271,6 +271,8 @@ def test_invalid_numbers_are_rejected_with_twilio_codes(app: TwimlApp) -> None:
     assert err.value.code == 21211
     with pytest.raises(InvalidNumber):
         provider.send_sms("not a phone", FROM, "текст", status_callback=None)
+    with pytest.raises(ProviderRejected, match="not a valid URL"):
+        provider.place_call("+79161234501", FROM, "/voice/outbound", status_callback=None)
     with pytest.raises(ValueError, match="unknown status events"):
         provider.place_call(
             "+79161234501", FROM, ANSWER, status_callback=STATUS, status_events=["x"]

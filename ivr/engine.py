@@ -71,7 +71,19 @@ ERROR_PROMPT = "Извините, произошла ошибка. Соедин�
 TRANSFER_FAILED_PROMPT = "К сожалению, соединиться не удалось. Попробуйте позвонить позже."
 GOODBYE_PROMPT = "Спасибо за звонок. До свидания."
 
-_SUCCESSFUL_TRANSFER = {"completed", "answered", "bridged", "leave", "redirected"}
+#: ``DialCallStatus`` / ``QueueResult`` values after which the call is over; any other
+#: (busy, no-answer, failed, queue-full, leave, error, system-error …) takes ``on_failure``.
+_TRANSFER_DONE = frozenset(
+    {
+        "completed",
+        "answered",
+        "canceled",
+        "bridged",
+        "bridging-in-process",
+        "redirected-from-bridged",
+        "hangup",
+    }
+)
 
 
 # --------------------------------------------------------------------------- events
@@ -557,7 +569,7 @@ class _Run:
         step = self.e.flowset.step(self.s.flow, self.s.step)
         status = event.status.lower()
         self.out.steps.append(StepRecord(_name(self.s), "transfer_ended", outcome=status or None))
-        if not isinstance(step, TransferStep) or status in _SUCCESSFUL_TRANSFER:
+        if not isinstance(step, TransferStep) or status in _TRANSFER_DONE:
             self.out.verbs.append(twiml.Hangup())
             self.s.ended = True
             raise _Stop

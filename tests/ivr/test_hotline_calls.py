@@ -653,3 +653,21 @@ def test_unrecognised_speech_is_a_no_match(app: Flask, settings: Settings, db: D
     answer = call.speak("не знаю что сказать")
     assert answer.heard[0] == "Введите только цифры показания до запятой и нажмите решётку."
     assert answer.step == "readings:ask_reading"
+
+
+def test_full_operator_queue_offers_a_callback(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    add_customer(db, "5500123456", address="улица Мира, дом семь", phones=(KNOWN_CALLER,))
+    call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
+    call.start()
+    call.press("1")
+    answer = call.press("0")
+    assert answer.step == "operator:connect"
+    answer = call.transfer_ended("Enqueue", "queue-full")
+    assert answer.step == "operator:callback_offer"
+    assert "К сожалению, все операторы заняты." in answer.heard
+    answer = call.press("2")
+    assert answer.heard == ["Спасибо за звонок! До свидания."]
+    path = path_of(db, interaction_of(db, call.call_sid).id)
+    assert ("operator:connect", "transfer_ended", None, "queue-full") in path

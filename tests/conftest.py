@@ -121,14 +121,12 @@ def db(database_url: str) -> Iterator[Database]:
 
     database = Database(database_url)
     yield database
+    # DELETE in reverse dependency order: on near-empty tables it is ~20x faster than
+    # TRUNCATE on PostgreSQL (which rewrites every table's files). Ids are not reset:
+    # tests must not depend on them.
     with database.engine.begin() as conn:
-        tables = list(reversed(Base.metadata.sorted_tables))
-        if database.engine.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(table.delete())
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
     database.dispose()
 
 

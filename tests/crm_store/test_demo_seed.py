@@ -219,3 +219,28 @@ def test_a_failed_write_rolls_everything_back(
     with pytest.raises(RuntimeError, match="disk full"):
         seed_demo(db, consumers=60, seed=1, as_of=AS_OF)
     assert all(not rows for rows in _dump(db).values())
+
+
+def test_bulk_insert_handles_constants_and_single_columns(db: Database) -> None:
+    from crm_store.demo import bulk_insert
+
+    consumers = Base.metadata.tables["consumers"]
+    stamp = datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC"))
+    with db.engine.begin() as conn:
+        bulk_insert(
+            conn,
+            consumers,
+            [{"id": 1, "full_name": "Иванов Иван Иванович"}, {"id": 2, "full_name": "ООО «Юг»"}],
+            {"kind": "person", "created_at": stamp, "updated_at": stamp},
+        )
+        bulk_insert(
+            conn,
+            Base.metadata.tables["phone_numbers"],
+            [{"e164": "+79031234567"}],
+            {"source": "import", "verified": False, "created_at": stamp},
+        )
+    with db.transaction() as s:
+        names = list(s.scalars(select(Consumer.full_name).order_by(Consumer.id)))
+        assert names == ["Иванов Иван Иванович", "ООО «Юг»"]
+        assert s.scalars(select(Consumer.created_at)).first() == stamp
+        assert list(s.scalars(select(PhoneNumber.e164))) == ["+79031234567"]

@@ -62,6 +62,8 @@ MAX_HOPS = 200
 #: Session variable holding the actions' private state (not visible to flows).
 STATE_KEY = "_action_state"
 MAX_PATH = 200
+#: An input step asked this often in one call means the caller is stuck: operator.
+MAX_INPUT_VISITS = 10
 MASK = "***"
 #: Variables whose captured values are never written to the IVR path in clear.
 SECRET_HINTS = ("pin", "password", "secret", "birth", "passport", "snils", "code_word")
@@ -685,6 +687,13 @@ class _Run:
             self.out.steps.append(StepRecord(_name(self.s), "typeahead"))
             self.on_input(Input(digits=digits), from_typeahead=True)
             return
+        name = _name(self.s)
+        self.s.visits[name] = self.s.visits.get(name, 0) + 1
+        operator_flow = self.e.flowset.resolve(self.e.defaults.operator_target, self.s.flow)[0]
+        if self.s.visits[name] > MAX_INPUT_VISITS and self.s.flow != operator_flow:
+            self.out.steps.append(StepRecord(name, "escalate", outcome="loop"))
+            self.goto(self.e.defaults.operator_target)
+            self.run()
         confirming = bool(self.s.pending and self.s.pending.get("kind") == "confirm")
         prompts = list(lead or [])
         if confirming and isinstance(step, CollectStep):

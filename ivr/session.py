@@ -100,6 +100,7 @@ class CallSession:
     variables: dict[str, Any] = field(default_factory=dict)
     stack: list[Frame] = field(default_factory=list)
     visited: list[str] = field(default_factory=list)
+    visits: dict[str, int] = field(default_factory=dict)
     no_input: int = 0
     no_match: int = 0
     typeahead: str = ""

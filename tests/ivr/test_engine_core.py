@@ -10,6 +10,7 @@ import pytest
 
 from ivr import twiml
 from ivr.engine import (
+    MAX_INPUT_VISITS,
     ActionContext,
     ActionFailed,
     ActionResult,
@@ -370,3 +371,18 @@ def test_unknown_menu_key_is_a_no_match_and_clears_typeahead(engine: Engine) -> 
 def test_unknown_flow_is_an_error_not_a_crash(engine: Engine) -> None:
     out = engine.handle(new_session(), Start("nope"))
     assert isinstance(out.verbs[-1], twiml.Enqueue)
+
+
+def test_a_caller_stuck_in_a_loop_goes_to_the_operator(engine: Engine) -> None:
+    session = new_session()
+    send(engine, session, Start("main"))
+    send(engine, session, Input(digits="1"))
+    rounds = 0
+    while session.flow == "main" and rounds < 20:
+        # type a number, then deny it: asked again and again (entry and read-back count)
+        send(engine, session, Input(digits="555#"))
+        out = send(engine, session, Input(digits="2"))
+        rounds += 1
+    assert session.flow == "operator"
+    assert rounds == MAX_INPUT_VISITS // 2
+    assert ("main:ask", "escalate", "loop") in [(s.step, s.event, s.outcome) for s in out.steps]

@@ -62,6 +62,9 @@ MAX_HOPS = 200
 #: Session variable holding the actions' private state (not visible to flows).
 STATE_KEY = "_action_state"
 MAX_PATH = 200
+#: Seconds of silence that end an utterance. A number, not ``auto``: Twilio rejects ``auto``
+#: with some speech models (warning 13335).
+SPEECH_END_SILENCE_S = 2
 #: An input step asked this often in one call means the caller is stuck: operator.
 MAX_INPUT_VISITS = 10
 MASK = "***"
@@ -658,7 +661,7 @@ class _Run:
             finish_on_key=finish,
             timeout=timeout,
             language=step.language or d.language,
-            speech_timeout="auto" if speech else None,
+            speech_timeout=str(SPEECH_END_SILENCE_S) if speech else None,
             hints=hints,
         )
 

@@ -151,20 +151,35 @@ def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def outage_safe(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a database or Redis outage into an apology and a transfer to an operator."""
+def _outage_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean the database or Redis is unreachable (not a bug)."""
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from sqlalchemy.exc import InterfaceError, OperationalError
     from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-    outages = (
+    return (
         RedisConnectionError,
         RedisTimeoutError,
         OperationalError,
         InterfaceError,
         PoolTimeoutError,
     )
+
+
+def _log_outage(exc: BaseException) -> None:
+    log.warning(
+        "outage during %s (call %s): %s: %s",
+        request.path,
+        request.form.get("CallSid", "-"),
+        type(exc).__name__,
+        str(exc).splitlines()[0] if str(exc) else "",
+    )
+
+
+def outage_safe(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a database or Redis outage into an apology and a transfer to an operator."""
+    outages = _outage_errors()
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -173,14 +188,23 @@ def outage_safe(view: Callable[..., Any]) -> Callable[..., Any]:
         except outages as exc:
             from ivr.runtime import outage_twiml
 
-            log.warning(
-                "outage during %s (call %s): %s: %s",
-                request.path,
-                request.form.get("CallSid", "-"),
-                type(exc).__name__,
-                str(exc).splitlines()[0] if str(exc) else "",
-            )
+            _log_outage(exc)
             return twiml_response(outage_twiml(_services()), step="outage")
+
+    return wrapper
+
+
+def unavailable_503(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A callback that cannot be stored during an outage answers 503 (never a traceback)."""
+    outages = _outage_errors()
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except outages as exc:
+            _log_outage(exc)
+            return Response("temporarily unavailable\n", status=503, mimetype="text/plain")
 
     return wrapper
 
@@ -267,6 +291,7 @@ status_bp = Blueprint("status", __name__)
 
 @status_bp.post("/voice/status")
 @twilio_signed
+@unavailable_503
 def voice_status() -> Response:
     """Call status callback: stored idempotently and in order, then acknowledged."""
     from ivr.runtime import handle_call_status
@@ -279,6 +304,7 @@ def voice_status() -> Response:
 
 @status_bp.post("/voice/amd")
 @twilio_signed
+@unavailable_503
 def voice_amd() -> Response:
     """Asynchronous answering-machine detection result of a campaign call."""
     from ivr.runtime import handle_amd_status

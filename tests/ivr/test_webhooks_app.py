@@ -584,3 +584,14 @@ def test_concurrent_duplicates_apply_the_event_once(
     assert [s for s in path_of(db, interaction.id) if s[1] == "action"] == [
         ("hotline:find", "action", None, "found")
     ]
+
+
+def test_status_callback_during_a_database_outage_is_a_clean_503(
+    small_app: Flask, settings: Settings
+) -> None:
+    call = TwilioCall(small_app.test_client(), settings)
+    call.start()
+    services = services_of(small_app)
+    services.db.dispose()
+    services.db = Database("postgresql+psycopg://nobody@127.0.0.1:1/nothing")
+    assert call.status("completed", 3, duration=5) == 503

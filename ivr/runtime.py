@@ -235,21 +235,24 @@ class VoiceRuntime:
             called=caller_e164(ours),
             direction=direction,
         )
+        existing = self.store.load(call_sid)
+        if existing is not None:
+            if existing.version > 0:
+                log.info("call %s: duplicated start, replaying the answer", call_sid)
+                return self.replay(call_sid, after_version=0)
+            # A start that failed before its answer was stored (e.g. an outage): try again.
+            return self.apply(existing, Start(flow, dict(variables)))
+        session.interaction_id = start_interaction(
+            self.services,
+            call_sid=call_sid,
+            phone=session.caller,
+            direction=direction,
+            campaign_id=campaign_id,
+            attempt_id=attempt_id,
+        )
         if not self.store.create(session):
-            log.info("call %s: duplicated start, replaying the answer", call_sid)
+            log.info("call %s: concurrent duplicated start, replaying the answer", call_sid)
             return self.replay(call_sid, after_version=0)
-        try:
-            session.interaction_id = start_interaction(
-                self.services,
-                call_sid=call_sid,
-                phone=session.caller,
-                direction=direction,
-                campaign_id=campaign_id,
-                attempt_id=attempt_id,
-            )
-        except BaseException:
-            self.store.delete(call_sid)
-            raise
         log.info(
             "call %s: %s %s from %s",
             call_sid,

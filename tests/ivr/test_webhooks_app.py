@@ -595,3 +595,30 @@ def test_status_callback_during_a_database_outage_is_a_clean_503(
     services.db.dispose()
     services.db = Database("postgresql+psycopg://nobody@127.0.0.1:1/nothing")
     assert call.status("completed", 3, duration=5) == 503
+
+
+def test_a_start_that_failed_midway_is_applied_on_the_retry(
+    small_app: Flask, settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    import ivr.runtime
+
+    original = ivr.runtime.record_steps
+    failures = [OperationalError("INSERT", {}, Exception("connection lost"))]
+
+    def flaky(*args: Any, **kwargs: Any) -> None:
+        if failures:
+            raise failures.pop()
+        original(*args, **kwargs)
+
+    monkeypatch.setattr(ivr.runtime, "record_steps", flaky)
+    call = TwilioCall(small_app.test_client(), settings)
+    first = call.start()
+    assert first.step == "outage"
+    assert first.first("Enqueue") is not None
+    again = call.start()
+    assert again.step == "hotline:menu"
+    assert again.heard == ["Здравствуйте.", "Нажмите 1, чтобы найти счёт."]
+    interaction = interaction_of(db, call.call_sid)
+    assert [s[0] for s in path_of(db, interaction.id)] == ["hotline:greet", "hotline:menu"]

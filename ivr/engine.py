@@ -224,6 +224,16 @@ class StepRecord:
     outcome: str | None = None
 
 
+@dataclass(frozen=True)
+class Heard:
+    """Speech the engine acted on (a ``Transcript`` row): where, what, and what it decided."""
+
+    step: str
+    text: str
+    confidence: float | None
+    decision: str | None
+
+
 @dataclass
 class Outcome:
     """What :meth:`Engine.handle` produced."""
@@ -232,6 +242,7 @@ class Outcome:
     session: CallSession | None = None
     steps: list[StepRecord] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
+    heard: list[Heard] = field(default_factory=list)
 
     @property
     def current_step(self) -> str | None:
@@ -742,7 +753,33 @@ class _Run:
             self.out.steps.append(StepRecord(name, "no_input"))
             self.failed(step, "no_input")
             return
+        if speech is None:
+            self.dispatch(step, digits, None, event.confidence, confirming)
+            return
+        mark = len(self.out.steps)
+        try:
+            self.dispatch(step, digits, speech, event.confidence, confirming)
+        finally:
+            decision = next(
+                (
+                    f"{r.event}:{r.outcome}" if r.outcome else r.event
+                    for r in self.out.steps[mark:]
+                    if r.step == name and r.event != "enter"
+                ),
+                None,
+            )
+            self.out.heard.append(Heard(name, speech, event.confidence, decision))
 
+    def dispatch(
+        self,
+        step: MenuStep | CollectStep,
+        digits: str,
+        speech: str | None,
+        confidence: float | None,
+        confirming: bool,
+    ) -> None:
+        """Act on non-empty input: a universal command, a confirmation, a choice or a value."""
+        name = _name(self.s)
         command = self.universal_command(step, digits, speech, confirming)
         if command == "operator":
             self.out.steps.append(StepRecord(name, "operator", input=digits or speech))
@@ -759,7 +796,7 @@ class _Run:
         elif isinstance(step, MenuStep):
             self.on_menu(step, digits, speech)
         else:
-            self.on_collect(step, digits, speech, event.confidence)
+            self.on_collect(step, digits, speech, confidence)
 
     def universal_command(
         self, step: MenuStep | CollectStep, digits: str, speech: str | None, confirming: bool

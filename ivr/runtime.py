@@ -411,8 +411,9 @@ def start_interaction(
 
 
 def record_steps(services: Services, session: CallSession, outcome: Outcome) -> None:
-    """Append the outcome's IVR path to the call's Interaction (one short transaction)."""
-    if session.interaction_id is None or not outcome.steps:
+    """Append the outcome's IVR path (and the speech it acted on, as ``Transcript`` rows) to
+    the call's Interaction, in one short transaction."""
+    if session.interaction_id is None or not (outcome.steps or outcome.heard):
         return
     from crm_store import interactions
 
@@ -429,6 +430,16 @@ def record_steps(services: Services, session: CallSession, outcome: Outcome) -> 
                 input=record.input[:500] if record.input else None,
                 outcome=record.outcome[:64] if record.outcome else None,
                 seq=session.step_seq,
+            )
+        for heard in outcome.heard:
+            confidence = heard.confidence
+            interactions.add_transcript(
+                s,
+                session.interaction_id,
+                heard.step[:128],
+                heard.text,
+                confidence=min(max(confidence, 0.0), 1.0) if confidence is not None else None,
+                decision=heard.decision[:64] if heard.decision else None,
             )
         interaction = interactions.get_interaction(s, session.interaction_id)
         if account and interaction.account_id is None:

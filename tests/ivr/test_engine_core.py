@@ -16,6 +16,7 @@ from ivr.engine import (
     ActionResult,
     Engine,
     Handoff,
+    Heard,
     Input,
     Recording,
     SendSms,
@@ -311,6 +312,7 @@ def test_menu_by_speech_keyword_and_branch_and_dial(engine: Engine) -> None:
     send(engine, session, Start("main"))
     out = send(engine, session, Input(speech="мой баланс пожалуйста", confidence=0.9))
     assert session.variables["intent"] == "balance"
+    assert out.heard == [Heard("main:menu", "мой баланс пожалуйста", 0.9, "input:bal")]
     dial = next(v for v in out.verbs if isinstance(v, twiml.Dial))
     assert dial.number == "+78002200220"
     assert "ev=transfer" in (dial.action or "")

@@ -643,6 +643,16 @@ def test_reading_by_speech_is_saved_as_ivr_voice(
         assert reading.source == "ivr_voice"
         assert reading.confidence == pytest.approx(0.71)
     assert [r[2] for r in readings_of(db, account_id)] == ["ivr_voice"]
+    with db.transaction() as s:
+        from crm_store.models import Transcript
+
+        rows = s.scalars(select(Transcript).order_by(Transcript.id)).all()
+        assert [(r.step, r.text, r.decision) for r in rows] == [
+            ("hotline:main_menu", "показания", "input:readings"),
+            ("readings:ask_reading", "двенадцать тысяч триста сорок пять", "input:confirm"),
+            ("readings:ask_reading", "да, верно", "confirm:yes"),
+        ]
+        assert rows[1].confidence == pytest.approx(0.71)
 
 
 def test_unrecognised_speech_is_a_no_match(app: Flask, settings: Settings, db: Database) -> None:

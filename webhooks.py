@@ -73,9 +73,8 @@ def _bad_webhook(exc: WebhookError) -> Response:
 
 
 def _load_flowset(path: str) -> Any:
-    from ivr.actions import registry
+    from ivr.actions import unimplemented_actions
     from ivr.loader import FlowError
-    from ivr.schema import ActionStep, CollectStep, RecordStep
     from ivr.validate import load_flows
 
     try:
@@ -85,20 +84,11 @@ def _load_flowset(path: str) -> Any:
         raise ConfigError(
             "FLOWS_FILE", f"{path} is not a valid flow file:\n" + "\n".join(lines)
         ) from None
-    implemented = registry()
-    used: set[str] = set()
-    for _flow, _step, step in flowset.iter_steps():
-        if isinstance(step, ActionStep):
-            used.add(step.name)
-        elif isinstance(step, RecordStep):
-            used.add(step.action)
-        elif isinstance(step, CollectStep) and step.validate_with:
-            used.add(step.validate_with)
-    missing = used - set(implemented)
+    missing = unimplemented_actions(flowset)
     if missing:
         raise ConfigError(
             "FLOWS_FILE",
-            f"{path} uses actions with no implementation: {', '.join(sorted(missing))}",
+            f"{path} uses actions with no implementation: {', '.join(missing)}",
         )
     return flowset
 

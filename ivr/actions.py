@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from ivr.action_names import ACTION_SPECS, ActionContractError, get_action_spec
 from ivr.engine import ActionContext, ActionFailed, ActionResult
+from ivr.schema import ActionStep, CollectStep, FlowSet, RecordStep
 
 if TYPE_CHECKING:
     from contactcenter.runtime import Services
@@ -83,6 +84,19 @@ def _checked(name: str, fn: ActionImpl) -> ActionImpl:
 def registry() -> dict[str, ActionImpl]:
     """Every implemented action by name, checked against its declaration."""
     return {name: _checked(name, fn) for name, fn in _IMPLEMENTATIONS.items()}
+
+
+def unimplemented_actions(flowset: FlowSet) -> list[str]:
+    """Actions the flows call (action steps, record steps, validators) with no implementation."""
+    used: set[str] = set()
+    for _flow, _step, step in flowset.iter_steps():
+        if isinstance(step, ActionStep):
+            used.add(step.name)
+        elif isinstance(step, RecordStep):
+            used.add(step.action)
+        elif isinstance(step, CollectStep) and step.validate_with:
+            used.add(step.validate_with)
+    return sorted(used - set(_IMPLEMENTATIONS))
 
 
 def missing_implementations() -> list[str]:

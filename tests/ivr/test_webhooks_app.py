@@ -622,3 +622,13 @@ def test_a_start_that_failed_midway_is_applied_on_the_retry(
     assert again.heard == ["Здравствуйте.", "Нажмите 1, чтобы найти счёт."]
     interaction = interaction_of(db, call.call_sid)
     assert [s[0] for s in path_of(db, interaction.id)] == ["hotline:greet", "hotline:menu"]
+
+
+def test_flows_calling_an_unimplemented_action_refuse_to_start(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ivr.actions
+
+    monkeypatch.delitem(ivr.actions._IMPLEMENTATIONS, "find_account")
+    with pytest.raises(ConfigError, match="no implementation: find_account"):
+        create_app(settings.with_overrides(flows_file=write_flows(tmp_path, SMALL_FLOWS)))

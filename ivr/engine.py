@@ -768,7 +768,9 @@ class _Run:
                 ),
                 None,
             )
-            self.out.heard.append(Heard(name, speech, event.confidence, decision))
+            secret = isinstance(step, CollectStep) and _is_secret(step.into)
+            text = MASK if secret else speech
+            self.out.heard.append(Heard(name, text, event.confidence, decision))
 
     def dispatch(
         self,

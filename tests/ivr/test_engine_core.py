@@ -388,3 +388,34 @@ def test_a_caller_stuck_in_a_loop_goes_to_the_operator(engine: Engine) -> None:
     assert session.flow == "operator"
     assert rounds == MAX_INPUT_VISITS // 2
     assert ("main:ask", "escalate", "loop") in [(s.step, s.event, s.outcome) for s in out.steps]
+
+
+def test_secret_inputs_are_masked_in_the_path_and_transcripts(rec: Recorder) -> None:
+    flows = {
+        "flows": {
+            "main": {
+                "start": "pin",
+                "steps": {
+                    "pin": {
+                        "type": "collect",
+                        "value": "digits",
+                        "input": "both",
+                        "into": "pin_code",
+                        "prompts": "Введите ПИН-код.",
+                        "next": "bye",
+                    },
+                    "bye": {"type": "hangup"},
+                },
+            },
+            "operator": {"start": "transfer", "steps": {"transfer": {"type": "transfer"}}},
+        }
+    }
+    engine = Engine(FlowSet.model_validate(flows), rec.actions(), lambda: NOW)
+    session = CallSession(call_sid="CA1", flow="main", step="pin")
+    send(engine, session, Start("main"))
+    out = send(engine, session, Input(speech="один два три четыре", confidence=0.8))
+    assert session.variables["pin_code"] == "1234"
+    assert ("main:pin", "input", "***", "accepted") in [
+        (s.step, s.event, s.input, s.outcome) for s in out.steps
+    ]
+    assert out.heard == [Heard("main:pin", "***", 0.8, "input:accepted")]

@@ -20,6 +20,7 @@ AREA_COMMANDS += [("crm_store.cli", "db_group"), ("crm_store.cli", "users_group"
 AREA_COMMANDS.append(("speech.models_cli", "models_group"))
 AREA_COMMANDS += [("crm_store.cli_data", "import_group"), ("crm_store.cli_data", "demo_group")]
 AREA_COMMANDS.append(("telephony.cli", "simulate"))
+AREA_COMMANDS += [("campaigns.cli", "campaign"), ("campaigns.cli", "worker")]
 
 
 def settings_or_exit() -> Settings:

@@ -1,0 +1,298 @@
+"""``contactcenter campaign …`` (supervisor commands) and ``contactcenter worker`` (RQ)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from campaigns.definition import DefinitionError, flow_names_in, load_definition
+
+STATE_ORDER = (
+    "pending",
+    "scheduled",
+    "in_progress",
+    "retry",
+    "done",
+    "skipped",
+    "failed",
+    "cancelled",
+)
+
+
+@contextmanager
+def _services() -> Iterator[Any]:
+    from contactcenter.cli import settings_or_exit
+    from contactcenter.runtime import Services, install_services
+
+    services = Services(settings_or_exit())
+    install_services(services)
+    try:
+        yield services
+    finally:
+        services.db.dispose()
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn expected failures into a message and an exit status, never a traceback."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from sqlalchemy.exc import OperationalError
+
+    from campaigns.service import CampaignError
+
+    try:
+        yield
+    except CampaignError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except RedisConnectionError as exc:
+        click.echo(f"error: Redis is not reachable ({exc})", err=True)
+        sys.exit(3)
+    except OperationalError as exc:
+        click.echo(f"error: the database is not reachable ({exc.orig})", err=True)
+        sys.exit(3)
+
+
+@click.group("campaign")
+def campaign() -> None:
+    """Outbound campaigns: create, preview, launch, pause, resume, cancel, status, report."""
+
+
+@campaign.command("create")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--created-by", default="cli", show_default=True, help="Author recorded on it.")
+def create_cmd(file: str, created_by: str) -> None:
+    """Validate a campaign YAML FILE and store it as a draft; prints its id."""
+    from campaigns.service import create_campaign
+
+    with _services() as services, _errors():
+        try:
+            definition = load_definition(
+                file, flow_names=flow_names_in(services.settings.flows_file)
+            )
+        except DefinitionError as exc:
+            click.echo(f"{file}: invalid campaign definition", err=True)
+            for issue in exc.issues:
+                click.echo(f"  {issue}", err=True)
+            sys.exit(2)
+        campaign_id = create_campaign(services, definition, created_by=created_by)
+        click.echo(f"campaign {campaign_id} created (draft): {definition.name}")
+
+
+@campaign.command("list")
+def list_cmd() -> None:
+    """The newest campaigns."""
+    from campaigns.service import list_campaigns
+
+    with _services() as services, _errors():
+        for row in list_campaigns(services):
+            click.echo(f"{row['id']:>6}  {row['status']:<10} {row['channel']:<15} {row['name']}")
+
+
+@campaign.command("preview")
+@click.argument("campaign_id", type=int)
+@click.option("--sample", default=10, show_default=True, type=click.IntRange(0, 100))
+def preview_cmd(campaign_id: int, sample: int) -> None:
+    """Audience size, a sample and the split by time zone, before launch."""
+    from campaigns.service import preview
+
+    with _services() as services, _errors():
+        shown = preview(services, campaign_id, sample_size=sample)
+        click.echo(f"audience: {shown.count} accounts ({shown.without_phone} without a phone)")
+        click.echo("by time zone:")
+        for zone, count in shown.by_timezone.items():
+            click.echo(f"  {zone:<22} {count}")
+        if shown.sample:
+            click.echo("sample:")
+        for row in shown.sample:
+            phone = "-" if not row.phone else row.phone[:5] + "***" + row.phone[-4:]
+            click.echo(f"  {row.account_number:<16} {phone:<14} {row.timezone:<22} {row.debt} руб.")
+
+
+def _simple(action: str) -> click.Command:
+    @click.argument("campaign_id", type=int)
+    def command(campaign_id: int) -> None:
+        from campaigns import service
+
+        with _services() as services, _errors():
+            status = getattr(service, action)(services, campaign_id)
+            click.echo(f"campaign {campaign_id}: {status}")
+
+    command.__doc__ = {
+        "pause": "Stop dialing (calls in progress finish; queued jobs give their target back).",
+        "resume": "Continue a paused campaign.",
+        "cancel": "End a campaign for good (targets not yet contacted are cancelled).",
+    }[action]
+    return campaign.command(action)(command)
+
+
+pause_cmd = _simple("pause")
+resume_cmd = _simple("resume")
+cancel_cmd = _simple("cancel")
+
+
+@campaign.command("launch")
+@click.argument("campaign_id", type=int)
+def launch_cmd(campaign_id: int) -> None:
+    """Plan the targets (idempotent) and start the dispatcher (needs `contactcenter worker`)."""
+    from campaigns.service import launch
+
+    with _services() as services, _errors():
+        result = launch(services, campaign_id)
+        click.echo(
+            f"campaign {campaign_id} running: {result.inserted} targets planned"
+            f" ({result.control_group} in the control group, {result.invalid_number} without"
+            f" a valid number)"
+        )
+
+
+def _status_line(st: Any) -> str:
+    parts = [f"{k}={st.targets[k]}" for k in STATE_ORDER if st.targets.get(k)]
+    return f"campaign {st.campaign_id} [{st.status}] " + " ".join(parts)
+
+
+@campaign.command("status")
+@click.argument("campaign_id", type=int)
+@click.option("--watch", is_flag=True, help="Live progress bar until the campaign ends.")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.2, 60))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status_cmd(campaign_id: int, watch: bool, interval: float, as_json: bool) -> None:
+    """Targets by state, attempts by status, and an ETA from the pacing."""
+    from campaigns.service import status
+
+    with _services() as services, _errors():
+        st = status(services, campaign_id)
+        if as_json:
+            click.echo(json.dumps(st.as_dict(), ensure_ascii=False, indent=2))
+            return
+        if not watch:
+            click.echo(_status_line(st))
+            click.echo("attempts: " + " ".join(f"{k}={v}" for k, v in sorted(st.attempts.items())))
+            if st.eta_s is not None:
+                click.echo(f"eta: {st.eta_s / 60:.1f} min at the configured pace")
+            return
+        _watch(services, campaign_id, interval)
+
+
+def _watch(services: Any, campaign_id: int, interval: float) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from campaigns.service import status
+
+    st = status(services, campaign_id)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[states]}  eta {task.fields[eta]}"),
+    )
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task(
+            f"campaign {campaign_id}", total=max(st.total, 1), states="", eta="-"
+        )
+        try:
+            while True:
+                st = status(services, campaign_id)
+                states = " ".join(f"{k}={st.targets[k]}" for k in STATE_ORDER if st.targets.get(k))
+                eta = "-" if st.eta_s is None else f"{st.eta_s / 60:.1f}m"
+                progress.update(
+                    task,
+                    total=max(st.total, 1),
+                    completed=st.finished,
+                    states=f"[{st.status}] {states}",
+                    eta=eta,
+                )
+                if st.status not in ("running", "paused", "draft", "planned"):
+                    break
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            pass
+
+
+@campaign.command("report")
+@click.argument("campaign_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def report_cmd(campaign_id: int, as_json: bool) -> None:
+    """Reach, right-party contacts, opt-outs, skips, payments within N days, cost."""
+    from campaigns.report import build_report
+
+    with _services() as services, _errors():
+        try:
+            rep = build_report(services, campaign_id)
+        except LookupError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        if as_json:
+            click.echo(json.dumps(rep.as_dict(), ensure_ascii=False, indent=2))
+            return
+        lines = [
+            f"campaign {rep.campaign_id} «{rep.name}» [{rep.status}]",
+            f"targets: {rep.targets} (+{rep.control_group} in the control group)",
+            f"attempts: {rep.attempts}  calls placed: {rep.calls_placed}  SMS sent: {rep.sms_sent}",
+            (
+                f"reached: {rep.reached}  answered: {rep.calls_answered}"
+                f"  machines: {rep.answered_by_machine}  SMS delivered: {rep.sms_delivered}"
+            ),
+            f"right-party contacts: {rep.right_party_contacts}  opt-outs: {rep.opt_outs}",
+            "skipped: "
+            + (", ".join(f"{k}={v}" for k, v in rep.skipped_by_reason.items()) or "none"),
+            (
+                f"paid within {rep.attribution_days} days of first contact:"
+                f" {rep.contacted.payers}/{rep.contacted.targets} ({rep.contacted.paid} руб.)"
+            ),
+            f"pay rate: campaign {rep.treatment.pay_rate:.1%}"
+            + (
+                f" vs control {rep.control.pay_rate:.1%} (uplift {rep.uplift:+.1%})"
+                if rep.uplift is not None
+                else " (no control group)"
+            ),
+            (
+                f"cost: {rep.sms_segments} SMS segments, {rep.call_minutes} call minutes,"
+                f" {rep.cost} billed"
+            ),
+        ]
+        click.echo("\n".join(lines))
+
+
+@click.command("worker")
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    help="Queue to listen to (repeatable; default: campaigns and ivr).",
+)
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@click.option("--name", default=None, help="Worker name (default: host and pid).")
+def worker(queues: tuple[str, ...], burst: bool, name: str | None) -> None:
+    """Run an RQ worker with the scheduler on our queues (`rq worker --with-scheduler`)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from rq import Queue, Worker
+
+    from campaigns.jobs import QUEUE_NAME
+    from contactcenter.cli import settings_or_exit
+    from contactcenter.config import configure_logging
+    from contactcenter.runtime import Services, install_services
+
+    settings = settings_or_exit()
+    configure_logging(settings.log_level)
+    services = Services(settings)
+    install_services(services)
+    names = list(queues) or [QUEUE_NAME, "ivr"]
+    try:
+        services.redis.ping()
+    except RedisConnectionError as exc:
+        click.echo(f"error: Redis at {settings.redis_url} is not reachable ({exc})", err=True)
+        sys.exit(3)
+    connection = services.redis
+    rq_worker = Worker(
+        [Queue(n, connection=connection) for n in names], connection=connection, name=name
+    )
+    click.echo(f"worker {rq_worker.name} listening on {', '.join(names)}")
+    rq_worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)

@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, *, config: dict[str, Any] | Non
 
     @app.get("/healthz")
     def healthz() -> Any:
+        """Liveness probe (no signature, no database)."""
         return jsonify(status="ok")
 
     app.register_blueprint(voice_bp)

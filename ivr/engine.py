@@ -350,6 +350,7 @@ class _Run:
     # ---- variables -----------------------------------------------------------------
 
     def variables(self) -> dict[str, Any]:
+        """Session variables merged over the file's constants, plus the call context."""
         merged: dict[str, Any] = dict(self.e.defaults.variables)
         merged.update(self.s.variables)
         merged.update(
@@ -365,6 +366,7 @@ class _Run:
         return merged
 
     def call_info(self) -> CallInfo:
+        """Who is on the call, for actions."""
         return CallInfo(self.s.call_sid, self.s.caller, self.s.called, self.s.direction)
 
     # ---- prompts -------------------------------------------------------------------
@@ -372,6 +374,7 @@ class _Run:
     def prompts(
         self, items: Any, *, voice: str | None = None, language: str | None = None
     ) -> list[twiml.Prompt]:
+        """Render prompt items (text, ``{play}``, ``{prompt}`` references) to Say/Play verbs."""
         if items is None:
             return []
         voice = voice or self.e.defaults.voice
@@ -395,11 +398,13 @@ class _Run:
         return rendered
 
     def say_text(self, text: str) -> twiml.Say:
+        """A built-in Russian sentence in the default voice."""
         return twiml.Say(text, voice=self.e.defaults.voice, language=self.e.defaults.language)
 
     # ---- movement ------------------------------------------------------------------
 
     def goto(self, target: str) -> None:
+        """Move to ``target`` (``step`` or ``flow:step``), resetting the step's counters."""
         flow, step = self.e.flowset.resolve(target, self.s.flow)
         if flow not in self.e.flowset.flows or step not in self.e.flowset.flows[flow].steps:
             raise ActionFailed(f"unknown target {target!r} from {_name(self.s)}")
@@ -409,6 +414,7 @@ class _Run:
         self.s.pending = None
 
     def start(self, event: Start) -> None:
+        """Begin ``event.flow`` from its start step."""
         if event.flow not in self.e.flowset.flows:
             raise ActionFailed(f"unknown flow {event.flow!r}")
         self.s.variables.update(event.variables)
@@ -425,6 +431,7 @@ class _Run:
             self.enter()
 
     def enter(self) -> None:
+        """Execute the current step: produce verbs, then move on, wait for input or stop."""
         step = self.e.flowset.step(self.s.flow, self.s.step)
         name = _name(self.s)
         if len(self.s.visited) < MAX_PATH:
@@ -481,12 +488,14 @@ class _Run:
             raise ActionFailed(f"unsupported step {type(step).__name__}")
 
     def hangup(self, prompts: Any = None) -> None:
+        """Say the goodbye prompts and end the call."""
         self.out.verbs.extend(self.prompts(prompts))
         self.out.verbs.append(twiml.Hangup())
         self.s.ended = True
         raise _Stop
 
     def do_return(self, step: ReturnStep) -> None:
+        """Return from a subflow to the calling step's ``branches``/``next``."""
         if step.outcome is not None:
             self.s.variables["subflow_outcome"] = step.outcome
         if not self.s.stack:
@@ -509,6 +518,7 @@ class _Run:
     def resolve_args(
         self, args: Mapping[str, Any], sources: dict[str, str] | None = None
     ) -> dict[str, Any]:
+        """Action arguments with ``{variable}`` references substituted."""
         variables = self.variables()
         resolved: dict[str, Any] = {}
         for key, value in args.items():
@@ -526,6 +536,7 @@ class _Run:
     def call_action(
         self, name: str, args: Mapping[str, Any], sources: Mapping[str, str] | None = None
     ) -> ActionResult:
+        """Run a registered action and store the variables and state it returns."""
         fn = self.e.actions.get(name)
         if fn is None:
             raise ActionFailed(f"no implementation registered for action {name!r}")
@@ -554,6 +565,7 @@ class _Run:
     # ---- transfer, sms -------------------------------------------------------------
 
     def transfer_context(self, names: tuple[str, ...]) -> dict[str, Any]:
+        """What the operator's screen gets: the named variables, path and intent."""
         variables = self.variables()
         context: dict[str, Any] = {"call_sid": self.s.call_sid, "caller": self.s.caller}
         for name in (*names, "path", "intent"):
@@ -562,6 +574,7 @@ class _Run:
         return context
 
     def transfer(self, step: TransferStep) -> None:
+        """Hand the call to a queue (``<Enqueue>``) or a number (``<Dial>``)."""
         if step.intent:
             self.s.variables["intent"] = step.intent
         self.out.verbs.extend(self.prompts(step.prompts))
@@ -582,6 +595,7 @@ class _Run:
         raise _Stop
 
     def on_transfer_ended(self, event: TransferEnded) -> None:
+        """After ``<Dial>``/``<Enqueue>``: hang up, or take ``on_failure``."""
         step = self.e.flowset.step(self.s.flow, self.s.step)
         status = event.status.lower()
         self.out.steps.append(StepRecord(_name(self.s), "transfer_ended", outcome=status or None))
@@ -598,6 +612,7 @@ class _Run:
         raise _Stop
 
     def send_sms(self, step: SmsStep) -> None:
+        """Queue an SMS effect for the step's recipient."""
         variables = self.variables()
         if step.to == "caller":
             to = self.s.caller or ""
@@ -613,6 +628,7 @@ class _Run:
         self.out.steps.append(StepRecord(_name(self.s), "sms", outcome="queued"))
 
     def on_recording(self, event: Recording) -> None:
+        """After ``<Record>``: run the step's action with the recording, then go on."""
         step = self.e.flowset.step(self.s.flow, self.s.step)
         if not isinstance(step, RecordStep):
             self.run()
@@ -642,6 +658,7 @@ class _Run:
     def gather_for(
         self, step: MenuStep | CollectStep, prompts: list[twiml.Prompt], *, confirm: bool = False
     ) -> twiml.Gather:
+        """The ``<Gather>`` of an input step (or of its read-back confirmation)."""
         d = self.e.defaults
         speech = step.input in ("speech", "both")
         if isinstance(step, MenuStep) or confirm:
@@ -677,9 +694,11 @@ class _Run:
         )
 
     def step_prompts(self, step: MenuStep | CollectStep) -> list[twiml.Prompt]:
+        """The input step's own prompts."""
         return self.prompts(step.prompts, voice=step.voice, language=step.language)
 
     def confirm_prompts(self, step: CollectStep) -> list[twiml.Prompt]:
+        """The read-back prompt of a captured value."""
         if step.confirm_prompts is not None:
             return self.prompts(step.confirm_prompts, voice=step.voice, language=step.language)
         pending = self.s.pending or {}
@@ -718,6 +737,7 @@ class _Run:
         raise _Stop
 
     def typeahead_complete(self, step: MenuStep | CollectStep) -> bool:
+        """Whether the buffered keys already answer ``step``."""
         buffered = self.s.typeahead
         if isinstance(step, MenuStep) or (
             self.s.pending and self.s.pending.get("kind") == "confirm"
@@ -735,6 +755,7 @@ class _Run:
         )
 
     def on_input(self, event: Input, *, from_typeahead: bool = False) -> None:
+        """Handle what a ``<Gather>`` returned for the current input step."""
         step = self.e.flowset.step(self.s.flow, self.s.step)
         if not isinstance(step, MenuStep | CollectStep):
             # A stale Gather answered after the call moved on: just continue where we are.
@@ -803,6 +824,7 @@ class _Run:
     def universal_command(
         self, step: MenuStep | CollectStep, digits: str, speech: str | None, confirming: bool
     ) -> str | None:
+        """``operator`` / ``repeat`` when the input is a universal command."""
         if not step.universal:
             return None
         u = self.e.defaults.universal
@@ -859,6 +881,7 @@ class _Run:
         self.wait_for_input(step, lead)
 
     def on_menu(self, step: MenuStep, digits: str, speech: str | None) -> None:
+        """Pick the menu option by key or spoken keyword."""
         option = None
         heard = digits[:1] if digits else speech
         if digits:
@@ -903,6 +926,7 @@ class _Run:
     def on_collect(
         self, step: CollectStep, digits: str, speech: str | None, confidence: float | None
     ) -> None:
+        """Parse, validate and (maybe) confirm a captured value."""
         name = _name(self.s)
         source = "dtmf" if digits else "speech"
         if digits:
@@ -944,6 +968,7 @@ class _Run:
         self.accept(step, value, shown)
 
     def needs_confirmation(self, step: CollectStep, confidence: float) -> bool:
+        """Whether the step's policy asks to read ``confidence``-rated input back."""
         if step.confirm == "always":
             return True
         if isinstance(step.confirm, ConfirmBelow):
@@ -951,6 +976,7 @@ class _Run:
         return False
 
     def accept(self, step: CollectStep, value: Any, shown: str | None) -> None:
+        """Store the value and continue at the step's ``next``."""
         self.s.variables[step.into] = value
         self.s.pending = None
         self.out.steps.append(StepRecord(_name(self.s), "input", input=shown, outcome="accepted"))
@@ -958,6 +984,7 @@ class _Run:
         self.run()
 
     def on_confirmation(self, step: CollectStep, digits: str, speech: str | None) -> None:
+        """1/да accepts the pending value, 2/нет asks again."""
         answer: bool | None
         if digits:
             self.s.typeahead = digits[1:] + self.s.typeahead

@@ -1,0 +1,87 @@
+"""A provider whose "network" is a Redis list: what the crash test uses across processes.
+
+Every accepted call is appended to ``ledger:calls`` (JSON) before ``place_call`` returns, so
+the test sees exactly which calls reached the network, whichever process placed them and
+however it died. ``ledger:die-at`` makes the N-th call block *after* it was accepted (the
+worst moment: the provider has the call, our database does not have its SID yet) or
+*before* it is placed, until the test kills the process.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from contactcenter.runtime import Services
+from telephony.base import DEFAULT_STATUS_EVENTS, CallInfo, MessageInfo
+
+CALLS = "ledger:calls"
+DIE_AT = "ledger:die-at"
+DIE_WHEN = "ledger:die-when"
+READY = "ledger:ready"
+PLACED = "ledger:placed"
+
+
+class LedgerProvider:
+    """:class:`telephony.base.TelephonyProvider` recording calls in Redis."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def _maybe_die(self, moment: str) -> None:
+        redis = self.services.redis
+        die_at = redis.get(DIE_AT)
+        raw = redis.get(DIE_WHEN) or b"after"
+        when = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if die_at is None or when != moment:
+            return
+        if int(redis.get(PLACED) or 0) == int(die_at):
+            redis.set(READY, "1")
+            while True:  # wait for SIGKILL, like a worker stuck in a network call
+                time.sleep(0.05)
+
+    def place_call(
+        self,
+        to: str,
+        from_: str,
+        url: str,
+        *,
+        status_callback: str | None,
+        status_events: Sequence[str] = DEFAULT_STATUS_EVENTS,
+        machine_detection: Any = None,
+        async_amd: bool = True,
+        amd_callback: str | None = None,
+        timeout_s: int = 30,
+        time_limit_s: int | None = None,
+    ) -> CallInfo:
+        """Accept the call: append it to the ledger."""
+        redis = self.services.redis
+        redis.incr(PLACED)
+        self._maybe_die("before")
+        sid = "CA" + uuid.uuid4().hex
+        record = {"sid": sid, "to": to, "url": url, "status_callback": status_callback}
+        redis.rpush(CALLS, json.dumps(record))
+        self._maybe_die("after")
+        return CallInfo(sid=sid, status="queued")
+
+    def update_call(self, sid: str, **_: Any) -> CallInfo:
+        """Nothing to update in a ledger."""
+        return CallInfo(sid=sid, status="completed")
+
+    def send_sms(
+        self, to: str, from_: str, body: str, *, status_callback: str | None
+    ) -> MessageInfo:
+        """SMS are not used by the crash test."""
+        raise NotImplementedError("the ledger provider only places calls")
+
+    def fetch_recording(self, recording_url_or_sid: str) -> bytes:
+        """No recordings."""
+        raise NotImplementedError("the ledger provider has no recordings")
+
+
+def ledger_calls(services: Services) -> list[dict[str, str]]:
+    """Every call that reached the network, in order."""
+    return [json.loads(raw) for raw in services.redis.lrange(CALLS, 0, -1)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -219,6 +220,7 @@ def test_a_failed_write_rolls_everything_back(
     with pytest.raises(RuntimeError, match="disk full"):
         seed_demo(db, consumers=60, seed=1, as_of=AS_OF)
     assert all(not rows for rows in _dump(db).values())
+    assert gc.isenabled()  # the seed switches the cyclic GC off only while it runs
 
 
 def test_bulk_insert_handles_constants_and_single_columns(db: Database) -> None:

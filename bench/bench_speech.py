@@ -372,15 +372,32 @@ class TrialResult:
     client_late_p95: float = 0.0  # how late the sender was (pipeline client process)
     wall_seconds: float = 0.0
     load: float = 0.0  # 1-minute load average at the end of the trial
+    cpu_seconds: float = 0.0  # CPU time of this process (the server side) during the trial
     attempts: int = 1
 
     def p(self, q: float) -> float:
         """``q``-th percentile of the chunk lag, in seconds."""
         return percentile(self.lags, q)
 
+    @property
+    def cpu_per_stream_second(self) -> float:
+        """CPU seconds per second of stream audio (decoded or not): what capacity costs."""
+        return self.cpu_seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+    @property
+    def cpu_per_audio_second(self) -> float:
+        """CPU seconds spent per second of audio decoded (load-independent cost)."""
+        return self.cpu_seconds / self.decoded_seconds if self.decoded_seconds else 0.0
+
     def passed(self, threshold: float) -> bool:
         """True when p95 lag is under ``threshold`` and nothing broke."""
         return bool(self.lags) and not self.errors and self.p(95) < threshold
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process (all threads), not of its children."""
+    times = os.times()
+    return times.user + times.system
 
 
 def _sleep_until(deadline: float) -> None:
@@ -452,12 +469,14 @@ def run_bare_trial(
             result.decoded_seconds += decoded
 
     started = time.monotonic()
+    cpu_before = _cpu_seconds()
     threads = [threading.Thread(target=stream, args=(i,), daemon=True) for i in range(len(plans))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     result.wall_seconds = time.monotonic() - started
+    result.cpu_seconds = _cpu_seconds() - cpu_before
     result.load = os.getloadavg()[0]
     return result
 
@@ -675,6 +694,7 @@ def run_pipeline_trial(
     results = context.Queue()
     process = context.Process(target=client_process, args=(job, results), daemon=True)
     started = time.monotonic()
+    cpu_before = _cpu_seconds()
     process.start()
     longest = max(sum(utterances[i].duration for i in plan) for plan in plans)
     summary: dict[str, Any] | None = None
@@ -691,6 +711,7 @@ def run_pipeline_trial(
         time.sleep(0.05)
     trial = server.reset(0, 0.0)
     trial.wall_seconds = time.monotonic() - started
+    trial.cpu_seconds = _cpu_seconds() - cpu_before
     trial.load = os.getloadavg()[0]
     if summary is None:
         trial.errors.append("the client process did not report (timed out or crashed)")
@@ -741,6 +762,15 @@ class CapacitySearch:
             [t for t in self.trials if t.streams == self.grid[self.lo]] if self.lo >= 0 else []
         )
         return passing[-1] if passing else None
+
+
+def cpu_projection(search: CapacitySearch) -> tuple[float, float]:
+    """(median CPU seconds per stream second over the trials, streams the CPUs could carry)."""
+    costs = [t.cpu_per_stream_second for t in search.trials if t.cpu_per_stream_second > 0]
+    if not costs:
+        return 0.0, 0.0
+    cost = statistics.median(costs)
+    return cost, (os.cpu_count() or 1) / cost
 
 
 def stream_plans(utterances: Sequence[Utterance], streams: int, seconds: float) -> list[list[int]]:
@@ -936,7 +966,7 @@ def _fmt_trial(t: TrialResult) -> str:
         f"  max {max(t.lags, default=0.0) * 1000:7.1f} ms  utterances {t.utterances}"
         f" (with text {t.with_text}, decoded {t.decoded_seconds / max(t.audio_seconds, 1e-9):.0%}"
         f" of the audio, cut early {t.cut_early}){lat}{late}, load {t.load:.1f},"
-        f" attempts {t.attempts}{err}"
+        f" attempts {t.attempts}, CPU {t.cpu_per_audio_second:.3f} s per audio s{err}"
     )
 
 
@@ -980,6 +1010,15 @@ def render_text(report: Report) -> str:
         o = ours_best.streams if ours_best else 0
         share = f"{o / b:.0%}" if b else "n/a"
         lines.append(f"  sustained: bare {b}, pipeline {o} ({share} of bare)")
+        (bc, bn), (oc, on) = (
+            cpu_projection(report.bare_search),
+            cpu_projection(report.pipeline_search),
+        )
+        lines.append(
+            f"  CPU per stream-second: bare {bc:.3f}, pipeline {oc:.3f}"
+            f" (ratio {oc / max(bc, 1e-9):.2f});"
+            f" CPU-bound projection: bare {bn:.0f}, pipeline {on:.0f} streams"
+        )
     if report.latency_trial or report.endpoints:
         lines.append("\n3. end of speech → final result")
         if report.latency_trial:
@@ -1038,9 +1077,10 @@ def render_markdown(report: Report) -> str:
             "",
             (
                 "| system | N | lag p50 | lag p95 | lag max | utterances (with text) | "
-                "audio decoded | cut early | latency p50 / p95 | load | attempts | pass |"
+                "audio decoded | CPU s per audio s | cut early | latency p50 / p95 | load "
+                "| attempts | pass |"
             ),
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for search in (report.bare_search, report.pipeline_search):
             for t in sorted(search.trials, key=lambda t: t.streams):
@@ -1053,7 +1093,8 @@ def render_markdown(report: Report) -> str:
                     f"| {t.system} | {t.streams} | {t.p(50) * 1000:.0f} ms "
                     f"| {t.p(95) * 1000:.0f} ms | {max(t.lags, default=0.0) * 1000:.0f} ms "
                     f"| {t.utterances} ({t.with_text}) "
-                    f"| {t.decoded_seconds / max(t.audio_seconds, 1e-9):.0%} | {t.cut_early} "
+                    f"| {t.decoded_seconds / max(t.audio_seconds, 1e-9):.0%} "
+                    f"| {t.cpu_per_audio_second:.3f} | {t.cut_early} "
                     f"| {latency} | {t.load:.1f} | {t.attempts} "
                     f"| {'yes' if t.passed(o.threshold) else 'no'} |"
                 )
@@ -1061,7 +1102,20 @@ def render_markdown(report: Report) -> str:
         b = bare_best.streams if bare_best else 0
         p = ours_best.streams if ours_best else 0
         share = f"{p / b:.0%}" if b else "n/a"
-        out += ["", f"Sustained: bare **{b}**, our pipeline **{p}** = **{share}** of bare.", ""]
+        (bc, bn), (oc, on) = (
+            cpu_projection(report.bare_search),
+            cpu_projection(report.pipeline_search),
+        )
+        out += [
+            "",
+            (
+                f"Sustained: bare **{b}**, our pipeline **{p}** = **{share}** of bare. "
+                f"CPU per second of stream audio (median over the trials, this process only): bare "
+                f"{bc:.3f}, pipeline {oc:.3f} = **{oc / max(bc, 1e-9):.2f}×**; if the CPUs were "
+                f"ours alone that would carry about {bn:.0f} bare and {on:.0f} pipeline streams."
+            ),
+            "",
+        ]
     if report.latency_trial or report.endpoints:
         out += ["**3. End of speech → final result**", ""]
         lt = report.latency_trial
@@ -1101,7 +1155,8 @@ def update_docs(block: str, path: Path = DOCS_PATH) -> None:
     text = path.read_text(encoding="utf-8") if path.exists() else DOCS_INTRO
     begin, end = text.find(DOCS_BEGIN), text.find(DOCS_END)
     if begin != -1 and end > begin:
-        text = text[:begin] + marked + text[end + len(DOCS_END) :].lstrip("\n")
+        rest = text[end + len(DOCS_END) :].lstrip("\n")
+        text = text[:begin] + marked + (f"\n{rest}" if rest else "")
     elif "\n## Speech\n" in text:
         head, _, tail = text.partition("\n## Speech\n")
         text = f"{head}\n## Speech\n\n{marked}{tail}"

@@ -10,7 +10,11 @@ The engine runs steps until one needs input or ends the call:
 
 - ``say`` → its prompts, then ``next``;
 - ``menu``/``collect`` → a ``<Gather>`` whose action URL names the flow, the step and the
-  session version it expects (``seq``), so a replayed webhook is recognised;
+  session version it expects (``seq``), so a replayed webhook is recognised; voice input
+  (``input: speech|both``) follows the :class:`SpeechPolicy` the runtime gives: ``record``
+  (prompts, ``<Record>``, recognised by the runtime → :class:`VoiceInput`), ``stream``
+  (``<Start><Stream>`` + a keypad ``<Gather>`` in parallel + a fall-through ``<Redirect>``)
+  or, with no usable speech model, keypad only after a spoken notice (once per call);
 - ``action`` → the registered implementation, then ``branches[outcome]`` or ``default``;
 - ``branch`` / ``goto`` / ``subflow`` / ``return``;
 - ``transfer`` → ``<Enqueue>`` (with the call's context as a JSON task) or ``<Dial>``;
@@ -30,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from ivr import twiml
@@ -72,6 +76,20 @@ MASK = "***"
 SECRET_HINTS = ("pin", "password", "secret", "birth", "passport", "snils", "code_word")
 
 CONFIRM_PROMPT = "Вы ввели: {value}. Если верно, нажмите 1. Если нет, нажмите 2."
+VOICE_CONFIRM_PROMPT = "Вы назвали: {value}. Верно?"
+#: Said once per call when a step asks for speech and voice input cannot be served.
+VOICE_UNAVAILABLE_PROMPT = (
+    "Голосовой ввод сейчас недоступен, пожалуйста, используйте клавиатуру телефона."
+)
+#: Longest utterance a voice capture takes (seconds; ``<Record maxLength>``).
+VOICE_MAX_SECONDS = 15
+#: Seconds of silence that end a ``<Record>`` capture.
+RECORD_SILENCE_S = 3
+#: Rough text-to-speech rate, to tell the stream recognizer how long the prompt plays.
+SAY_CHARS_PER_S = 14.0
+#: ``ev`` values of voice captures: a ``<Record>`` finished, the stream's fall-through
+#: ``<Redirect>`` (no key pressed), the provider redirect after a stream's final result.
+EV_RECORD, EV_LISTEN, EV_SPEECH = "record", "listen", "speech"
 ERROR_PROMPT = "Извините, произошла ошибка. Соединяю с оператором."
 TRANSFER_FAILED_PROMPT = "К сожалению, соединиться не удалось. Попробуйте позвонить позже."
 GOODBYE_PROMPT = "Спасибо за звонок. До свидания."
@@ -109,6 +127,24 @@ class Input:
     digits: str = ""
     speech: str | None = None
     confidence: float | None = None
+    audio_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class VoiceInput:
+    """What our own recognizer made of a voice capture (``record`` or ``stream``).
+
+    ``digits``: a key pressed during the capture (it wins over speech); ``failed``: why
+    recognition could not run (the step then goes on keypad-only after a spoken notice);
+    ``speech_detected`` False with no text is silence (a no-input).
+    """
+
+    text: str = ""
+    confidence: float | None = None
+    digits: str = ""
+    audio_ref: str | None = None
+    speech_detected: bool = True
+    failed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,7 +163,92 @@ class TransferEnded:
     status: str = ""
 
 
-Event = Start | Input | Recording | TransferEnded
+Event = Start | Input | VoiceInput | Recording | TransferEnded
+
+
+# --------------------------------------------------------------------------- speech
+
+
+CaptureMode = Literal["record", "stream"]
+
+
+@dataclass(frozen=True)
+class SpeechPolicy:
+    """What voice input the runtime can serve; the engine itself never touches a model.
+
+    ``lang``: the language of the usable speech model (``ru``), None when there is none —
+    voice steps then run keypad-only after :data:`VOICE_UNAVAILABLE_PROMPT`. ``capture``
+    forces one capture mode for every voice step (the simulator's ``--capture``); otherwise
+    a collect step's ``capture`` or ``default_capture`` applies. ``stream_url`` is the
+    ``wss://`` URL of our ``/media-stream`` websocket.
+    """
+
+    lang: str | None = None
+    capture: CaptureMode | None = None
+    default_capture: CaptureMode = "record"
+    stream_url: str = ""
+
+
+@dataclass(frozen=True)
+class VoiceGrammar:
+    """The recognizer grammar of a voice step: kind (``speech.grammar``), language, keywords."""
+
+    kind: str
+    lang: str
+    keywords: tuple[str, ...] = ()
+
+
+_VALUE_GRAMMARS: Mapping[str, str] = {
+    "digits": "digits",
+    "account_number": "digits",
+    "meter_reading": "digits",
+    "number": "number",
+    "yes_no": "yes_no",
+}
+
+
+def speech_lang(language: str) -> str:
+    """The recognizer language of a ``<Say>``/flow language tag: ``ru-RU`` → ``ru``."""
+    return language.split("-", 1)[0].strip().lower()
+
+
+def step_grammar(
+    flowset: FlowSet, step: MenuStep | CollectStep, *, confirming: bool = False
+) -> VoiceGrammar | None:
+    """The grammar ``step`` is recognised with (None: the step cannot take voice input)."""
+    lang = speech_lang(step.language or flowset.defaults.language)
+    if confirming:
+        return VoiceGrammar("yes_no", lang)
+    if isinstance(step, MenuStep):
+        words = [k for o in step.options for k in o.keywords]
+        if step.universal:
+            u = flowset.defaults.universal
+            words += [*u.operator_keywords, *u.repeat_keywords]
+        unique = tuple(dict.fromkeys(w.strip().lower() for w in words if w.strip()))
+        return VoiceGrammar("menu", lang, unique) if unique else None
+    kind = _VALUE_GRAMMARS.get(step.value)
+    return VoiceGrammar(kind, lang) if kind else None
+
+
+def session_grammar(flowset: FlowSet, session: CallSession) -> VoiceGrammar | None:
+    """The grammar of the input ``session`` waits for now (its step, or its read-back)."""
+    try:
+        step = flowset.step(session.flow, session.step)
+    except KeyError:
+        return None
+    if not isinstance(step, MenuStep | CollectStep) or step.input == "dtmf":
+        return None
+    confirming = bool(session.pending and session.pending.get("kind") == "confirm")
+    return step_grammar(flowset, step, confirming=confirming and isinstance(step, CollectStep))
+
+
+def voice_steps(flowset: FlowSet) -> dict[str, VoiceGrammar | None]:
+    """Every step that asks for speech (``flow:step`` → its grammar, None if it has none)."""
+    found: dict[str, VoiceGrammar | None] = {}
+    for flow, name, step in flowset.iter_steps():
+        if isinstance(step, MenuStep | CollectStep) and step.input != "dtmf":
+            found[f"{flow}:{name}"] = step_grammar(flowset, step)
+    return found
 
 
 # --------------------------------------------------------------------------- actions
@@ -232,6 +353,7 @@ class Heard:
     text: str
     confidence: float | None
     decision: str | None
+    audio_ref: str | None = None
 
 
 @dataclass
@@ -276,6 +398,7 @@ class Engine:
         render_text: Callable[[str, Mapping[str, Any]], str] | None = None,
         deps: Any = None,
         step_path: str = "/voice/step",
+        speech: SpeechPolicy | None = None,
     ) -> None:
         self.flowset = flowset
         self.actions = actions
@@ -285,6 +408,8 @@ class Engine:
         self.deps = deps
         self.step_path = step_path
         self.defaults = flowset.defaults
+        self.speech = speech
+        """None renders speech steps as Twilio's own ``<Gather input="dtmf speech">``."""
 
     # ---- public ------------------------------------------------------------------
 
@@ -292,6 +417,7 @@ class Engine:
         """Apply ``event`` to ``session`` (mutated) and return the TwiML verbs to answer."""
         out = Outcome(session=session)
         run = _Run(self, session, out)
+        active_stream, session.stream = session.stream, None
         try:
             if isinstance(event, Start):
                 run.start(event)
@@ -299,6 +425,8 @@ class Engine:
                 out.verbs.append(twiml.Hangup())
             elif isinstance(event, Input):
                 run.on_input(event)
+            elif isinstance(event, VoiceInput):
+                run.on_voice(event)
             elif isinstance(event, Recording):
                 run.on_recording(event)
             else:
@@ -309,6 +437,8 @@ class Engine:
             log.warning("call %s: action failed at %s: %s", session.call_sid, session.step, exc)
             out.steps.append(StepRecord(_name(session), "error", outcome="action_failed"))
             run.escalate_on_error()
+        if active_stream:
+            out.verbs.insert(0, twiml.StopStream(active_stream))
         return out
 
     def action_url(self, session: CallSession, event: str) -> str:
@@ -346,6 +476,7 @@ class _Run:
         self.s = session
         self.out = out
         self.hops = 0
+        self.voice = False  # the input being handled came from our recognizer
 
     # ---- variables -----------------------------------------------------------------
 
@@ -412,6 +543,7 @@ class _Run:
         self.s.no_input = 0
         self.s.no_match = 0
         self.s.pending = None
+        self.s.keypad_step = None
 
     def start(self, event: Start) -> None:
         """Begin ``event.flow`` from its start step."""
@@ -656,11 +788,21 @@ class _Run:
     # ---- input ---------------------------------------------------------------------
 
     def gather_for(
-        self, step: MenuStep | CollectStep, prompts: list[twiml.Prompt], *, confirm: bool = False
+        self,
+        step: MenuStep | CollectStep,
+        prompts: list[twiml.Prompt],
+        *,
+        confirm: bool = False,
+        keypad_only: bool = False,
+        on_empty: bool = True,
     ) -> twiml.Gather:
-        """The ``<Gather>`` of an input step (or of its read-back confirmation)."""
+        """The ``<Gather>`` of an input step (or of its read-back confirmation).
+
+        ``keypad_only`` leaves speech out (our own recognizer or the keypad fallback serve
+        it); ``on_empty=False`` lets Twilio fall through to the next verb on no input.
+        """
         d = self.e.defaults
-        speech = step.input in ("speech", "both")
+        speech = step.input in ("speech", "both") and not keypad_only
         if isinstance(step, MenuStep) or confirm:
             keys = {o.key for o in step.options} if isinstance(step, MenuStep) else {"1", "2"}
             num_digits: int | None = 1 if all(k is not None for k in keys) else None
@@ -691,30 +833,113 @@ class _Run:
             language=step.language or d.language,
             speech_timeout=str(SPEECH_END_SILENCE_S) if speech else None,
             hints=hints,
+            action_on_empty_result=on_empty,
         )
 
     def step_prompts(self, step: MenuStep | CollectStep) -> list[twiml.Prompt]:
         """The input step's own prompts."""
         return self.prompts(step.prompts, voice=step.voice, language=step.language)
 
-    def confirm_prompts(self, step: CollectStep) -> list[twiml.Prompt]:
-        """The read-back prompt of a captured value."""
+    def confirm_prompts(self, step: CollectStep, *, by_voice: bool = False) -> list[twiml.Prompt]:
+        """The read-back prompt of a captured value (``by_voice``: the answer may be spoken)."""
         if step.confirm_prompts is not None:
             return self.prompts(step.confirm_prompts, voice=step.voice, language=step.language)
         pending = self.s.pending or {}
         value = pending.get("spoken", "")
+        template = VOICE_CONFIRM_PROMPT if by_voice else CONFIRM_PROMPT
         return [
             twiml.Say(
-                CONFIRM_PROMPT.format(value=value),
+                template.format(value=value),
                 voice=step.voice or self.e.defaults.voice,
                 language=step.language or self.e.defaults.language,
             )
         ]
 
-    def wait_for_input(
-        self, step: MenuStep | CollectStep, lead: list[twiml.Prompt] | None = None
+    def lang(self, step: MenuStep | CollectStep) -> str:
+        """The recognizer language of ``step`` (``ru`` for ``ru-RU``)."""
+        return speech_lang(step.language or self.e.defaults.language)
+
+    def input_mode(self, step: MenuStep | CollectStep, confirming: bool) -> str:
+        """How the step takes input now: ``dtmf``, ``gather`` (Twilio's own recognizer,
+        without a speech policy), ``record``, ``stream`` or ``unavailable`` (voice asked
+        for but not servable: keypad after the notice)."""
+        if step.input == "dtmf":
+            return "dtmf"
+        policy = self.e.speech
+        if policy is None:
+            return "gather"
+        if self.s.keypad_step == _name(self.s):
+            return "dtmf"
+        grammar = step_grammar(
+            self.e.flowset, step, confirming=confirming and isinstance(step, CollectStep)
+        )
+        if grammar is None or policy.lang is None or grammar.lang != policy.lang:
+            return "unavailable"
+        if policy.capture:
+            return policy.capture
+        if isinstance(step, CollectStep) and step.capture:
+            return step.capture
+        return policy.default_capture
+
+    def voice_capture(
+        self,
+        step: MenuStep | CollectStep,
+        prompts: list[twiml.Prompt],
+        mode: str,
+        confirming: bool,
     ) -> None:
-        """Consume type-ahead if it completes the step, else render the Gather and stop."""
+        """Render a ``record`` or ``stream`` capture of the current step."""
+        if mode == "record":
+            self.out.verbs.extend(prompts)
+            self.out.verbs.append(
+                twiml.Record(
+                    action=self.e.action_url(self.s, EV_RECORD),
+                    max_length=VOICE_MAX_SECONDS,
+                    timeout=RECORD_SILENCE_S,
+                    finish_on_key="0123456789*#",
+                    play_beep=False,
+                    trim="trim-silence",
+                )
+            )
+            # An empty recording falls through to here: a no-input.
+            self.out.verbs.append(twiml.Redirect(self.e.action_url(self.s, EV_RECORD)))
+            return
+        policy = self.e.speech
+        grammar = step_grammar(
+            self.e.flowset, step, confirming=confirming and isinstance(step, CollectStep)
+        )
+        if policy is None or grammar is None:  # pragma: no cover - input_mode checked both
+            raise ActionFailed(f"no stream capture possible at {_name(self.s)}")
+        seq = self.s.version + 1
+        name = f"capture-{seq}"
+        said = sum(len(p.text) for p in prompts if isinstance(p, twiml.Say))
+        played = sum(3 for p in prompts if isinstance(p, twiml.Play))
+        parameters = (
+            ("grammar", grammar.kind),
+            ("lang", grammar.lang),
+            ("keywords", ",".join(grammar.keywords)),
+            ("call_sid", self.s.call_sid),
+            ("step_token", f"{self.s.flow}:{self.s.step}:{seq}"),
+            ("prompt_seconds", f"{said / SAY_CHARS_PER_S + played:.1f}"),
+        )
+        self.out.verbs.append(twiml.StartStream(policy.stream_url, name, parameters))
+        self.out.verbs.append(
+            self.gather_for(step, prompts, confirm=confirming, keypad_only=True, on_empty=False)
+        )
+        self.out.verbs.append(twiml.Redirect(self.e.action_url(self.s, EV_LISTEN)))
+        self.s.stream = name
+
+    def wait_for_input(
+        self,
+        step: MenuStep | CollectStep,
+        lead: list[twiml.Prompt] | None = None,
+        *,
+        quiet: bool = False,
+    ) -> None:
+        """Consume type-ahead if it completes the step, else render the input verbs and stop.
+
+        ``quiet`` leaves the step's prompt out (the caller is in the middle of an entry).
+        """
         if self.s.typeahead and self.typeahead_complete(step):
             digits, self.s.typeahead = self.s.typeahead, ""
             self.out.steps.append(StepRecord(_name(self.s), "typeahead"))
@@ -728,12 +953,27 @@ class _Run:
             self.goto(self.e.defaults.operator_target)
             self.run()
         confirming = bool(self.s.pending and self.s.pending.get("kind") == "confirm")
+        mode = self.input_mode(step, confirming)
         prompts = list(lead or [])
-        if confirming and isinstance(step, CollectStep):
-            prompts.extend(self.confirm_prompts(step))
+        if mode == "unavailable":
+            if not self.s.speech_notice:
+                self.s.speech_notice = True
+                prompts.insert(0, self.say_text(VOICE_UNAVAILABLE_PROMPT))
+                self.out.steps.append(StepRecord(name, "voice_unavailable"))
+            mode = "dtmf"
+        if quiet:
+            pass
+        elif confirming and isinstance(step, CollectStep):
+            by_voice = mode in ("record", "stream")
+            prompts.extend(self.confirm_prompts(step, by_voice=by_voice))
         else:
             prompts.extend(self.step_prompts(step))
-        self.out.verbs.append(self.gather_for(step, prompts, confirm=confirming))
+        if mode in ("record", "stream"):
+            self.voice_capture(step, prompts, mode, confirming)
+        else:
+            self.out.verbs.append(
+                self.gather_for(step, prompts, confirm=confirming, keypad_only=mode == "dtmf")
+            )
         raise _Stop
 
     def typeahead_complete(self, step: MenuStep | CollectStep) -> bool:
@@ -791,7 +1031,42 @@ class _Run:
             )
             secret = isinstance(step, CollectStep) and _is_secret(step.into)
             text = MASK if secret else speech
-            self.out.heard.append(Heard(name, text, event.confidence, decision))
+            self.out.heard.append(Heard(name, text, event.confidence, decision, event.audio_ref))
+
+    def on_voice(self, event: VoiceInput) -> None:
+        """Handle what our recognizer made of a voice capture of the current input step."""
+        step = self.e.flowset.step(self.s.flow, self.s.step)
+        if not isinstance(step, MenuStep | CollectStep):
+            self.run()
+            return
+        name = _name(self.s)
+        if event.digits:
+            # A key pressed during the capture wins; the rest of the entry is by keypad.
+            self.out.steps.append(StepRecord(name, "voice_key", input=event.digits[:1]))
+            self.s.keypad_step = name
+            self.s.typeahead += event.digits
+            self.wait_for_input(step, quiet=True)
+            return
+        if event.failed:
+            self.out.steps.append(StepRecord(name, "voice_failed", outcome=event.failed))
+            self.s.keypad_step = name
+            lead: list[twiml.Prompt] = []
+            if not self.s.speech_notice:
+                self.s.speech_notice = True
+                lead.append(self.say_text(VOICE_UNAVAILABLE_PROMPT))
+            self.wait_for_input(step, lead)
+            return
+        self.voice = True
+        text = event.text.strip()
+        if not text:
+            kind = "no_match" if event.speech_detected else "no_input"
+            self.out.steps.append(StepRecord(name, kind))
+            if event.speech_detected:
+                self.out.heard.append(Heard(name, "", event.confidence, kind, event.audio_ref))
+            self.failed(step, kind)
+            return
+        confidence = event.confidence if event.confidence is not None else 0.0
+        self.on_input(Input(speech=text, confidence=confidence, audio_ref=event.audio_ref))
 
     def dispatch(
         self,
@@ -856,6 +1131,9 @@ class _Run:
     ) -> None:
         """Count a no-input / no-match; reprompt (tapered) or escalate."""
         d = self.e.defaults
+        if self.voice and kind == "no_match":
+            # Misheard or implausible speech: the retry is by keypad.
+            self.s.keypad_step = _name(self.s)
         handler: InputHandler | None = step.no_input if kind == "no_input" else step.no_match
         limit = (handler.max if handler and handler.max else None) or (
             d.max_no_input if kind == "no_input" else d.max_no_match
@@ -935,7 +1213,7 @@ class _Run:
             conf = 1.0
             heard: str | None = entry
         else:
-            value = parse_speech(step, speech or "")
+            value = parse_speech(step, speech or "", self.lang(step))
             conf = confidence if confidence is not None else 0.0
             heard = speech
         shown = MASK if _is_secret(step.into) else heard
@@ -990,7 +1268,7 @@ class _Run:
             self.s.typeahead = digits[1:] + self.s.typeahead
             answer = {"1": True, "2": False}.get(digits[0])
         else:
-            answer = _parse_yes_no(speech or "")
+            answer = _parse_yes_no(speech or "", self.lang(step))
         pending = self.s.pending or {}
         value = pending.get("value")
         shown = MASK if _is_secret(step.into) else str(pending.get("spoken", ""))
@@ -1071,29 +1349,31 @@ def _parse_date(entry: str, now: datetime) -> date | None:
         return None
 
 
-def _parse_yes_no(text: str) -> bool | None:
-    from speech.numbers import parse_yes_no
+def _parse_yes_no(text: str, lang: str = "ru") -> bool | None:
+    from speech.grammar import parse_value
 
-    return parse_yes_no(text, "ru")
-
-
-def parse_speech(step: CollectStep, text: str) -> Any:
-    """The value recognised in ``text`` for ``step`` (via :mod:`speech.numbers`), or None."""
-    from speech.numbers import parse_digits, parse_number
-
-    if step.value == "yes_no":
-        return _parse_yes_no(text)
-    if step.value == "number":
-        try:
-            return parse_number(text, "ru")
-        except InvalidOperation:  # pragma: no cover - defensive: parser returns Decimal or None
-            return None
-    if step.value == "date":
+    try:
+        value = parse_value("yes_no", text, lang)
+    except ValueError:  # no language pack for ``lang``
         return None
-    digits = parse_digits(text, "ru")
-    if digits is None or not _digits_ok(step, digits):
+    return value if isinstance(value, bool) else None
+
+
+def parse_speech(step: CollectStep, text: str, lang: str = "ru") -> Any:
+    """The value recognised in ``text`` for ``step`` (via :mod:`speech.numbers` and the
+    development language table of :mod:`speech.grammar`), or None."""
+    from speech.grammar import parse_value
+
+    kind = _VALUE_GRAMMARS.get(step.value)
+    if kind is None:
         return None
-    return digits
+    try:
+        value = parse_value(kind, text, lang)
+    except (ValueError, InvalidOperation):  # no language pack; the parser's own guard
+        return None
+    if kind == "digits" and (not isinstance(value, str) or not _digits_ok(step, value)):
+        return None
+    return value
 
 
 def spoken(step: CollectStep, value: Any) -> str:

@@ -109,6 +109,12 @@ class CallSession:
     ended: bool = False
     version: int = 0
     step_seq: int = 0
+    speech_notice: bool = False
+    """The caller was told once that voice input is unavailable (keypad fallback)."""
+    keypad_step: str | None = None
+    """``flow:step`` that runs keypad-only for now (voice failed or a key was pressed)."""
+    stream: str | None = None
+    """Name of the media stream the last answer started (stopped by the next answer)."""
 
     def to_json(self) -> str:
         """Serialise for Redis."""

@@ -61,17 +61,40 @@ class Gather:
     language: str = DEFAULT_LANGUAGE
     speech_timeout: str | None = None
     hints: str | None = None
+    action_on_empty_result: bool = True
+    """False lets Twilio fall through to the next verb on no input (stream capture)."""
 
 
 @dataclass(frozen=True)
 class Record:
-    """Record the caller (voicemail, callback request)."""
+    """Record the caller (voicemail, callback request, voice capture of an input step)."""
 
     action: str
     max_length: int = 120
     timeout: int = 5
     finish_on_key: str = "#"
     play_beep: bool = True
+    trim: str | None = None
+    """``trim-silence`` drops leading and trailing silence; None keeps Twilio's default."""
+
+
+@dataclass(frozen=True)
+class StartStream:
+    """``<Start><Stream>``: fork the caller's audio to our websocket; TwiML goes on at once.
+
+    ``parameters`` become ``<Parameter name value>`` children (``start.customParameters``).
+    """
+
+    url: str
+    name: str
+    parameters: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class StopStream:
+    """``<Stop><Stream name>``: end the stream a previous answer started."""
+
+    name: str
 
 
 @dataclass(frozen=True)
@@ -106,7 +129,19 @@ class Hangup:
     """End the call."""
 
 
-Verb = Say | Play | Pause | Gather | Record | Enqueue | Dial | Redirect | Hangup
+Verb = (
+    Say
+    | Play
+    | Pause
+    | Gather
+    | Record
+    | Enqueue
+    | Dial
+    | Redirect
+    | Hangup
+    | StartStream
+    | StopStream
+)
 
 
 def _add_prompt(target: Any, prompt: Prompt) -> None:
@@ -141,7 +176,7 @@ def render(verbs: list[Verb] | tuple[Verb, ...]) -> str:
                 language=verb.language,
                 speech_timeout=verb.speech_timeout,
                 hints=verb.hints,
-                action_on_empty_result=True,
+                action_on_empty_result=True if verb.action_on_empty_result else None,
             )
             for prompt in verb.prompts:
                 _add_prompt(gather, prompt)
@@ -153,7 +188,14 @@ def render(verbs: list[Verb] | tuple[Verb, ...]) -> str:
                 timeout=verb.timeout,
                 finish_on_key=verb.finish_on_key,
                 play_beep=verb.play_beep,
+                trim=verb.trim,
             )
+        elif isinstance(verb, StartStream):
+            stream = response.start().stream(url=verb.url, name=verb.name)
+            for name, value in verb.parameters:
+                stream.parameter(name=name, value=value)
+        elif isinstance(verb, StopStream):
+            response.stop().stream(name=verb.name)
         elif isinstance(verb, Enqueue):
             enqueue = response.enqueue(
                 verb.queue,

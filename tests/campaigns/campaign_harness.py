@@ -104,7 +104,7 @@ def dispose_all() -> None:
         services.redis.close()
 
 
-class QuietSimpleWorker(SimpleWorker):  # type: ignore[misc]  # rq ships no type hints
+class QuietSimpleWorker(SimpleWorker):
     """RQ's SimpleWorker without the command pub/sub thread.
 
     The thread only serves ``rq`` remote commands (stop, kill-horse); joining it costs

@@ -72,25 +72,28 @@ class AudiencePreview:
     without_phone: int
 
 
-def _ledger(today: dt.date) -> Any:
-    """Per account: due charges, payments, debt and the oldest unpaid due date."""
-    paid = (
-        select(Payment.account_id.label("account_id"), func.sum(Payment.amount).label("paid"))
-        .group_by(Payment.account_id)
-        .subquery("paid")
-    )
-    running = (
-        select(
-            Charge.account_id.label("account_id"),
-            Charge.due_date.label("due_date"),
-            Charge.amount.label("amount"),
-            func.sum(Charge.amount)
-            .over(partition_by=Charge.account_id, order_by=(Charge.due_date, Charge.id))
-            .label("cum"),
-        )
-        .where(Charge.due_date < today)
-        .subquery("running")
-    )
+def _ledger(today: dt.date, id_range: tuple[int, int] | None) -> Any:
+    """Per account: due charges, payments, debt and the oldest unpaid due date.
+
+    ``id_range`` limits the computation to the accounts of one batch, so a batch costs
+    the same whatever the size of the ledger.
+    """
+    paid_q = select(
+        Payment.account_id.label("account_id"), func.sum(Payment.amount).label("paid")
+    ).group_by(Payment.account_id)
+    charges_q = select(
+        Charge.account_id.label("account_id"),
+        Charge.due_date.label("due_date"),
+        Charge.amount.label("amount"),
+        func.sum(Charge.amount)
+        .over(partition_by=Charge.account_id, order_by=(Charge.due_date, Charge.id))
+        .label("cum"),
+    ).where(Charge.due_date < today)
+    if id_range is not None:
+        paid_q = paid_q.where(Payment.account_id.between(*id_range))
+        charges_q = charges_q.where(Charge.account_id.between(*id_range))
+    paid = paid_q.subquery("paid")
+    running = charges_q.subquery("running")
     paid_amount = func.coalesce(paid.c.paid, 0)
     return (
         select(
@@ -118,13 +121,19 @@ def _phone_of_account() -> Any:
 
 
 def audience_query(
-    audience: Audience, *, today: dt.date, now: dt.datetime, dialect: str
+    audience: Audience,
+    *,
+    today: dt.date,
+    now: dt.datetime,
+    dialect: str,
+    id_range: tuple[int, int] | None = None,
 ) -> Select[Any]:
     """The SELECT of the audience (columns of :class:`AudienceRow`), ordered by account id.
 
-    ``accounts`` lists are applied by :func:`stream_audience` in chunks.
+    ``id_range`` (inclusive account ids) restricts it to one batch; ``accounts`` lists are
+    applied by :func:`stream_audience` in chunks.
     """
-    ledger = _ledger(today)
+    ledger = _ledger(today, id_range)
     phone = _phone_of_account().label("phone")
     debt = func.coalesce(ledger.c.debt, 0)
     query = (
@@ -142,6 +151,8 @@ def audience_query(
         .where(Account.status != "closed")
         .order_by(Account.id)
     )
+    if id_range is not None:
+        query = query.where(Account.id.between(*id_range))
     if audience.min_debt is not None:
         query = query.where(debt >= audience.min_debt)
     if audience.min_days_overdue is not None:
@@ -244,21 +255,34 @@ def stream_audience(
     now: dt.datetime,
     batch_size: int = DEFAULT_BATCH,
 ) -> Iterator[list[AudienceRow]]:
-    """Yield the audience in batches of at most ``batch_size`` rows (keyset pagination)."""
+    """Yield the audience in batches of at most ``batch_size`` rows (keyset pagination).
+
+    Each round reads the next ``batch_size`` account ids (an index range scan), then runs
+    the filtered query — ledger included — for that id range only; empty rounds yield
+    nothing. Memory and per-batch cost are independent of the audience size.
+    """
     today = now.date()
     dialect = session.get_bind().dialect.name
-    base = audience_query(audience, today=today, now=now, dialect=dialect)
     for numbers in _account_chunks(audience, batch_size):
-        query = base if numbers is None else base.where(Account.number.in_(numbers))
         last_id = 0
         while True:
-            rows = session.execute(query.where(Account.id > last_id).limit(batch_size)).all()
-            if not rows:
+            ids_query = select(Account.id).where(Account.id > last_id)
+            if numbers is not None:
+                ids_query = ids_query.where(Account.number.in_(numbers))
+            ids = session.scalars(ids_query.order_by(Account.id).limit(batch_size)).all()
+            if not ids:
                 break
-            batch = [_row(r) for r in rows]
-            last_id = batch[-1].account_id
-            yield batch
-            if len(rows) < batch_size:
+            id_range = (int(ids[0]), int(ids[-1]))
+            query = audience_query(
+                audience, today=today, now=now, dialect=dialect, id_range=id_range
+            )
+            if numbers is not None:
+                query = query.where(Account.number.in_(numbers))
+            rows = session.execute(query).all()
+            last_id = id_range[1]
+            if rows:
+                yield [_row(r) for r in rows]
+            if len(ids) < batch_size:
                 break
 
 

@@ -217,3 +217,19 @@ def test_api_lifecycle(db: Database, settings: Settings, redis_client: Any) -> N
     listed = client.get("/api/campaigns", headers=auth).get_json()["campaigns"]
     assert listed[0]["id"] == cid
     services.db.dispose()
+
+
+def test_worker_command_runs_a_burst(cli_env: CliRunner, settings: Settings) -> None:
+    result = cli_env.invoke(main, ["worker", "--burst", "--name", "test-worker"])
+    assert result.exit_code == 0, result.output
+    assert "worker test-worker listening on campaigns, ivr" in result.output
+
+
+def test_worker_command_reports_an_unreachable_redis(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    result = CliRunner().invoke(main, ["worker", "--burst"])
+    assert result.exit_code == 3
+    assert "not reachable" in result.output

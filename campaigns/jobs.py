@@ -91,7 +91,8 @@ INTENT_GRACE = dt.timedelta(seconds=120)
 STALE_SCHEDULED = dt.timedelta(minutes=10)
 """A target ``scheduled`` this long without an attempt lost its job: schedule it again."""
 CONTACT_LOCK_MS = 60_000
-"""Lease of the per-phone lock held from the compliance check to the provider's answer."""
+"""Lease of the per-phone lock held from the compliance check to the intent row's commit
+(the open intent then counts toward the caps of any other campaign's check)."""
 CALL_SLOT_MARGIN_S = 120
 HISTORY_DAYS = 40
 """How far back contacts are read for the caps (a month and a week, with margin)."""
@@ -483,7 +484,6 @@ def contact_history(
                 Interaction.direction == "outbound",
                 Interaction.started_at >= since,
                 or_(Interaction.phone == phone, Interaction.account_id == account_id),
-                or_(Interaction.status.is_(None), Interaction.status != "not_placed"),
             )
         )
     )

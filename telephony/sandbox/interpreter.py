@@ -47,6 +47,23 @@ DTMF_KEYS = frozenset("0123456789*#w")
 SAY_CHARS_PER_S = 14.0
 PLAY_ASSUMED_S = 3.0
 INFINITE_LOOP = 0
+VERBS = frozenset(
+    {
+        "Say",
+        "Play",
+        "Pause",
+        "Gather",
+        "Record",
+        "Dial",
+        "Enqueue",
+        "Redirect",
+        "Hangup",
+        "Reject",
+        "Start",
+        "Stop",
+        "Connect",
+    }
+)
 
 
 def new_sid(prefix: str) -> str:
@@ -426,9 +443,9 @@ class LiveCall:
             if limit is not None and self.verbs_executed >= limit:
                 raise _Ended("caller hung up")
             self.verbs_executed += 1
-            handler = getattr(self, f"_verb_{verb.tag.lower()}", None)
-            if handler is None or verb.tag[:1] != verb.tag[:1].upper():
+            if verb.tag not in VERBS:  # TwiML is case-sensitive
                 raise ApplicationError(12200, f"unknown TwiML verb <{verb.tag}>")
+            handler = getattr(self, f"_verb_{verb.tag.lower()}")
             result = yield from handler(verb, doc_url)
             if result is not None:
                 return result

@@ -292,6 +292,8 @@ def test_application_errors_end_the_call(
 def test_unknown_verb_is_an_application_error(twiml_app: TwimlApp) -> None:
     twiml_app.on("/voice/incoming", twiml("<Sing>la</Sing>"))
     assert _sim(twiml_app).call().live.error_code == 12200
+    twiml_app.on("/voice/incoming", twiml("<say>lower case</say>"))
+    assert _sim(twiml_app).call().live.error_code == 12200
 
 
 def test_ivr_hook_headers_fill_steps_and_recognition(twiml_app: TwimlApp) -> None:

@@ -10,7 +10,15 @@ Blueprints (one per feature; add new ones in :func:`create_app`):
   Enqueue), ``/voice/fallback`` (Twilio's fallback URL) — the IVR, :mod:`ivr.runtime`;
 - ``status`` — ``POST /voice/status`` (call status callbacks; campaign calls are also
   handed to the campaigns package) and ``POST /voice/amd`` (asynchronous AMD results of
-  campaign calls).
+  campaign calls);
+- ``media`` — the ``/media-stream`` websocket (flask-sock; each socket holds a thread, so
+  serve with threads): Twilio Media Streams of ``capture: stream`` steps, recognised by
+  :class:`ivr.runtime.MediaStreamCall`. The handshake's ``X-Twilio-Signature`` is checked
+  against the ``ws(s)://`` URL of ``PUBLIC_BASE_URL``.
+
+Speech: :func:`create_app` resolves the speech model for the flows' language
+(:func:`ivr.runtime.setup_speech`); ``app.config["SPEECH_CAPTURE"]`` (``record`` or
+``stream``) forces one capture mode for every voice step (the call simulator sets it).
 
 Every Twilio route is wrapped in :func:`twilio_signed` (``X-Twilio-Signature`` against
 ``Settings.public_base_url`` + path + query) and, for voice routes, :func:`outage_safe`
@@ -26,11 +34,20 @@ from typing import Any
 from urllib.parse import quote
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask_sock import Sock
 
 from contactcenter.config import ConfigError, Settings, configure_logging, load_settings
 from contactcenter.phones import mask_phone
 from contactcenter.runtime import Services, install_services
-from ivr.runtime import VoiceReply, VoiceRuntime, WebhookError
+from ivr.runtime import (
+    MEDIA_STREAM_PATH,
+    SPEECH_CAPTURE,
+    SPEECH_MODEL,
+    VoiceReply,
+    VoiceRuntime,
+    WebhookError,
+    setup_speech,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +69,13 @@ def create_app(settings: Settings | None = None, *, config: dict[str, Any] | Non
     flowset = _load_flowset(settings.flows_file)
     app = Flask(__name__)
     app.config.update(config or {})
+    capture = app.config.get("SPEECH_CAPTURE")
+    if capture not in (None, "record", "stream"):
+        raise ConfigError("SPEECH_CAPTURE", f"must be 'record' or 'stream', not {capture!r}")
     services = Services(settings)
     services.set("flows", flowset)
+    services.set(SPEECH_MODEL, setup_speech(flowset, settings))
+    services.set(SPEECH_CAPTURE, capture)
     install_services(services)
     app.extensions["services"] = services
 
@@ -64,6 +86,8 @@ def create_app(settings: Settings | None = None, *, config: dict[str, Any] | Non
 
     app.register_blueprint(voice_bp)
     app.register_blueprint(status_bp)
+    app.register_blueprint(media_bp)
+    sock.init_app(app)
     app.register_error_handler(WebhookError, _bad_webhook)
     return app
 
@@ -302,3 +326,40 @@ def voice_amd() -> Response:
 
     handle_amd_status(_services(), request.form.to_dict(flat=True), request.args.to_dict(flat=True))
     return Response(status=204)
+
+
+# --------------------------------------------------------------------------- media
+
+media_bp = Blueprint("media", __name__)
+sock = Sock()
+
+
+def stream_request_url() -> str:
+    """The ``ws(s)://`` URL Twilio signed for a Media Streams handshake."""
+    from ivr.runtime import stream_url
+
+    url = stream_url(_services().settings.public_base_url)
+    if request.query_string:
+        url += "?" + request.query_string.decode("utf-8", "replace")
+    return url
+
+
+@sock.route(MEDIA_STREAM_PATH, bp=media_bp)
+def media_stream(ws: Any) -> None:
+    """Twilio Media Streams of a ``capture: stream`` step (one thread per socket)."""
+    from ivr.runtime import MediaStreamCall
+    from telephony.signing import is_valid
+
+    services = _services()
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature or not is_valid(
+        services.settings.webhook_auth_token, stream_request_url(), {}, signature
+    ):
+        log.warning(
+            "rejected media stream from %s: %s signature",
+            request.remote_addr or "-",
+            "missing" if not signature else "invalid",
+        )
+        ws.close(reason=1008, message="forbidden")
+        return
+    MediaStreamCall(services, ws).run()

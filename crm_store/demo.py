@@ -543,7 +543,6 @@ class DemoGenerator:
             "phone_numbers",
             {
                 "e164": e164,
-                "source": "import",
                 "verified": verified or self.rng.random() < 0.6,
             },
         )
@@ -857,7 +856,7 @@ def _constants(stamp: datetime) -> dict[str, dict[str, Any]]:
     return {
         "consumers": {"inn": None, "email": None, "created_at": stamp, "updated_at": stamp},
         "accounts": {"created_at": stamp, "updated_at": stamp},
-        "phone_numbers": created,
+        "phone_numbers": {"source": "demo", "created_at": stamp},
         "account_phones": created,
         "meters": created,
         "meter_readings": {
@@ -866,7 +865,7 @@ def _constants(stamp: datetime) -> dict[str, dict[str, Any]]:
             "override": False,
             "interaction_id": None,
         },
-        "charges": {},
+        "charges": {"source": "demo", "external_key": None, "stated_balance": None},
         "payments": {"external_id": None},
     }
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -132,6 +132,29 @@ def _fill_missing(row: Interaction, values: dict[str, Any]) -> Interaction:
     return row
 
 
+def _refresh_search_text(session: Session, row: Interaction) -> None:
+    """Recompute ``row.search_text`` from its summary and stored transcripts."""
+    texts = [row.summary or ""]
+    if row.id is not None:
+        session.flush()
+        texts.extend(
+            session.scalars(
+                select(Transcript.text)
+                .where(Transcript.interaction_id == row.id)
+                .order_by(Transcript.id)
+            )
+        )
+    row.search_text = search_text_of(texts)
+
+
+def search_text_of(texts: list[str]) -> str:
+    """The ``search_text`` of an interaction: its texts lower-cased, one a line.
+
+    The summary comes first, then the transcripts in the order they were stored.
+    """
+    return "\n".join(t or "" for t in texts).lower()
+
+
 def update_interaction(
     session: Session,
     key: int | str,
@@ -156,6 +179,8 @@ def update_interaction(
             setattr(row, name, value)
     if data:
         row.data = {**(row.data or {}), **data}
+    if summary is not None:
+        _refresh_search_text(session, row)
     session.flush()
     return row
 
@@ -234,6 +259,9 @@ def add_transcript(
     )
     session.add(transcript)
     session.flush()
+    # Appending keeps the stored order (summary, then transcripts by id).
+    row.search_text = (row.search_text or "") + "\n" + (text or "").lower()
+    session.flush()
     return transcript
 
 
@@ -269,6 +297,8 @@ def finish_interaction(
             setattr(row, name, value)
     if data:
         row.data = {**(row.data or {}), **data}
+    if summary is not None:
+        _refresh_search_text(session, row)
     session.flush()
     return row
 
@@ -348,16 +378,11 @@ def _conditions(query: InteractionQuery) -> list[ColumnElement[bool]]:
     if query.campaign_id is not None:
         conds.append(Interaction.campaign_id == query.campaign_id)
     if query.text is not None and query.text.strip():
-        pattern = _like_pattern(query.text.strip())
-        conds.append(
-            or_(
-                Interaction.summary.ilike(pattern, escape="\\"),
-                exists().where(
-                    Transcript.interaction_id == Interaction.id,
-                    Transcript.text.ilike(pattern, escape="\\"),
-                ),
-            )
-        )
+        # search_text is already lower-cased (Python's full Unicode folding), so a plain
+        # LIKE on it is case-insensitive on both databases, and on PostgreSQL it is served
+        # by the trigram index (patterns of 3+ characters).
+        pattern = _like_pattern(query.text.strip().lower())
+        conds.append(Interaction.search_text.like(pattern, escape="\\"))
     return conds
 
 

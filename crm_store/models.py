@@ -42,6 +42,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
@@ -56,7 +57,8 @@ NAMING_CONVENTION = {
 # ---------------------------------------------------------------------------- value sets
 CONSUMER_KINDS = ("person", "organization")
 ACCOUNT_STATUSES = ("active", "closed", "suspended", "restricted")
-PHONE_SOURCES = ("import", "ivr", "operator", "web", "sms")
+PHONE_SOURCES = ("import", "ivr", "operator", "web", "sms", "demo")
+CHARGE_SOURCES = ("billing", "import", "demo", "adjustment")
 READING_SOURCES = ("ivr_voice", "ivr_dtmf", "sms", "web", "operator", "ami", "import")
 PAYMENT_CHANNELS = ("bank", "card", "sbp", "cash", "ivr", "web")
 INTERACTION_CHANNELS = ("voice", "sms", "email")
@@ -348,10 +350,21 @@ class MeterReading(Base):
 
 # ---------------------------------------------------------------------------- ledger
 class Charge(Base):
-    """A bill for a period, due on ``due_date``."""
+    """A bill for a period, due on ``due_date``.
+
+    ``source`` tells where the charge came from (:data:`CHARGE_SOURCES`). ``external_key``
+    (unique when set) makes a charge addressable by its producer, e.g. the debt an import file
+    stated for one due date is kept under ``import:<account>:<due date>``; for such a keyed
+    import charge ``stated_balance`` remembers the balance the file stated when the charge was
+    last set, so a repeated import can tell "same statement" from "changed statement".
+    """
 
     __tablename__ = "charges"
-    __table_args__ = (Index("ix_charges_account_due", "account_id", "due_date"),)
+    __table_args__ = (
+        _in("source", CHARGE_SOURCES),
+        Index("ix_charges_account_due", "account_id", "due_date"),
+        Index("ix_charges_external_key", "external_key", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(
@@ -360,6 +373,11 @@ class Charge(Base):
     period: Mapped[date] = mapped_column(Date, nullable=False)
     amount: Mapped[Decimal] = mapped_column(Money, nullable=False)
     due_date: Mapped[date] = mapped_column(Date, nullable=False)
+    source: Mapped[str] = mapped_column(
+        String(16), default="billing", server_default="billing", nullable=False
+    )
+    external_key: Mapped[str | None] = mapped_column(String(128))
+    stated_balance: Mapped[Decimal | None] = mapped_column(Money)
     created_at: Mapped[datetime] = _created()
 
 
@@ -395,6 +413,16 @@ class Interaction(Base):
         Index("ix_interactions_phone_started", "phone", "started_at"),
         Index("ix_interactions_channel_started", "channel", "started_at"),
         Index("ix_interactions_started", "started_at"),
+        # Trigram index for substring search (PostgreSQL, pg_trgm). On SQLite it is declared
+        # with an always-false partial predicate: the index exists (schema parity, no
+        # autogenerate drift) but is empty and costs nothing; SQLite search scans.
+        Index(
+            "ix_interactions_search_text_trgm",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+            sqlite_where=sql_text("0"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -419,6 +447,9 @@ class Interaction(Base):
     operator: Mapped[str | None] = mapped_column(String(128))
     recording_ref: Mapped[str | None] = mapped_column(String(500))
     summary: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    # Lower-cased summary and transcript texts, one per line, maintained by
+    # crm_store.interactions (the target of the text filter and its trigram index).
+    search_text: Mapped[str] = mapped_column(Text, default="", server_default="", nullable=False)
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
 
     steps: Mapped[list[InteractionStep]] = relationship(

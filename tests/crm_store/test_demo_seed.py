@@ -103,6 +103,9 @@ def test_data_is_realistic(db: Database) -> None:
     with db.transaction() as s:
         phones = list(s.scalars(select(PhoneNumber.e164)))
         assert len(phones) > 350
+        assert set(s.scalars(select(PhoneNumber.source))) == {"demo"}
+        assert set(s.scalars(select(Charge.source))) == {"demo"}
+        assert s.scalar(select(func.count()).where(Charge.external_key.is_not(None))) == 0
         assert all(normalize_phone(p) == p and is_russian_mobile(p) for p in phones)
 
         zones = set(s.scalars(select(Account.timezone)))

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from contactcenter.phones import InvalidPhoneError, parse_phone
 from crm_store.accounts import link_phone, normalize_account_number, phones_for_account
 from crm_store.db import Database
-from crm_store.ledger import add_charge, balance
+from crm_store.ledger import balance, charge_by_key, put_keyed_charge, to_money
 from crm_store.models import (
     METER_MAX_CAPACITY,
     METER_MIN_CAPACITY,
@@ -680,8 +680,9 @@ def import_consumers(
     reported and skipped without undoing the others; all audited changes are attributed to
     the actor ``import``. Rows are upserted by account number + meter serial, the last
     readings are stored once per meter, zone and date (source ``import``), and the account
-    balance (charges − payments) is reconciled to ``debt_rub`` with one adjusting charge, so
-    importing the same file again changes nothing. ``dry_run`` validates without writing.
+    debt stated in ``debt_rub`` is kept as one charge keyed by account and due date (see
+    :func:`_reconcile_debt`), so importing the same file again changes nothing, even after
+    payments arrived. ``dry_run`` validates without writing.
     Raises :class:`ImportFileError` when the file as a whole cannot be read.
     """
     raw_rows = read_rows(path, file_format)
@@ -853,25 +854,44 @@ def _store_readings(
     return changed
 
 
+def debt_key(account_number: str, due: date) -> str:
+    """The ``Charge.external_key`` of the debt an import states for an account and due date."""
+    return f"import:{account_number}:{due.isoformat()}"
+
+
 def _reconcile_debt(
     session: Session, account: Account, debt: Decimal, due: date, today: date
 ) -> bool:
-    """Bring the account's net balance to ``debt`` with one adjusting charge (± difference).
+    """Record the debt the file states for ``due`` as one keyed charge (see :func:`debt_key`).
 
-    The adjustment is billed to the month before ``due`` (never later than the current
-    month, so :func:`crm_store.ledger.balance` counts it on the next import as well).
+    The first time a (account, due date) statement is seen, the keyed charge gets the
+    difference that brings the account's net balance (charges − payments) to ``debt``; it
+    may be negative (a credit) or zero (nothing to bill, but the statement is remembered).
+    The charge keeps the stated value in ``stated_balance``, so importing the same statement
+    again changes nothing even after payments arrived. A different value for the same due
+    date (a newer file) is taken as the balance as of now: the keyed charge moves by the
+    difference, so the net balance equals the new value again. The charge is billed to the
+    month before ``due`` (never later than the current month, so
+    :func:`crm_store.ledger.balance` counts it on the next import as well).
     """
+    key = debt_key(account.number, due)
     session.flush()
+    existing = charge_by_key(session, key)
+    stated = existing.stated_balance if existing is not None else None
+    if stated is not None and to_money(stated) == debt:
+        return False
     state = balance(session, account.id, today)
     difference = debt - (state.debt - state.credit)
-    if difference == 0:
-        return False
+    amount = difference if existing is None else to_money(existing.amount) + difference
     period = (due.replace(day=1) - timedelta(days=1)).replace(day=1)
-    add_charge(
+    _charge, changed = put_keyed_charge(
         session,
         account.id,
+        external_key=key,
         period=min(period, today.replace(day=1)),
-        amount=difference,
+        amount=amount,
         due_date=due,
+        source="import",
+        stated_balance=debt,
     )
-    return True
+    return changed

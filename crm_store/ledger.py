@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from crm_store.accounts import get_account
 from crm_store.errors import InvalidInput
-from crm_store.models import PAYMENT_CHANNELS, Charge, Payment
+from crm_store.models import CHARGE_SOURCES, PAYMENT_CHANNELS, Charge, Payment
 
 AgingBucket = Literal["current", "1-30", "31-90", "91+"]
 AGING_BUCKETS: tuple[AgingBucket, ...] = ("current", "1-30", "31-90", "91+")
@@ -153,6 +153,11 @@ def balance(session: Session, account_id: int, today: date) -> Balance:
     return compute_balance(account_id, charges, payments, today)
 
 
+def _check_source(source: str) -> None:
+    if source not in CHARGE_SOURCES:
+        raise InvalidInput(f"неизвестный источник начисления {source!r}")
+
+
 def add_charge(
     session: Session,
     account_id: int,
@@ -160,20 +165,113 @@ def add_charge(
     period: date,
     amount: Decimal | int | str,
     due_date: date,
+    source: str = "billing",
+    external_key: str | None = None,
 ) -> Charge:
-    """Bill the account ``amount`` for the month of ``period`` (stored as its first day)."""
+    """Bill the account ``amount`` for the month of ``period`` (stored as its first day).
+
+    With ``external_key`` (the producer's id of the bill) the call is idempotent: the same
+    key again returns the stored charge; if that charge belongs to another account or has
+    another amount, :class:`InvalidInput` is raised (use :func:`put_keyed_charge` to
+    change a keyed charge).
+    """
     get_account(session, account_id)
+    _check_source(source)
     money = to_money(amount)
     if money == ZERO:
         raise InvalidInput("сумма начисления не может быть нулевой")
     if due_date < period.replace(day=1):
         raise InvalidInput("срок оплаты раньше начала расчётного периода")
+    if external_key is not None:
+        existing = charge_by_key(session, external_key)
+        if existing is not None:
+            return _same_charge(existing, account_id, money)
     charge = Charge(
-        account_id=account_id, period=period.replace(day=1), amount=money, due_date=due_date
+        account_id=account_id,
+        period=period.replace(day=1),
+        amount=money,
+        due_date=due_date,
+        source=source,
+        external_key=external_key,
     )
-    session.add(charge)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(charge)
+    except IntegrityError:
+        existing = charge_by_key(session, external_key) if external_key is not None else None
+        if existing is None:
+            raise
+        return _same_charge(existing, account_id, money)
     return charge
+
+
+def charge_by_key(session: Session, external_key: str) -> Charge | None:
+    """The charge stored under ``external_key``, or ``None``."""
+    return session.scalars(select(Charge).where(Charge.external_key == external_key)).one_or_none()
+
+
+def _same_charge(existing: Charge, account_id: int, amount: Decimal) -> Charge:
+    if existing.account_id != account_id or to_money(existing.amount) != amount:
+        raise InvalidInput(
+            f"начисление {existing.external_key!r} уже учтено с другим счётом или суммой"
+        )
+    return existing
+
+
+def put_keyed_charge(
+    session: Session,
+    account_id: int,
+    *,
+    external_key: str,
+    period: date,
+    amount: Decimal | int | str,
+    due_date: date,
+    source: str,
+    stated_balance: Decimal | int | str | None = None,
+) -> tuple[Charge, bool]:
+    """Create the charge stored under ``external_key`` or set its values; ``(charge, changed)``.
+
+    Unlike :func:`add_charge` the amount may be zero: a keyed charge can record that a
+    statement was seen even when it bills nothing (see :mod:`crm_store.importer`). A key
+    that already belongs to another account raises :class:`InvalidInput`.
+    """
+    get_account(session, account_id)
+    _check_source(source)
+    money = to_money(amount)
+    stated = None if stated_balance is None else to_money(stated_balance)
+    if due_date < period.replace(day=1):
+        raise InvalidInput("срок оплаты раньше начала расчётного периода")
+    values = {
+        "period": period.replace(day=1),
+        "amount": money,
+        "due_date": due_date,
+        "source": source,
+        "stated_balance": stated,
+    }
+    charge = charge_by_key(session, external_key)
+    if charge is None:
+        charge = Charge(account_id=account_id, external_key=external_key, **values)
+        try:
+            with session.begin_nested():
+                session.add(charge)
+        except IntegrityError:
+            charge = charge_by_key(session, external_key)
+            if charge is None:
+                raise
+        else:
+            return charge, True
+    if charge.account_id != account_id:
+        raise InvalidInput(f"начисление {external_key!r} относится к другому лицевому счёту")
+    changed = False
+    for name, value in values.items():
+        current = getattr(charge, name)
+        if isinstance(current, Decimal):
+            current = to_money(current)
+        if current != value:
+            setattr(charge, name, value)
+            changed = True
+    session.flush()
+    return charge, changed
 
 
 def record_payment(

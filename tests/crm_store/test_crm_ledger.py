@@ -14,6 +14,7 @@ from crm_store.ledger import (
     aging_bucket,
     balance,
     compute_balance,
+    put_keyed_charge,
     record_payment,
     to_money,
 )
@@ -155,3 +156,91 @@ def test_ledger_input_errors(db: Database, account: Account) -> None:
             )
         with pytest.raises(NotFound):
             balance(s, 424242, date(2026, 3, 1))
+
+
+def test_keyed_charges(db: Database, account: Account) -> None:
+    march, due = date(2026, 3, 1), date(2026, 4, 10)
+    with db.transaction() as s:
+        first = add_charge(
+            s, account.id, period=march, amount="500", due_date=due, external_key="BILL-1"
+        )
+        again = add_charge(
+            s, account.id, period=march, amount="500.00", due_date=due, external_key="BILL-1"
+        )
+        assert again.id == first.id
+        assert first.source == "billing"
+        with pytest.raises(InvalidInput, match="BILL-1"):
+            add_charge(
+                s, account.id, period=march, amount="501", due_date=due, external_key="BILL-1"
+            )
+        with pytest.raises(InvalidInput, match="источник"):
+            add_charge(s, account.id, period=march, amount="1", due_date=due, source="magic")
+
+        zero, changed = put_keyed_charge(
+            s,
+            account.id,
+            external_key="K",
+            period=march,
+            amount="0",
+            due_date=due,
+            source="adjustment",
+        )
+        assert changed
+        assert zero.amount == D("0.00")
+        assert zero.stated_balance is None
+        same, changed = put_keyed_charge(
+            s,
+            account.id,
+            external_key="K",
+            period=march,
+            amount=0,
+            due_date=due,
+            source="adjustment",
+        )
+        assert same.id == zero.id
+        assert not changed
+        moved, changed = put_keyed_charge(
+            s,
+            account.id,
+            external_key="K",
+            period=march,
+            amount="-20",
+            due_date=due,
+            source="adjustment",
+            stated_balance="480",
+        )
+        assert moved.id == zero.id
+        assert changed
+        assert (moved.amount, moved.stated_balance) == (D("-20.00"), D("480.00"))
+        assert balance(s, account.id, due).debt == D("480.00")
+
+
+def test_keyed_charge_of_another_account_is_refused(db: Database, account: Account) -> None:
+    with db.transaction() as s:
+        other = Account(
+            consumer_id=account.consumer_id,
+            number_raw="2",
+            number="0000000002",
+            service_address="",
+            timezone="Europe/Moscow",
+        )
+        s.add(other)
+        s.flush()
+        add_charge(
+            s,
+            account.id,
+            period=date(2026, 3, 1),
+            amount="5",
+            due_date=date(2026, 4, 10),
+            external_key="X",
+        )
+        with pytest.raises(InvalidInput, match="другому"):
+            put_keyed_charge(
+                s,
+                other.id,
+                external_key="X",
+                period=date(2026, 3, 1),
+                amount="5",
+                due_date=date(2026, 4, 10),
+                source="billing",
+            )

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
 from crm_store.db import Database
 from crm_store.importer import COLUMNS, ImportFileError, import_consumers, read_rows
-from crm_store.ledger import balance
+from crm_store.ledger import add_charge, balance, record_payment
 from crm_store.models import (
     Account,
     AccountPhone,
@@ -114,7 +115,18 @@ def test_imported_rows_are_stored_normalised(db: Database) -> None:
     assert counts["accounts"] == 3
     assert counts["meters"] == 4
     assert counts["meter_readings"] == 7
-    assert counts["charges"] == 2
+    # One keyed charge per stated debt; Kim's zero debt is remembered as a zero charge.
+    assert counts["charges"] == 3
+    with db.transaction() as s:
+        keyed = {
+            c.external_key: (c.source, c.amount, c.stated_balance)
+            for c in s.scalars(select(Charge))
+        }
+    assert keyed == {
+        "import:1001234567:2026-11-10": ("import", Decimal("1234.56"), Decimal("1234.56")),
+        "import:5500112233:2026-11-10": ("import", Decimal("15000.00"), Decimal("15000.00")),
+        f"import:4100998877:{TODAY.isoformat()}": ("import", Decimal("0.00"), Decimal("0.00")),
+    }
 
 
 def test_audit_log_records_import_as_actor(db: Database) -> None:
@@ -159,12 +171,86 @@ def test_changed_debt_and_reading_update_in_place(db: Database, tmp_path: Path) 
     ]
     after = _counts(db)
     assert after["meter_readings"] == before["meter_readings"]  # corrected, not duplicated
-    assert after["charges"] == before["charges"] + 1  # one adjusting charge
+    assert after["charges"] == before["charges"]  # the keyed charge is updated in place
     with db.transaction() as s:
         account = s.scalars(select(Account).where(Account.number == "1001234567")).one()
         assert balance(s, account.id, TODAY).debt == Decimal("999.00")
         values = set(s.scalars(select(MeterReading.value).where(MeterReading.zone == "день")))
         assert values == {12346}
+
+
+def _ivanov(s: Session) -> Account:
+    return s.scalars(select(Account).where(Account.number == "1001234567")).one()
+
+
+def test_reimport_after_payments_does_not_rebill(db: Database) -> None:
+    _run(db, FIXTURE)
+    with db.transaction() as s:
+        record_payment(s, _ivanov(s).id, amount="1000.00", paid_on=TODAY, channel="sbp")
+        record_payment(
+            s,
+            s.scalars(select(Account).where(Account.number == "4100998877")).one().id,
+            amount="50.00",
+            paid_on=TODAY,
+            channel="card",
+        )
+    before = _counts(db)
+    lines = _run(db, FIXTURE)
+    assert _counts(db) == before
+    assert lines[1:5] == [
+        "Импортировано строк: 0",
+        "  новых: 0",
+        "  обновлено: 0",
+        "Без изменений (уже в базе): 4",
+    ]
+    with db.transaction() as s:
+        assert balance(s, _ivanov(s).id, TODAY).debt == Decimal("234.56")
+        kim = s.scalars(select(Account).where(Account.number == "4100998877")).one()
+        assert balance(s, kim.id, TODAY).credit == Decimal("50.00")
+
+
+def test_newer_statement_moves_the_keyed_charge(db: Database, tmp_path: Path) -> None:
+    _run(db, FIXTURE)
+    with db.transaction() as s:
+        record_payment(s, _ivanov(s).id, amount="234.56", paid_on=TODAY, channel="sbp")
+    newer = tmp_path / "newer.csv"
+    newer.write_text(
+        FIXTURE.read_text(encoding="utf-8").replace('"1 234,56"', '"1 500,00"'),
+        encoding="utf-8",
+    )
+    _run(db, newer)
+    _run(db, newer)  # the same newer file again: nothing more
+    with db.transaction() as s:
+        ivanov = _ivanov(s)
+        assert balance(s, ivanov.id, TODAY).debt == Decimal("1500.00")
+        (charge,) = s.scalars(select(Charge).where(Charge.account_id == ivanov.id))
+        assert charge.external_key == "import:1001234567:2026-11-10"
+        assert charge.amount == Decimal("1734.56")
+        assert charge.stated_balance == Decimal("1500.00")
+
+
+def test_debt_is_reconciled_against_billing_charges(db: Database) -> None:
+    """Charges from billing count: the keyed import charge only holds the difference."""
+    _run(db, FIXTURE)
+    with db.transaction() as s:
+        org = s.scalars(select(Account).where(Account.number == "5500112233")).one()
+        org_id = org.id
+        s.execute(delete(Charge).where(Charge.account_id == org_id))
+        add_charge(
+            s,
+            org_id,
+            period=date(2026, 10, 1),
+            amount="9000.00",
+            due_date=date(2026, 11, 10),
+            external_key="bill-2026-10-5500112233",
+        )
+    _run(db, FIXTURE)
+    with db.transaction() as s:
+        assert balance(s, org_id, TODAY).debt == Decimal("15000.00")
+        amounts = {
+            c.source: c.amount for c in s.scalars(select(Charge).where(Charge.account_id == org_id))
+        }
+        assert amounts == {"billing": Decimal("9000.00"), "import": Decimal("6000.00")}
 
 
 def test_dry_run_validates_without_writing(db: Database) -> None:

@@ -1,7 +1,8 @@
-"""``contactcenter simulate``: run a simulated inbound call through the real webhooks.
+"""``contactcenter simulate``: simulated inbound calls through the real webhooks.
 
-``simulate coverage`` (which flow steps the fixture calls visited) waits for the IVR
-engine's step reporting and is not implemented yet.
+``simulate call`` places one call and prints its transcript (``--coverage-file`` or
+``CC_FLOW_COVERAGE`` records the steps it visited); ``simulate coverage`` reports which flow
+steps and branches the recorded calls visited (see :mod:`telephony.coverage`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,15 @@ from typing import Any
 
 import click
 
+from telephony.coverage import (
+    DEFAULT_DATA,
+    ENV_VAR,
+    FORMATS,
+    CoverageError,
+    CoverageRecorder,
+    build_report,
+    render,
+)
 from telephony.script import (
     CAPTURE_MODES,
     Script,
@@ -68,6 +78,10 @@ def _collect(kind: str) -> Any:
 @click.option("--realtime", is_flag=True, help="Let prompts and pauses take real time.")
 @click.option("--url", help="Base URL of a running server instead of the in-process app.")
 @click.option("--verbose", is_flag=True, help="Also print every webhook request.")
+@click.option(
+    "--coverage-file",
+    help=f"Record the visited steps to this coverage data file or directory/ (default ${ENV_VAR}).",
+)
 @click.pass_context
 def call_command(
     ctx: click.Context,
@@ -82,6 +96,7 @@ def call_command(
     realtime: bool,
     url: str | None,
     verbose: bool,
+    coverage_file: str | None,
 ) -> None:
     """Place a simulated inbound call and print its transcript.
 
@@ -109,10 +124,23 @@ def call_command(
     except ConfigError as exc:
         click.echo(f"configuration error: {exc}", err=True)
         sys.exit(2)
+    try:
+        recorder = CoverageRecorder(coverage_file) if coverage_file else None
+    except CoverageError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     db = None
     if url:
         # The running server validates signatures against its PUBLIC_BASE_URL: use that URL.
-        sim = Simulator(url, token, status_callback_path="/voice/status", realtime=realtime)
+        # Its flow file is assumed to be ours (FLOWS_FILE) for the coverage data.
+        sim = Simulator(
+            url,
+            token,
+            status_callback_path="/voice/status",
+            realtime=realtime,
+            coverage=recorder,
+            flows_file=settings.flows_file,
+        )
     else:
         from webhooks import create_app
 
@@ -130,6 +158,7 @@ def call_command(
             settings.public_base_url,
             status_callback_path="/voice/status",
             realtime=realtime,
+            coverage=recorder,
         )
     from datetime import UTC, datetime
 
@@ -155,3 +184,45 @@ def call_command(
     finally:
         if db is not None:
             db.dispose()  # the app's pooled connections
+
+
+@simulate.command("coverage")
+@click.option(
+    "--data",
+    "data",
+    help=f"Coverage data file or directory (default ${ENV_VAR}, else {DEFAULT_DATA}).",
+)
+@click.option("--flows", "flows_file", help="The flow file (default FLOWS_FILE).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option(
+    "--fail-under",
+    type=click.FloatRange(0, 100),
+    help="Exit 1 when the total coverage is below this percentage.",
+)
+def coverage_command(
+    data: str | None, flows_file: str | None, fmt: str, fail_under: float | None
+) -> None:
+    """Which steps and branches of each flow the recorded simulated calls visited.
+
+    Total coverage is (steps visited + branches taken) / (steps + branches). Unvisited steps
+    and untaken branches are listed with their line in the flow file. Exits 1 under
+    --fail-under, 2 on bad input.
+    """
+    import os
+
+    if flows_file is None:
+        from contactcenter.cli import settings_or_exit
+
+        flows_file = settings_or_exit().flows_file
+    source = data or os.environ.get(ENV_VAR, "").strip() or DEFAULT_DATA
+    try:
+        report = build_report(flows_file, source)
+    except CoverageError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(render(report, fmt), nl=False)
+    if fail_under is not None and report.percent < fail_under:
+        click.echo(
+            f"flow coverage {report.percent:.1f}% is below --fail-under {fail_under:g}%", err=True
+        )
+        sys.exit(1)

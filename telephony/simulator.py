@@ -14,7 +14,12 @@
 Every request is signed like Twilio's. The app may report what it did through response
 headers (see ``telephony/README.md``): ``X-IVR-Step`` (the steps visited, comma-separated)
 and ``X-IVR-Recognized`` (``<percent-encoded text>;confidence=0.87``); they appear in the
-transcript, ``call.steps`` and ``call.recognized``.
+transcript (``heard: … (confidence 0.87)``), ``call.steps`` and ``call.recognized``.
+
+Flow coverage: with a :class:`~telephony.coverage.CoverageRecorder` (the ``coverage``
+argument, or ``CC_FLOW_COVERAGE`` in the environment) every call appends the steps it
+visited to a coverage data file after each caller action (see :mod:`telephony.coverage`).
+Calls into an in-process app that is not ours (no ``create_app`` services) are not recorded.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from contactcenter.phones import InvalidPhoneError, normalize_phone
+from telephony.coverage import CoverageError, CoverageRecorder
 from telephony.sandbox.audio import AudioError, read_wav
 from telephony.sandbox.clock import Clock, RealClock, VirtualClock
 from telephony.sandbox.interpreter import (
@@ -77,6 +83,14 @@ class _LoopbackServer:
         self._thread.join(timeout=5)
 
 
+def _flows_file_of(app: Any) -> str | None:
+    """The flow file of an app made by ``webhooks.create_app`` (None for other apps)."""
+    services = getattr(app, "extensions", {}).get("services")
+    settings = getattr(services, "settings", None)
+    flows_file = getattr(settings, "flows_file", None)
+    return str(flows_file) if flows_file else None
+
+
 class Simulator:
     """Places simulated inbound calls to our app (in-process Flask app or a URL)."""
 
@@ -95,7 +109,12 @@ class Simulator:
         behaviour: CallBehaviour | None = None,
         ws_connect: WsConnect | None = None,
         transport: Transport | None = None,
+        coverage: CoverageRecorder | str | Path | None = None,
+        flows_file: str | Path | None = None,
     ) -> None:
+        """``coverage``: where to record visited steps (a recorder or a path; default
+        ``CC_FLOW_COVERAGE``); ``flows_file``: the app's flow file, stored with the data
+        (default: the in-process app's ``Settings.flows_file``)."""
         if not auth_token:
             raise SimulatorError("an auth token is needed to sign webhooks")
         self._app: Any = None
@@ -127,6 +146,16 @@ class Simulator:
         self._lock = threading.Lock()
         self.recordings: dict[str, Recording] = {}
         self.calls: list[SimulatedCall] = []
+        if flows_file is None and self._app is not None:
+            flows_file = _flows_file_of(self._app)
+        self.flows_file = str(flows_file) if flows_file is not None else None
+        recorder = CoverageRecorder(coverage) if isinstance(coverage, str | Path) else coverage
+        if recorder is None and (self._app is None or self.flows_file is not None):
+            try:
+                recorder = CoverageRecorder.from_env()
+            except CoverageError as exc:
+                raise SimulatorError(str(exc)) from None
+        self.coverage = recorder
 
     @classmethod
     def for_app(cls, app: Any, **kwargs: Any) -> Simulator:
@@ -232,6 +261,8 @@ class SimulatedCall:
         self._conversation = live.run()
         self.waiting_for: InputRequest | None = None
         self._status_sent = False
+        self._steps_recorded = 0
+        self._coverage_parts = 0
         self._advance(None)
 
     # -- driving ----------------------------------------------------------------------
@@ -245,6 +276,23 @@ class SimulatedCall:
         except StopIteration:
             self.waiting_for = None
             self._on_end()
+        finally:
+            self._record_coverage()
+
+    def _record_coverage(self) -> None:
+        """Append the steps reported since the last write to the coverage data."""
+        recorder = self._sim.coverage
+        new = self.live.steps[self._steps_recorded :]
+        if recorder is None or not new:
+            return
+        try:
+            recorder.record(
+                self.live.sid, self._coverage_parts, new, flows_file=self._sim.flows_file
+            )
+        except CoverageError as exc:
+            raise SimulatorError(str(exc)) from None
+        self._steps_recorded += len(new)
+        self._coverage_parts += 1
 
     def _on_end(self) -> None:
         if self._status_sent or not self._sim.status_callback_path:
@@ -370,8 +418,18 @@ class SimulatedCall:
         for entry in live.transcript:
             if entry.kind == "webhook" and not verbose:
                 continue
-            lines.append(f"[{entry.at_s:7.1f}s] {entry.kind.upper():<10} {entry.text}")
+            text = entry.text
+            if entry.kind == "recognized":
+                text = f"heard: {_heard(entry.data)}"
+            lines.append(f"[{entry.at_s:7.1f}s] {entry.kind.upper():<10} {text}")
         return "\n".join(lines)
+
+
+def _heard(info: Mapping[str, Any]) -> str:
+    """``text (confidence 0.87)`` from an ``X-IVR-Recognized`` entry."""
+    confidence = info.get("confidence")
+    suffix = f" (confidence {confidence:.2f})" if isinstance(confidence, float) else ""
+    return f"{info.get('text', '')}{suffix}"
 
 
 __all__ = ["SimulatedCall", "Simulator", "SimulatorError"]

@@ -348,7 +348,9 @@ class LiveCall:
             for part in rest.split(";"):
                 key, _, value = part.strip().partition("=")
                 if key == "confidence":
-                    info["confidence"] = _float(value, 0.0)
+                    confidence = _float(value, -1.0)
+                    if 0.0 <= confidence <= 1.0:  # a malformed value is left out
+                        info["confidence"] = confidence
                 elif key:
                     info[key] = unquote(value)
             self.recognized.append(info)

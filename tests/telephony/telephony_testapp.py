@@ -17,7 +17,7 @@ from telephony.signing import SIGNATURE_HEADER, is_valid
 TOKEN = "test-auth-token"
 PUBLIC = "http://localhost"
 
-Handler = str | Callable[[dict[str, str]], Any]
+Handler = str | tuple[str, dict[str, str]] | Callable[[dict[str, str]], Any]
 
 
 @dataclass
@@ -42,7 +42,8 @@ class TwimlApp:
     public: str = PUBLIC
 
     def on(self, path: str, handler: Handler) -> None:
-        """Answer ``path`` with TwiML (a string, or a function of the form params)."""
+        """Answer ``path`` with TwiML (a string, ``(twiml, headers)``, or a function of the form
+        params returning either)."""
         self.routes[path] = handler
 
     def hits(self, path: str) -> list[Received]:

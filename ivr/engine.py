@@ -179,13 +179,16 @@ class SpeechPolicy:
     ``lang``: the language of the usable speech model (``ru``), None when there is none —
     voice steps then run keypad-only after :data:`VOICE_UNAVAILABLE_PROMPT`. ``capture``
     forces one capture mode for every voice step (the simulator's ``--capture``); otherwise
-    a collect step's ``capture`` or ``default_capture`` applies. ``stream_url`` is the
+    a collect step's ``capture`` or ``default_capture`` applies, and menus use
+    ``menu_capture`` — ``stream`` by default, because its keypad ``<Gather>`` runs in
+    parallel (Twilio drops a key pressed into an empty ``<Record>``). ``stream_url`` is the
     ``wss://`` URL of our ``/media-stream`` websocket.
     """
 
     lang: str | None = None
     capture: CaptureMode | None = None
     default_capture: CaptureMode = "record"
+    menu_capture: CaptureMode = "stream"
     stream_url: str = ""
 
 
@@ -877,9 +880,9 @@ class _Run:
             return "unavailable"
         if policy.capture:
             return policy.capture
-        if isinstance(step, CollectStep) and step.capture:
-            return step.capture
-        return policy.default_capture
+        if isinstance(step, MenuStep):
+            return policy.menu_capture
+        return step.capture or policy.default_capture
 
     def voice_capture(
         self,
@@ -1061,6 +1064,10 @@ class _Run:
         if not text:
             kind = "no_match" if event.speech_detected else "no_input"
             self.out.steps.append(StepRecord(name, kind))
+            confirming = bool(self.s.pending and self.s.pending.get("kind") == "confirm")
+            if kind == "no_input" and self.input_mode(step, confirming) == "record":
+                # Twilio drops a key pressed into an empty <Record>: retry by keypad.
+                self.s.keypad_step = name
             if event.speech_detected:
                 self.out.heard.append(Heard(name, "", event.confidence, kind, event.audio_ref))
             self.failed(step, kind)

@@ -104,6 +104,11 @@ DEV_MODEL_LANG = "ko"
 LANGUAGE_NAMES = {"ru": "Russian", "en": "English", "ko": "Korean"}
 #: Seconds the stream's fall-through webhook waits for the recognizer's final result.
 STREAM_RESULT_WAIT_S = 4.0
+#: Seconds it waits for a stream that has not reported its start yet.
+STREAM_START_WAIT_S = 2.0
+#: Seconds a websocket still receiving audio lets the utterance end by itself after the
+#: fall-through webhook asked for the result (an idle socket finishes at once).
+STREAM_FINISH_GRACE_S = 1.5
 #: Flow started by ``POST /voice/incoming``.
 INBOUND_FLOW = "hotline"
 #: Flow started by ``POST /voice/outbound`` unless the URL names another.
@@ -728,12 +733,18 @@ class StreamResults:
         return raw.decode() if isinstance(raw, bytes) else raw
 
     def request_finish(self, call_sid: str, seq: int) -> None:
-        """Ask the websocket to end the utterance now (the keypad Gather timed out)."""
-        self._set(call_sid, seq, finish="1")
+        """Ask the websocket to end the utterance (the keypad Gather timed out)."""
+        self._set(call_sid, seq, finish=f"{time.time():.3f}")
 
-    def finish_requested(self, call_sid: str, seq: int) -> bool:
-        """Whether a webhook asked to end the utterance now."""
-        return bool(self.redis.hexists(self._key(call_sid, seq), "finish"))
+    def finish_requested(self, call_sid: str, seq: int) -> float | None:
+        """Seconds since a webhook asked to end the utterance (None: nobody asked)."""
+        raw = self.redis.hget(self._key(call_sid, seq), "finish")
+        if raw is None:
+            return None
+        try:
+            return max(0.0, time.time() - float(raw))
+        except ValueError:
+            return 0.0
 
     def load(self, call_sid: str, seq: int) -> dict[str, str]:
         """Every field of the capture's state (empty when the stream never started)."""
@@ -747,8 +758,14 @@ class StreamResults:
         self, call_sid: str, seq: int, *, timeout_s: float, poll_s: float = 0.05
     ) -> dict[str, str]:
         """The state once final (asking the websocket to finish the utterance), or as it is
-        after ``timeout_s``; at once when the stream never started or already ended."""
+        after ``timeout_s``; at once when the capture already ended. A stream that has not
+        reported its start is waited for :data:`STREAM_START_WAIT_S` (it may never have
+        connected)."""
         data = self.load(call_sid, seq)
+        start_deadline = time.monotonic() + STREAM_START_WAIT_S
+        while not data and time.monotonic() < start_deadline:
+            time.sleep(poll_s)
+            data = self.load(call_sid, seq)
         if not data or data.get("state") != "listening" or data.get("digit"):
             return data
         self.request_finish(call_sid, seq)
@@ -806,9 +823,9 @@ class MediaStreamCall:
                 raw = self.ws.receive(timeout=self.poll_s)
                 if raw is not None:
                     session.handle_message(raw)
-                if time.monotonic() - last_check >= self.poll_s:
+                if raw is None or time.monotonic() - last_check >= self.poll_s:
                     last_check = time.monotonic()
-                    self.finish_if_asked(session)
+                    self.finish_if_asked(session, idle=raw is None)
         except ConnectionClosed:
             log.info("media stream %s: socket closed by the peer", self.stream_sid or "-")
         session.close()
@@ -870,8 +887,10 @@ class MediaStreamCall:
         elif event.kind == "dtmf" and event.digit:
             self.key_pressed(event.digit)
 
-    def finish_if_asked(self, session: Any) -> None:
-        """End the utterance now when the fall-through webhook is waiting for it."""
+    def finish_if_asked(self, session: Any, *, idle: bool) -> None:
+        """End the utterance when the fall-through webhook waits for it: at once on an idle
+        socket (no audio comes), else after :data:`STREAM_FINISH_GRACE_S` so speech still
+        arriving can end by itself."""
         utterance = session.utterance
         if (
             self.delivered
@@ -879,8 +898,10 @@ class MediaStreamCall:
             or self.seq is None
             or utterance is None
             or utterance.done
-            or not self.store.finish_requested(self.call_sid, self.seq)
         ):
+            return
+        waited = self.store.finish_requested(self.call_sid, self.seq)
+        if waited is None or (not idle and waited < STREAM_FINISH_GRACE_S):
             return
         self.deliver(utterance.finish("end_of_audio"), redirect=False)
 
@@ -1013,6 +1034,7 @@ def record_steps(services: Services, session: CallSession, outcome: Outcome) -> 
                 heard.step[:128],
                 heard.text,
                 confidence=min(max(confidence, 0.0), 1.0) if confidence is not None else None,
+                audio_ref=heard.audio_ref[:500] if heard.audio_ref else None,
                 decision=heard.decision[:64] if heard.decision else None,
             )
         interaction = interactions.get_interaction(s, session.interaction_id)

@@ -92,6 +92,7 @@ if TYPE_CHECKING:
         finish_interaction,
         get_interaction,
         search_interactions,
+        search_statement,
         start_interaction,
         update_interaction,
     )
@@ -169,6 +170,7 @@ _LAZY: dict[str, str] = {
     "add_transcript": "crm_store.interactions",
     "finish_interaction": "crm_store.interactions",
     "search_interactions": "crm_store.interactions",
+    "search_statement": "crm_store.interactions",
     "count_interactions": "crm_store.interactions",
     "open_case": "crm_store.cases",
     "get_case": "crm_store.cases",
@@ -249,6 +251,7 @@ __all__ = [
     "record_payment",
     "remove_do_not_contact",
     "search_interactions",
+    "search_statement",
     "seed_demo",
     "start_interaction",
     "submit_reading",

@@ -7,6 +7,15 @@ a step with an explicit ``seq`` is stored once, finishing twice keeps the first 
 :func:`search_interactions` filters by account, phone, time range, channel, direction,
 outcome, campaign and text (summary or transcripts, case-insensitive substring) and pages
 by keyset on ``(started_at, id)`` descending, so deep pages stay cheap on millions of rows.
+
+Text search runs on ``Interaction.search_text``: the summary and every transcript text,
+lower-cased with Python's full Unicode folding, one per line. This module keeps it up to
+date (:func:`update_interaction` / :func:`finish_interaction` with a summary recompute it,
+:func:`add_transcript` appends), so summaries and transcripts must be written through these
+functions. The filter is ``search_text LIKE '%<lower-cased text>%'``: on PostgreSQL a
+trigram GIN index (``pg_trgm``, migration 0003) serves it for texts of three or more
+characters; on SQLite it scans, as before. Every other filter has a b-tree index that also
+serves the ``started_at`` order (see docs/benchmarks.md, "Interaction search").
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -386,6 +395,37 @@ def _conditions(query: InteractionQuery) -> list[ColumnElement[bool]]:
     return conds
 
 
+def search_statement(
+    query: InteractionQuery, *, limit: int = 50, cursor: str | None = None
+) -> Select[Interaction]:
+    """The SELECT behind :func:`search_interactions` (``limit + 1`` rows, to detect a next page).
+
+    Public so that benchmarks and ``EXPLAIN`` checks look at exactly the query the search
+    runs. Raises :class:`InvalidInput` for bad filters, limit or cursor.
+    """
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"limit must be within 1..{MAX_PAGE_SIZE}")
+    conds = _conditions(query)
+    if cursor is not None:
+        after_at, after_id = decode_cursor(cursor)
+        # The redundant ``started_at <= after_at`` gives the planner a range condition on
+        # the (…, started_at) indexes; the OR alone would be a filter applied row by row
+        # from the newest row down to the cursor.
+        conds.append(Interaction.started_at <= after_at)
+        conds.append(
+            or_(
+                Interaction.started_at < after_at,
+                and_(Interaction.started_at == after_at, Interaction.id < after_id),
+            )
+        )
+    return (
+        select(Interaction)
+        .where(*conds)
+        .order_by(Interaction.started_at.desc(), Interaction.id.desc())
+        .limit(limit + 1)
+    )
+
+
 def search_interactions(
     session: Session,
     query: InteractionQuery | None = None,
@@ -399,24 +439,7 @@ def search_interactions(
     connections get a Unicode ``lower()`` from :func:`crm_store.db.make_engine`).
     """
     query = query or InteractionQuery()
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"limit must be within 1..{MAX_PAGE_SIZE}")
-    conds = _conditions(query)
-    if cursor is not None:
-        after_at, after_id = decode_cursor(cursor)
-        conds.append(
-            or_(
-                Interaction.started_at < after_at,
-                and_(Interaction.started_at == after_at, Interaction.id < after_id),
-            )
-        )
-    stmt = (
-        select(Interaction)
-        .where(*conds)
-        .order_by(Interaction.started_at.desc(), Interaction.id.desc())
-        .limit(limit + 1)
-    )
-    rows = list(session.scalars(stmt))
+    rows = list(session.scalars(search_statement(query, limit=limit, cursor=cursor)))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

@@ -54,6 +54,7 @@ class Settings:
     grid_company_phone: str = "+78002200220"
     supplier_name: str = "ЭнергоСбыт"
     api_token: str | None = None
+    sandbox_scenario: str | None = None
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields replaced (used by tests and the CLI)."""
@@ -159,6 +160,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}")
 
     flows_file = get("FLOWS_FILE") or Settings.flows_file
+    sandbox_scenario = get("SANDBOX_SCENARIO")
+    if sandbox_scenario is not None:
+        if not Path(sandbox_scenario).is_file():
+            raise ConfigError("SANDBOX_SCENARIO", f"{sandbox_scenario!r} is not a file")
+        sandbox_scenario = str(Path(sandbox_scenario).resolve())
     start_day = _int(env, "READING_WINDOW_START_DAY", 15, 1, 31)
     end_day = _int(env, "READING_WINDOW_END_DAY", 25, 1, 31)
     if end_day < start_day:
@@ -181,6 +187,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         grid_company_phone=get("GRID_COMPANY_PHONE") or Settings.grid_company_phone,
         supplier_name=get("SUPPLIER_NAME") or Settings.supplier_name,
         api_token=get("API_TOKEN"),
+        sandbox_scenario=sandbox_scenario,
     )
 
 

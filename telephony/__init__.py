@@ -43,7 +43,9 @@ def build_provider(services: Services) -> TelephonyProvider:
     The sandbox posts webhooks over HTTP to ``PUBLIC_BASE_URL`` (the running app), runs call
     and SMS lives as RQ jobs on the ``telephony`` queue with a virtual clock (a worker must
     listen on it), and keeps live-call state in Redis so ``update_call`` and
-    ``fetch_recording`` from any process reach the call.
+    ``fetch_recording`` from any process reach the call. Outcomes of outbound calls and SMS
+    are scripted by the scenario file ``SANDBOX_SCENARIO`` (every call answered by a person
+    when unset); an invalid scenario raises :class:`~contactcenter.config.ConfigError`.
     """
     settings = services.settings
     if settings.telephony == "twilio":
@@ -53,16 +55,26 @@ def build_provider(services: Services) -> TelephonyProvider:
     if settings.telephony == "sandbox":
         from rq import Queue
 
-        from telephony.sandbox import HttpTransport, RedisCallState, SandboxProvider
+        from contactcenter.config import ConfigError
+        from telephony.sandbox import (
+            HttpTransport,
+            RedisCallState,
+            SandboxProvider,
+            ScenarioError,
+        )
         from telephony.sandbox.jobs import QUEUE_NAME
 
-        return SandboxProvider(
-            HttpTransport(),
-            settings.sandbox_auth_token,
-            mode="rq",
-            queue=Queue(QUEUE_NAME, connection=services.redis),
-            state=RedisCallState(services.redis),
-        )
+        try:
+            return SandboxProvider(
+                HttpTransport(),
+                settings.sandbox_auth_token,
+                mode="rq",
+                queue=Queue(QUEUE_NAME, connection=services.redis),
+                state=RedisCallState(services.redis),
+                scenario_path=settings.sandbox_scenario,
+            )
+        except ScenarioError as exc:
+            raise ConfigError("SANDBOX_SCENARIO", f"{settings.sandbox_scenario}: {exc}") from None
     raise ValueError(f"unknown telephony provider {settings.telephony!r}")
 
 

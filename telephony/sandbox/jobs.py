@@ -3,7 +3,9 @@
 A worker must listen on the ``telephony`` queue (``rq worker telephony …``). Each job
 rebuilds a sandbox provider from the environment (:func:`contactcenter.runtime.current_services`):
 webhooks go over HTTP to ``PUBLIC_BASE_URL``, signed with the sandbox token, and live-call
-state is in Redis so the web process can redirect or end the call.
+state is in Redis so the web process can redirect or end the call. The scenario is the one
+of the provider that placed the call or sent the SMS (its ``SANDBOX_SCENARIO``, carried in the
+job), so every process agrees on the outcome.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from contactcenter.config import Settings
 from contactcenter.runtime import Services
 from crm_store.db import Database
 from crm_store.models import Account, Consumer, Meter, MeterReading
+from telephony.coverage import ENV_VAR, load_runs
 from telephony.script import ScriptError, find_reading, load_script, parse_script, run_script
 from telephony.simulator import Simulator
 
@@ -157,11 +158,25 @@ def test_cli_simulate_call_against_a_running_server(
     state.public = base  # the server validates signatures against its own public URL
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.setenv("FLOWS_FILE", str(tmp_path / "flows.yaml"))
+    monkeypatch.delenv(ENV_VAR, raising=False)  # only --coverage-file records
+    coverage = tmp_path / "coverage.jsonl"
     try:
         runner = CliRunner()
         ok = runner.invoke(
             main,
-            ["simulate", "call", "--url", base, "--from", "89161234501", "--press", "2"],
+            [
+                "simulate",
+                "call",
+                "--url",
+                base,
+                "--from",
+                "89161234501",
+                "--press",
+                "2",
+                "--coverage-file",
+                str(coverage),
+            ],
         )
         fail = runner.invoke(
             main,
@@ -182,6 +197,9 @@ def test_cli_simulate_call_against_a_running_server(
     assert ok.exit_code == 0, ok.output
     assert "+79161234501" in ok.output
     assert "Неверный выбор" in ok.output
+    # With --url the steps are recorded against the local FLOWS_FILE.
+    [run] = load_runs(coverage)
+    assert (run.steps, run.flows) == (("hotline:menu",), str(tmp_path / "flows.yaml"))
     assert fail.exit_code == 1, fail.output
     assert "ok   heard «показания приняты»" in fail.output
     assert "FAIL heard «нет такой фразы»" in fail.output

@@ -9,7 +9,7 @@ PORT ?= 5000
 DEMO_CONSUMERS ?= 500
 PYTEST_ARGS ?=
 
-.PHONY: venv services run test lint format unit test-sqlite test-postgres bench clean
+.PHONY: venv services run test lint format test-sqlite test-postgres bench flow-coverage clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -29,6 +29,8 @@ run: venv services
 	$(BIN)/contactcenter demo seed --consumers $(DEMO_CONSUMERS) --seed 1 --if-empty
 	@echo "health:    http://$(HOST):$(PORT)/healthz"
 	@echo "voice URL: http://$(HOST):$(PORT)/voice/incoming"
+	SANDBOX_SCENARIO=$${SANDBOX_SCENARIO:-telephony/scenarios/demo.yaml} \
+	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
 	$(BIN)/contactcenter serve --host $(HOST) --port $(PORT)
 
 lint: venv
@@ -52,6 +54,12 @@ test: venv
 	$(MAKE) lint
 	$(MAKE) test-sqlite
 	$(MAKE) test-postgres
+
+# Flow coverage: which steps and branches the simulator-driven tests visit.
+flow-coverage: venv services
+	rm -rf var/flow-coverage && mkdir -p var/flow-coverage
+	TEST_DB=sqlite $(BIN)/pytest -n 2 -p telephony.coverage_plugin --flow-coverage=var/flow-coverage/ tests/ivr tests/telephony $(PYTEST_ARGS)
+	$(BIN)/contactcenter simulate coverage --data var/flow-coverage/
 
 bench: venv services
 	$(BIN)/python -m bench

@@ -156,6 +156,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "LOG_LEVEL",
         "FLOWS_FILE",
         "API_TOKEN",
+        "SANDBOX_SCENARIO",
     ):
         monkeypatch.delenv(name, raising=False)
     install_services(None)

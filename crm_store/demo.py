@@ -931,6 +931,33 @@ class _Writer(threading.Thread):
             raise self.error
 
 
+def _drop_secondary_indexes(conn: Connection) -> list[str]:
+    """Drop the demo tables' named indexes (SQLite); the CREATE statements to rebuild them.
+
+    Building an index once over the loaded rows costs less than updating it row by row.
+    This runs inside the seed's transaction, so other connections never see the tables
+    without their indexes, and a failed seed rolls the drop back too. Indexes that back
+    UNIQUE or PRIMARY KEY constraints (``sqlite_autoindex_*``, no SQL) cannot be dropped
+    and stay.
+    """
+    if not getattr(conn.connection.dbapi_connection, "in_transaction", True):
+        # The sqlite3 driver opens its implicit transaction only before DML, and DDL run
+        # outside a transaction is committed at once: begin explicitly, so the drop is part
+        # of the seed's transaction (the driver's commit/rollback then end this one).
+        conn.exec_driver_sql("BEGIN")
+    rows = [
+        (name, sql)
+        for name, table, sql in conn.exec_driver_sql(
+            "SELECT name, tbl_name, sql FROM sqlite_master "
+            "WHERE type = 'index' AND sql IS NOT NULL ORDER BY name"
+        )
+        if table in DEMO_TABLES
+    ]
+    for name, _sql in rows:
+        conn.exec_driver_sql(f'DROP INDEX "{name}"')
+    return [sql for _name, sql in rows]
+
+
 def _seed(
     conn: Connection, result: SeedResult, seed: int, day: date, consumers: int, if_empty: bool
 ) -> DemoGenerator | None:
@@ -951,6 +978,7 @@ def _seed(
     }
     used = set(conn.scalars(select(meta["phone_numbers"].c.e164)))
     generator = DemoGenerator(seed, day, next_id, used)
+    deferred = _drop_secondary_indexes(conn) if conn.dialect.name == "sqlite" else []
     writer = _Writer(conn, _constants(generator.stamp), result.counts)
     writer.start()
     try:
@@ -963,6 +991,8 @@ def _seed(
         writer.submit(generator.take_rows())
     finally:
         writer.finish()
+    for ddl in deferred:
+        conn.exec_driver_sql(ddl)
     if conn.dialect.name == "postgresql":
         for name in _ID_TABLES:
             conn.execute(

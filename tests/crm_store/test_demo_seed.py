@@ -249,3 +249,23 @@ def test_bulk_insert_handles_constants_and_single_columns(db: Database) -> None:
         assert names == ["Иванов Иван Иванович", "ООО «Юг»"]
         assert s.scalars(select(Consumer.created_at)).first() == stamp
         assert list(s.scalars(select(PhoneNumber.e164))) == ["+79031234567"]
+
+
+def test_seed_rebuilds_the_indexes_it_defers(
+    db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crm_store import demo, migrate
+
+    seed_demo(db, consumers=20, seed=2, as_of=AS_OF)
+    migrate.check(database_url)  # every index of the models is back after the seed
+    _clear(db)
+
+    def broken(self: demo.DemoGenerator) -> None:
+        raise RuntimeError("generator failed")
+
+    monkeypatch.setattr(demo.DemoGenerator, "consumer", broken)
+    with pytest.raises(RuntimeError, match="generator failed"):
+        seed_demo(db, consumers=5, seed=2, as_of=AS_OF)
+    migrate.check(database_url)  # the failed seed rolled its index drop back too
+    with db.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(Consumer)) == 0

@@ -80,6 +80,8 @@ def make_services(
 ) -> tuple[Services, SandboxProvider]:
     """Services with the sandbox provider and the virtual clock, installed process-wide."""
     services = Services(settings)
+    # The private Redis outlives a test: start from an empty one (queues, pacing slots).
+    services.redis.flushdb()
     services.set(CLOCK, clock)
     provider = SandboxProvider(
         CampaignTransport(services),

@@ -11,7 +11,8 @@ Routes::
     POST /api/campaigns                      create from a JSON definition → 201 {"id": …}
     GET  /api/campaigns/<id>                 status (targets by state, attempts, ETA)
     GET  /api/campaigns/<id>/preview         audience count, sample, split by time zone
-    POST /api/campaigns/<id>/launch|pause|resume|cancel
+    POST /api/campaigns/<id>/launch          202: planning runs in a worker (RQ job)
+    POST /api/campaigns/<id>/pause|resume|cancel
     GET  /api/campaigns/<id>/report          the campaign report
 """
 
@@ -169,14 +170,11 @@ def action_view(campaign_id: int, action: str) -> Response:
 
     services = _services()
     if action == "launch":
-        result = service.launch(services, campaign_id)
-        return jsonify(
-            id=campaign_id,
-            status="running",
-            planned=result.inserted,
-            control_group=result.control_group,
-            invalid_number=result.invalid_number,
-        )
+        job_id = service.enqueue_launch(services, campaign_id)
+        response = jsonify(id=campaign_id, status="launching", job_id=job_id)
+        response.status_code = 202
+        response.headers["Location"] = f"/api/campaigns/{campaign_id}"
+        return response
     new_status = getattr(service, action)(services, campaign_id)
     return jsonify(id=campaign_id, status=new_status)
 

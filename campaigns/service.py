@@ -118,6 +118,33 @@ def launch(
     return result
 
 
+def launch_job(campaign_id: int) -> dict[str, int]:
+    """RQ job: :func:`launch` in a worker (the API's launch; planning may take minutes)."""
+    from contactcenter.runtime import current_services
+
+    result = launch(current_services(), campaign_id)
+    return {"planned": result.inserted, "control_group": result.control_group}
+
+
+def enqueue_launch(services: Services, campaign_id: int) -> str:
+    """Check that the campaign can be launched and queue :func:`launch_job`; returns its id."""
+    from campaigns.jobs import campaign_queue
+
+    campaign, _ = get_definition(services, campaign_id)
+    if campaign.status not in ("draft", "planned"):
+        raise CampaignError(f"cannot launch campaign {campaign_id}: it is {campaign.status}")
+    from rq.exceptions import DuplicateJobError
+
+    job_id = f"cc-launch-{campaign_id}"
+    try:
+        campaign_queue(services).enqueue(
+            launch_job, campaign_id, job_id=job_id, unique=True, result_ttl=3600, job_timeout=3600
+        )
+    except DuplicateJobError:
+        raise CampaignError(f"campaign {campaign_id} is already being launched") from None
+    return job_id
+
+
 def pause(services: Services, campaign_id: int) -> str:
     """Stop dialing; calls already ringing finish, queued jobs put their targets back."""
     return _transition(services, campaign_id, "pause")

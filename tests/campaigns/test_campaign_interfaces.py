@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from campaign_factories import RUSSIAN_ZONES, add_debtor, phone_for
-from campaign_harness import Clock, make_services, run_to_end
+from campaign_harness import Clock, make_services, run_to_end, work
 from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import select
@@ -182,7 +182,13 @@ def test_api_requires_a_token(db: Database, settings: Settings, redis_client: An
 
 
 def test_api_lifecycle(db: Database, settings: Settings, redis_client: Any) -> None:
-    client, services = _client(settings)
+    services, provider = make_services(
+        settings.with_overrides(api_token="secret-token"), Clock(START)
+    )
+    app = Flask(__name__)
+    app.extensions["services"] = services
+    app.register_blueprint(bp)
+    client = app.test_client()
     auth = {"Authorization": "Bearer secret-token"}
     with db.transaction() as s:
         for n in range(1, 4):
@@ -200,15 +206,26 @@ def test_api_lifecycle(db: Database, settings: Settings, redis_client: Any) -> N
     preview = client.get(f"/api/campaigns/{cid}/preview?sample=2", headers=auth).get_json()
     assert (preview["count"], len(preview["sample"])) == (3, 2)
     launched = client.post(f"/api/campaigns/{cid}/launch", headers=auth)
-    assert launched.get_json()["planned"] == 3
-    assert client.post(f"/api/campaigns/{cid}/launch", headers=auth).status_code == 409
+    assert launched.status_code == 202
+    assert launched.get_json()["job_id"] == f"cc-launch-{cid}"
+    assert client.post(f"/api/campaigns/{cid}/launch", headers=auth).status_code == 409  # queued
+    # A worker plans the targets (and starts the dispatcher) with the sandbox provider.
+    work(services)
+    status = client.get(f"/api/campaigns/{cid}", headers=auth).get_json()
+    assert status["status"] in ("running", "completed")
+    assert status["total"] == 3
     assert client.post(f"/api/campaigns/{cid}/pause", headers=auth).get_json()["status"] == "paused"
     assert (
         client.post(f"/api/campaigns/{cid}/cancel", headers=auth).get_json()["status"]
         == "cancelled"
     )
     status = client.get(f"/api/campaigns/{cid}", headers=auth).get_json()
-    assert status["targets"]["cancelled"] == 3
+    # The SMS were sent before the cancel (09:00 in Moscow): they finish, nothing new starts.
+    assert (status["status"], status["targets"]["in_progress"]) == ("cancelled", 3)
+    provider.run_until_idle()
+    status = client.get(f"/api/campaigns/{cid}", headers=auth).get_json()
+    assert status["targets"]["done"] == 3
+    assert len(provider.messages) == 3
     report = client.get(f"/api/campaigns/{cid}/report", headers=auth).get_json()
     assert report["targets"] == 3
     assert client.get("/api/campaigns/999", headers=auth).status_code == 404

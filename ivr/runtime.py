@@ -807,6 +807,7 @@ class MediaStreamCall:
 
     def run(self) -> None:
         """Serve the socket until ``stop`` or until it closes."""
+        from redis.exceptions import RedisError
         from simple_websocket import ConnectionClosed
 
         from speech import MediaStreamSession, StreamConfig
@@ -828,6 +829,10 @@ class MediaStreamCall:
                     self.finish_if_asked(session, idle=raw is None)
         except ConnectionClosed:
             log.info("media stream %s: socket closed by the peer", self.stream_sid or "-")
+        except RedisError as exc:
+            # The call's keypad Gather and its fall-through go on without the stream.
+            log.warning("media stream %s: Redis unavailable (%s); closing", self.stream_sid, exc)
+            return
         session.close()
         log.info(
             "media stream %s ended: %d frames, %d lost, %d malformed",

@@ -11,6 +11,10 @@ Blueprints (one per feature; add new ones in :func:`create_app`):
 - ``status`` — ``POST /voice/status`` (call status callbacks; campaign calls are also
   handed to the campaigns package) and ``POST /voice/amd`` (asynchronous AMD results of
   campaign calls);
+- ``sms`` — ``POST /sms/incoming`` (the number's Messaging URL: STOP/СТОП/START keywords,
+  the SMS in the contact log) and ``POST /sms/status`` (delivery statuses of campaign and
+  IVR messages);
+- ``campaigns`` — the supervisors' REST API under ``/api/campaigns`` (:mod:`campaigns.api`);
 - ``media`` — the ``/media-stream`` websocket (flask-sock; each socket holds a thread, so
   serve with threads): Twilio Media Streams of ``capture: stream`` steps, recognised by
   :class:`ivr.runtime.MediaStreamCall`. The handshake's ``X-Twilio-Signature`` is checked
@@ -87,6 +91,11 @@ def create_app(settings: Settings | None = None, *, config: dict[str, Any] | Non
     app.register_blueprint(voice_bp)
     app.register_blueprint(status_bp)
     app.register_blueprint(media_bp)
+    app.register_blueprint(sms_bp)
+
+    from campaigns.api import bp as campaigns_api_bp
+
+    app.register_blueprint(campaigns_api_bp)
     sock.init_app(app)
     app.register_error_handler(WebhookError, _bad_webhook)
     return app
@@ -325,6 +334,77 @@ def voice_amd() -> Response:
     from ivr.runtime import handle_amd_status
 
     handle_amd_status(_services(), request.form.to_dict(flat=True), request.args.to_dict(flat=True))
+    return Response(status=204)
+
+
+# --------------------------------------------------------------------------- sms
+
+sms_bp = Blueprint("sms", __name__, url_prefix="/sms")
+
+SMS_HELP_REPLY = "{supplier}: справка по телефону {phone}. Чтобы отписаться, отправьте СТОП."
+
+
+@sms_bp.post("/incoming")
+@twilio_signed
+@unavailable_503
+def sms_incoming() -> Response:
+    """The number's Messaging URL: opt-out/opt-in keywords, and the SMS in the contact log."""
+    from twilio.twiml.messaging_response import MessagingResponse
+
+    from campaigns.jobs import OPT_IN_REPLY, OPT_OUT_REPLY, handle_inbound_sms
+    from campaigns.keywords import KeywordAction
+    from crm_store.messages import record_inbound_sms
+
+    services = _services()
+    params = request.form.to_dict(flat=True)
+    sid = params.get("MessageSid") or params.get("SmsSid") or ""
+    sender = params.get("From", "")
+    if not sid or not sender:
+        return Response("bad request: MessageSid and From are required\n", status=400)
+    action = handle_inbound_sms(services, params)
+    with services.db.transaction() as session:
+        record_inbound_sms(
+            session,
+            sid=sid,
+            phone=sender,
+            body=params.get("Body", ""),
+            keyword_action=action.value if action is not None else None,
+        )
+    reply = MessagingResponse()
+    settings = services.settings
+    if action is KeywordAction.OPT_OUT:
+        reply.message(OPT_OUT_REPLY)
+    elif action is KeywordAction.OPT_IN:
+        reply.message(OPT_IN_REPLY)
+    elif action is KeywordAction.HELP:
+        reply.message(
+            SMS_HELP_REPLY.format(supplier=settings.supplier_name, phone=settings.operator_phone)
+        )
+    return Response(str(reply), status=200, mimetype=TWIML_MIMETYPE)
+
+
+@sms_bp.post("/status")
+@twilio_signed
+@unavailable_503
+def sms_status() -> Response:
+    """SMS status callback of campaign and IVR messages (idempotent, order-safe)."""
+    from campaigns.jobs import handle_sms_status
+    from crm_store.messages import apply_message_status
+
+    services = _services()
+    params = {**request.form.to_dict(flat=True), **request.args.to_dict(flat=True)}
+    sid = params.get("MessageSid") or params.get("SmsSid") or ""
+    status = params.get("MessageStatus") or params.get("SmsStatus") or ""
+    if not sid or not status:
+        return Response("bad request: MessageSid and MessageStatus are required\n", status=400)
+    if not handle_sms_status(services, params):
+        try:
+            with services.db.transaction() as session:
+                apply_message_status(
+                    session, sid, status, error_code=params.get("ErrorCode") or None
+                )
+        except ValueError as exc:
+            return Response(f"bad request: {exc}\n", status=400)
     return Response(status=204)
 
 

@@ -55,8 +55,10 @@ def test_public_base_url_loses_its_trailing_slash() -> None:
         ({"VOSK_MODEL_PATH": "/nonexistent/model"}, "VOSK_MODEL_PATH"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"READING_WINDOW_START_DAY": "abc"}, "READING_WINDOW_START_DAY"),
-        ({"READING_WINDOW_START_DAY": "20", "READING_WINDOW_END_DAY": "10"},
-         "READING_WINDOW_END_DAY"),
+        (
+            {"READING_WINDOW_START_DAY": "20", "READING_WINDOW_END_DAY": "10"},
+            "READING_WINDOW_END_DAY",
+        ),
     ],
 )
 def test_invalid_values_name_the_variable(env: dict[str, str], variable: str) -> None:

@@ -1,0 +1,122 @@
+"""SMS in the contact log: inbound messages and delivery statuses of outbound ones.
+
+Twilio's ``MessageStatus`` callbacks arrive unordered and sometimes twice; the status of
+an outbound SMS only moves forward (``queued`` → ``sending`` → ``sent`` → a terminal
+state) and a terminal state is never overwritten.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_store.accounts import accounts_for_phone
+from crm_store.interactions import finish_interaction, start_interaction
+from crm_store.models import Interaction
+
+# Rank of each MessageStatus; higher never goes back to lower.
+_STATUS_RANK: dict[str, int] = {
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "receiving": 3,
+    "received": 4,
+    "partially_delivered": 4,
+    "delivered": 5,
+    "read": 6,
+    "undelivered": 5,
+    "failed": 5,
+    "canceled": 5,
+}
+TERMINAL_STATUSES = frozenset(
+    {"delivered", "read", "undelivered", "failed", "canceled", "received"}
+)
+
+
+def apply_message_status(
+    session: Session,
+    sid: str,
+    status: str,
+    *,
+    error_code: str | None = None,
+    at: datetime | None = None,
+) -> bool:
+    """Record a delivery status of the outbound SMS ``sid``; False when it is not ours.
+
+    Idempotent and order-safe: a lower-ranked status after a higher one, or anything
+    after a terminal state, changes nothing.
+    """
+    status = status.strip().lower()
+    if status not in _STATUS_RANK:
+        raise ValueError(f"unknown MessageStatus {status!r}")
+    row = session.scalars(
+        select(Interaction).where(Interaction.provider_sid == sid).with_for_update()
+    ).one_or_none()
+    if row is None or row.channel != "sms":
+        return False
+    current = (row.status or "").lower()
+    if current in TERMINAL_STATUSES:
+        return True
+    if _STATUS_RANK.get(current, -1) >= _STATUS_RANK[status]:
+        return True
+    row.status = status
+    data: dict[str, Any] = dict(row.data or {})
+    history = list(data.get("status_history", []))
+    stamp = (at or datetime.now(UTC)).isoformat()
+    history.append({"status": status, "at": stamp, "error_code": error_code})
+    data["status_history"] = history
+    if error_code:
+        data["error_code"] = error_code
+    row.data = data
+    if status in TERMINAL_STATUSES:
+        row.outcome = status
+        row.ended_at = at or datetime.now(UTC)
+    return True
+
+
+def record_inbound_sms(
+    session: Session,
+    *,
+    sid: str,
+    phone: str,
+    body: str,
+    keyword_action: str | None,
+    at: datetime | None = None,
+) -> Interaction:
+    """Log an inbound SMS (idempotent by MessageSid), linked to the sender's account.
+
+    When the phone is linked to exactly one account the interaction carries it; the
+    text goes to the summary so the contact history search finds it.
+    """
+    existing = session.scalars(
+        select(Interaction).where(Interaction.provider_sid == sid)
+    ).one_or_none()
+    if existing is not None:
+        return existing
+    accounts = accounts_for_phone(session, phone)
+    account = accounts[0] if len(accounts) == 1 else None
+    row = start_interaction(
+        session,
+        channel="sms",
+        direction="inbound",
+        provider_sid=sid,
+        phone=phone,
+        account_id=account.id if account is not None else None,
+        consumer_id=account.consumer_id if account is not None else None,
+        started_at=at,
+        status="received",
+        data={"keyword_action": keyword_action} if keyword_action else None,
+    )
+    return finish_interaction(
+        session,
+        row.id,
+        status="received",
+        outcome=keyword_action or "received",
+        ended_at=row.started_at,
+        summary=body[:1000],
+    )

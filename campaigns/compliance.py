@@ -201,13 +201,6 @@ class Skip:
 
 Decision = Allowed | Skip
 
-# phonenumbers labels some Russian ranges with foreign zones: Kaliningrad landlines get
-# Europe/Bucharest (which has DST; Kaliningrad does not), and the +7 9xx mobile block lists
-# Kazakh zones too. For a number already validated as Russian we use the Russian zone with
-# the same standard offset and drop the Kazakh ones (their offsets are covered by RU zones).
-_RU_ZONE_ALIASES = {"Europe/Bucharest": "Europe/Kaliningrad"}
-_FOREIGN_ZONES_IN_RU_BLOCKS = frozenset({"Asia/Almaty", "Asia/Aqtobe"})
-
 
 def _zone(name: str) -> ZoneInfo | None:
     try:
@@ -226,18 +219,12 @@ def zones_for_contact(phone_e164: str, account_timezone: str | None) -> tuple[st
     """The IANA zones whose local time governs a contact.
 
     The account's (service address) timezone when it is a valid zone; otherwise every
-    zone of the phone number, with the Russian corrections described above. Empty when
-    nothing is known.
+    zone of the phone number (corrected for Russian ranges by
+    :func:`contactcenter.phones.timezones_for_phone`). Empty when nothing is known.
     """
     if account_timezone and _zone(account_timezone) is not None:
         return (account_timezone,)
-    zones: list[str] = []
-    for name in timezones_for_phone(phone_e164):
-        name = _RU_ZONE_ALIASES.get(name, name)
-        if name in _FOREIGN_ZONES_IN_RU_BLOCKS or _zone(name) is None or name in zones:
-            continue
-        zones.append(name)
-    return tuple(zones)
+    return tuple(name for name in timezones_for_phone(phone_e164) if _zone(name) is not None)
 
 
 def is_within_window(

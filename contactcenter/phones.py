@@ -68,14 +68,36 @@ def is_russian_mobile(e164: str) -> bool:
     )
 
 
+# phonenumbers labels some Russian ranges with foreign zones: Kaliningrad landlines get
+# Europe/Bucharest (which has DST; Kaliningrad has none), and the +7 9xx mobile block lists
+# Kazakh zones too. For a Russian number we use the Russian zone with the same standard
+# offset and drop the Kazakh ones (their offsets are covered by Russian zones).
+_RU_ZONE_ALIASES = {"Europe/Bucharest": "Europe/Kaliningrad"}
+_FOREIGN_ZONES_IN_RU_BLOCKS = frozenset({"Asia/Almaty", "Asia/Aqtobe"})
+
+
 def timezones_for_phone(e164: str) -> tuple[str, ...]:
-    """IANA zones ``phonenumbers`` associates with the number (``Etc/Unknown`` dropped)."""
+    """IANA zones ``phonenumbers`` associates with the number (``Etc/Unknown`` dropped).
+
+    For Russian numbers the zones are corrected to Russian ones (see above); the result
+    has no duplicates and keeps phonenumbers' order.
+    """
     try:
         number = parse_phone(e164, require_russian=False)
     except InvalidPhoneError:
         return ()
-    zones = pn_timezone.time_zones_for_number(number)
-    return tuple(z for z in zones if z != "Etc/Unknown")
+    russian = phonenumbers.region_code_for_number(number) == "RU"
+    zones: list[str] = []
+    for name in pn_timezone.time_zones_for_number(number):
+        if name == "Etc/Unknown":
+            continue
+        if russian:
+            name = _RU_ZONE_ALIASES.get(name, name)
+            if name in _FOREIGN_ZONES_IN_RU_BLOCKS:
+                continue
+        if name not in zones:
+            zones.append(name)
+    return tuple(zones)
 
 
 def mask_phone(e164: str) -> str:

@@ -64,3 +64,14 @@ def test_timezones_for_a_moscow_landline() -> None:
 def test_mask() -> None:
     assert mask_phone("+79031234567") == "+7903***4567"
     assert "1234567" not in mask_phone("+79031234567")
+
+
+def test_kaliningrad_landline_gets_the_russian_zone() -> None:
+    assert timezones_for_phone("+74012123456") == ("Europe/Kaliningrad",)
+
+
+def test_russian_mobiles_carry_no_kazakh_zones() -> None:
+    zones = timezones_for_phone("+79031234567")
+    assert zones
+    assert not {"Asia/Almaty", "Asia/Aqtobe"} & set(zones)
+    assert "Europe/Moscow" in zones

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -124,14 +126,87 @@ def _unique(words: Iterable[str]) -> list[str]:
     return out
 
 
+_GrammarKey = tuple[int, str, str, tuple[str, ...]]
+
+
+class _GrammarCache:
+    """Built grammars per (model identity, kind, lang, keywords), least recently used first
+    out, and the missing words already reported per model (each is logged once).
+
+    Entries hold the model itself, so an ``id()`` cannot be reused while its entry lives.
+    Thread-safe: streams start on many threads at once.
+    """
+
+    def __init__(self, max_grammars: int = 256, max_models: int = 16) -> None:
+        self.max_grammars = max_grammars
+        self.max_models = max_models
+        self._grammars: OrderedDict[_GrammarKey, tuple[LoadedModel, Grammar]] = OrderedDict()
+        self._warned: OrderedDict[int, tuple[LoadedModel, set[str]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, model: LoadedModel, key: _GrammarKey) -> Grammar | None:
+        with self._lock:
+            entry = self._grammars.get(key)
+            if entry is None or entry[0] is not model:
+                return None
+            self._grammars.move_to_end(key)
+            return entry[1]
+
+    def put(self, model: LoadedModel, key: _GrammarKey, grammar: Grammar) -> None:
+        with self._lock:
+            self._grammars[key] = (model, grammar)
+            self._grammars.move_to_end(key)
+            while len(self._grammars) > self.max_grammars:
+                self._grammars.popitem(last=False)
+
+    def not_yet_reported(self, model: LoadedModel, words: Sequence[str]) -> list[str]:
+        """The ``words`` not reported for ``model`` before (and marks them reported)."""
+        with self._lock:
+            entry = self._warned.get(id(model))
+            if entry is None or entry[0] is not model:
+                entry = (model, set())
+                self._warned[id(model)] = entry
+            self._warned.move_to_end(id(model))
+            while len(self._warned) > self.max_models:
+                self._warned.popitem(last=False)
+            fresh = [w for w in words if w not in entry[1]]
+            entry[1].update(fresh)
+            return fresh
+
+    def clear(self) -> None:
+        with self._lock:
+            self._grammars.clear()
+            self._warned.clear()
+
+
+_cache = _GrammarCache()
+
+
+def clear_grammar_cache() -> None:
+    """Forget every built grammar and reported word (the next build checks and logs again)."""
+    _cache.clear()
+
+
 def build_grammar(
     model: LoadedModel, kind: str, lang: str = "ru", keywords: Sequence[str] = ()
 ) -> Grammar:
     """A :class:`Grammar` for ``kind`` checked against ``model``'s vocabulary.
 
-    Missing words are logged (warning) and returned in ``Grammar.missing``; a grammar none
-    of whose words the model knows raises :class:`GrammarError`.
+    Missing words are returned in ``Grammar.missing`` and logged (a warning, once per model
+    and word); a grammar none of whose words the model knows raises :class:`GrammarError`.
+    Built grammars are cached per (model, kind, lang, keywords), so a stream start costs a
+    dictionary look-up; the cache is thread-safe and bounded.
     """
+    key: _GrammarKey = (id(model), kind, lang, tuple(keywords))
+    cached = _cache.get(model, key)
+    if cached is not None:
+        return cached
+    grammar = _build_grammar(model, kind, lang, keywords)
+    _cache.put(model, key, grammar)
+    return grammar
+
+
+def _build_grammar(model: LoadedModel, kind: str, lang: str, keywords: Sequence[str]) -> Grammar:
     words = grammar_words(kind, lang, keywords)
     if kind == "free":
         return Grammar(kind="free", lang=lang, words=())
@@ -141,14 +216,15 @@ def build_grammar(
         raise GrammarError(
             f"the speech model {model.info.name} knows none of the {kind} words for {lang!r}"
         )
-    if missing:
+    unreported = _cache.not_yet_reported(model, missing)
+    if unreported:
         log.warning(
             "speech model %s lacks %d %s/%s grammar word(s), left out: %s",
             model.info.name,
-            len(missing),
+            len(unreported),
             kind,
             lang,
-            ", ".join(missing),
+            ", ".join(unreported),
         )
     if UNK not in missing:
         present.append(UNK)
@@ -161,7 +237,7 @@ def check_vocabulary(
     """Start-up check: missing words per grammar (``digits``, ``number``, ``yes_no``, menus).
 
     Returns only the grammars with missing words; keys of ``menus`` appear as ``menu:NAME``.
-    Every problem is also logged by :func:`build_grammar`.
+    Every problem is also logged by :func:`build_grammar` (once per model and word).
     """
     problems: dict[str, list[str]] = {}
     checks: list[tuple[str, str, Sequence[str]]] = [

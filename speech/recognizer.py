@@ -31,7 +31,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -79,7 +82,11 @@ class EndpointConfig:
     min_speech: float = 0.06
     frame_seconds: float = 0.02
     speech_margin_db: float = 12.0
-    noise_rise_db_per_s: float = 20.0
+    noise_rise_db_per_s: float = 20.0  # the most the noise floor rises per second
+    noise_window: float = 3.0  # seconds of non-speech frames the floor is learnt from
+    noise_percentile: float = 10.0  # the floor: this percentile of those frames' levels
+    steady_seconds: float = 0.5  # a level this steady for this long is line noise...
+    steady_spread_db: float = 4.0  # ...when it stays within this range (speech never does)
     noise_settle: float = 1.0  # seconds while the floor is being learnt (see barge-in)
     min_speech_db: float = -45.0
     partial_interval: float = 0.2
@@ -87,9 +94,18 @@ class EndpointConfig:
     endpointing: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("trailing_silence", "max_length", "no_input_timeout", "frame_seconds"):
+        for name in (
+            "trailing_silence",
+            "max_length",
+            "no_input_timeout",
+            "frame_seconds",
+            "noise_window",
+            "steady_seconds",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"EndpointConfig.{name} must be positive")
+        if not 0.0 <= self.noise_percentile <= 100.0:
+            raise ValueError("EndpointConfig.noise_percentile must be within 0..100")
 
 
 @dataclass(frozen=True)
@@ -150,12 +166,21 @@ class RecognitionEvent:
 class EnergyVad:
     """Frame-level speech/non-speech decision on the level relative to the noise floor.
 
-    The noise floor follows any quieter frame at once and rises towards louder ones by at
-    most ``noise_rise_db_per_s`` (a minimum tracker): the gaps between words keep it at the
-    line's noise, a steady hiss or hum is learnt within a couple of seconds (typically while
-    the prompt plays) and then no longer counts as speech, while speech itself cannot push the
-    floor up fast enough to hide. A frame is speech when it is ``speech_margin_db`` above the
-    floor and above ``min_speech_db``. The floor starts at −70 dBFS.
+    A frame is speech when it is ``speech_margin_db`` above the floor and above
+    ``min_speech_db``. The floor starts at −70 dBFS and moves only on evidence of noise,
+    never on speech:
+
+    - it follows any quieter frame at once;
+    - it rises towards the ``noise_percentile``-th percentile of the last ``noise_window``
+      seconds of *non-speech* frames, by at most ``noise_rise_db_per_s`` (frames taken for
+      speech, including the louder gaps between words, do not enter that window, so an
+      utterance of any length cannot lift the floor to its own level and cut itself short);
+    - while the level is *steady* — the last ``steady_seconds`` of frames within
+      ``steady_spread_db`` of each other, which speech with its syllables never is — the
+      frame is line noise (a hiss or hum, even one loud enough to be taken for speech): the
+      floor rises towards it by at most ``noise_rise_db_per_s``. A steady hiss is so learnt
+      within a couple of seconds (typically while the prompt plays); the session drops the
+      "speech" it caused as a false start.
     """
 
     def __init__(self, config: EndpointConfig, sample_rate: int) -> None:
@@ -164,21 +189,162 @@ class EnergyVad:
         self.noise_floor_db = -70.0
         self._rise = config.noise_rise_db_per_s * config.frame_seconds
         self._pending = np.zeros(0, dtype=np.int16)
+        self._noise: deque[float] = deque(
+            maxlen=max(1, round(config.noise_window / config.frame_seconds))
+        )
+        self._recent: deque[float] = deque(  # the last levels, for steadiness
+            maxlen=max(2, round(config.steady_seconds / config.frame_seconds))
+        )
+        self._noise_target: float | None = None
+        self._noise_added = 0
 
     def frames(self, samples: Samples) -> list[tuple[bool, float]]:
         """(is speech, level in dBFS) of every complete frame (a partial one waits for more)."""
-        data = np.concatenate([self._pending, np.asarray(samples, dtype=np.int16)])
+        data = np.asarray(samples, dtype=np.int16)
+        if self._pending.size:
+            data = np.concatenate([self._pending, data])
         count = data.size // self.frame_len
         self._pending = data[count * self.frame_len :]
+        if count == 0:
+            return []
         levels = frames_energy_db(data[: count * self.frame_len].reshape(count, self.frame_len))
+        cfg = self.config
+        recent = self._recent
         decisions = []
         floor = self.noise_floor_db
         for level in levels.tolist():
-            speech = level > max(self.config.min_speech_db, floor + self.config.speech_margin_db)
+            recent.append(level)
+            steady = (
+                len(recent) == recent.maxlen and max(recent) - min(recent) <= cfg.steady_spread_db
+            )
+            speech = level > max(cfg.min_speech_db, floor + cfg.speech_margin_db)
             decisions.append((speech, level))
-            floor = level if level < floor else min(level, floor + self._rise)
+            if not speech:
+                self._noise.append(level)
+                self._noise_added += 1
+            if level < floor:
+                floor = level
+            elif steady:  # a steady level is line noise, whatever it was taken for
+                floor = min(level, floor + self._rise)
+            elif not speech:
+                goal = self._target()
+                if goal > floor:
+                    floor = min(goal, floor + self._rise)
         self.noise_floor_db = floor
         return decisions
+
+    def _target(self) -> float:
+        """The floor non-speech frames point to: a low percentile of the recent ones
+        (recomputed every few frames: it moves slowly and costs a sort)."""
+        if self._noise_target is None or self._noise_added >= 10:
+            self._noise_added = 0
+            self._noise_target = float(
+                np.percentile(np.fromiter(self._noise, float), self.config.noise_percentile)
+            )
+        return self._noise_target
+
+
+@dataclass
+class _Lease:
+    """A free-vocabulary recognizer handed to one session at a time, with its usage."""
+
+    recognizer: Any
+    key: tuple[int, int, int, int]
+    owners: tuple[Any, Any]  # (model, factory): their ids in ``key`` stay theirs
+    utterances: int = 0
+    audio_seconds: float = 0.0
+
+
+class RecognizerPool:
+    """Idle free-vocabulary recognizers, reused by the next utterance after ``FinalResult()``.
+
+    A free-vocabulary ``KaldiRecognizer`` costs about 100 ms to create and decodes its first
+    seconds of audio about twice as slowly (its lazily composed decoding graph is cached as
+    it is explored). After ``FinalResult()`` Vosk rebuilds the decoder and the feature
+    pipeline on the next audio, so the recognizer serves another utterance with nothing of
+    the previous one carried over but that graph cache.
+
+    Memory, measured with the ko model over 600 s of audio in ~1.5 s utterances: a reused
+    recognizer levels off at +75 MB (+64 MB after 47 s, +72 MB after 200 s, +75 MB from
+    450 s on); a new one per utterance holds +42 MB but decoded 3–4× more slowly side by side;
+    retiring the reused one every 60 s or 120 s of audio made no measurable difference
+    (+75–81 MB). Growth is per *utterance* (a decoder that never sees ``FinalResult()``
+    grows by 150+ MB a minute) and utterances are capped by ``EndpointConfig.max_length``.
+    So the limits are a safety net that costs next to nothing: a recognizer is retired after
+    ``max_utterances`` utterances or ``max_audio_seconds`` of audio, and at most ``max_idle``
+    idle ones are kept per process (``max_idle=0`` disables reuse).
+
+    :meth:`acquire` hands a recognizer to exactly one session (never two at once);
+    :meth:`release` takes it back after ``FinalResult()``. Thread-safe; a forked child
+    starts empty. Grammar recognizers are never pooled: they cost ~1 ms and reusing one
+    would mean ``SetGrammar()``.
+    """
+
+    def __init__(
+        self, *, max_idle: int = 2, max_utterances: int = 100, max_audio_seconds: float = 300.0
+    ) -> None:
+        if max_idle < 0 or max_utterances < 1 or max_audio_seconds <= 0:
+            raise ValueError("RecognizerPool limits must be positive (max_idle may be 0)")
+        self.max_idle = max_idle
+        self.max_utterances = max_utterances
+        self.max_audio_seconds = max_audio_seconds
+        self.created = 0  # recognizers made by this pool
+        self.reused = 0  # acquisitions served by an idle recognizer
+        self._idle: list[_Lease] = []
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+
+    @property
+    def idle(self) -> int:
+        """Number of idle recognizers kept."""
+        with self._lock:
+            return len(self._idle)
+
+    def acquire(self, model: Any, rate: int, factory: RecognizerFactory) -> _Lease:
+        """A free-vocabulary recognizer for ``model`` at ``rate`` (reused or new)."""
+        key = (os.getpid(), id(model), rate, id(factory))
+        with self._lock:
+            if self._pid != key[0]:  # forked: the parent's recognizers are not ours
+                self._idle, self._pid = [], key[0]
+            for index in range(len(self._idle) - 1, -1, -1):
+                lease = self._idle[index]
+                if lease.key == key and lease.owners[0] is model and lease.owners[1] is factory:
+                    del self._idle[index]
+                    self.reused += 1
+                    return lease
+            self.created += 1
+        return _Lease(factory(model, rate, None), key, (model, factory))
+
+    def release(self, lease: _Lease, audio_seconds: float) -> None:
+        """Take ``lease`` back after ``FinalResult()``; it is kept unless worn out or the
+        pool is full (then it is dropped and its memory freed)."""
+        lease.utterances += 1
+        lease.audio_seconds += audio_seconds
+        worn = (
+            lease.utterances >= self.max_utterances or lease.audio_seconds >= self.max_audio_seconds
+        )
+        with self._lock:
+            if worn or lease.key[0] != self._pid or len(self._idle) >= self.max_idle:
+                return
+            self._idle.append(lease)
+
+    def clear(self) -> None:
+        """Drop every idle recognizer."""
+        with self._lock:
+            self._idle.clear()
+
+
+_shared_pool: RecognizerPool | None = None
+_shared_pool_lock = threading.Lock()
+
+
+def shared_recognizer_pool() -> RecognizerPool:
+    """The process-wide :class:`RecognizerPool` sessions use unless given another."""
+    global _shared_pool  # one pool per process, created on first use
+    with _shared_pool_lock:
+        if _shared_pool is None:
+            _shared_pool = RecognizerPool()
+        return _shared_pool
 
 
 def _parse_words(payload: dict[str, Any]) -> list[WordResult]:
@@ -206,6 +372,7 @@ class RecognitionSession:
         prompt_seconds: float = 0.0,
         clock: Callable[[], float] = time.perf_counter,
         recognizer_factory: RecognizerFactory = vosk_recognizer,
+        recognizer_pool: RecognizerPool | None = None,
     ) -> None:
         self.model = model
         self.grammar = grammar
@@ -214,7 +381,15 @@ class RecognitionSession:
         self._clock = clock
         rate = model.info.sample_rate
         started = clock()
-        self._rec: Any = recognizer_factory(model.model, rate, grammar.to_json())
+        self._lease: _Lease | None = None
+        if grammar.is_free:  # ~100 ms to create: reuse one after FinalResult()
+            pool = recognizer_pool or shared_recognizer_pool()
+            self._lease = pool.acquire(model.model, rate, recognizer_factory)
+            self._pool: RecognizerPool | None = pool
+            self._rec: Any = self._lease.recognizer
+        else:  # ~1 ms to create, and no SetGrammar() ever: a new one per utterance
+            self._pool = None
+            self._rec = recognizer_factory(model.model, rate, grammar.to_json())
         self._rec.SetWords(True)
         self._resampler = Resampler(input_rate, rate)
         self._batch: list[Samples] = []
@@ -290,29 +465,33 @@ class RecognitionSession:
     def feed(self, samples: Samples) -> list[RecognitionEvent]:
         """Feed PCM 16-bit samples at the input rate; returns what happened (maybe a final).
 
-        Audio is gathered up to ``batch_seconds`` before it is processed, so events come at
-        most that much audio later; their timing (in audio time) is unaffected.
+        The energy detector and the end-of-utterance decision see every call at once (no
+        added latency); the recognizer gets audio in ``batch_seconds`` batches (fewer decoder
+        calls), and whatever is still gathered when the utterance ends is decoded then.
         """
         if self.result is not None or samples.size == 0:
             return []
-        self._batch.append(np.asarray(samples, dtype=np.int16))
+        samples = np.asarray(samples, dtype=np.int16)
+        self._batch.append(samples)
         self._batched += samples.size
-        if self._batched < self._batch_size:
-            return []
-        return self._process(self._take_batch())
+        if self._batched >= self._batch_size:
+            self._decode(self._take_batch())
+        return self._track(samples)
 
     def _take_batch(self) -> Samples:
         batch = self._batch[0] if len(self._batch) == 1 else np.concatenate(self._batch)
         self._batch, self._batched = [], 0
         return batch
 
-    def _process(self, samples: Samples) -> list[RecognitionEvent]:
-        events: list[RecognitionEvent] = []
+    def _decode(self, samples: Samples) -> None:
         started = self._clock()
         converted = self._resampler.process(samples)
         if converted.size and self._rec.AcceptWaveform(pcm16_to_bytes(converted)):
             self._close_segment(json.loads(self._rec.Result()))
         self._processing += self._clock() - started
+
+    def _track(self, samples: Samples) -> list[RecognitionEvent]:
+        events: list[RecognitionEvent] = []
         for speech, level in self._vad.frames(samples):
             self._frames += 1
             frame_start = (self._frames - 1) * self.config.frame_seconds
@@ -415,14 +594,13 @@ class RecognitionSession:
         if self.result is not None:
             return self.result
         if self._batched:
-            pending = self._take_batch()
-            converted = self._resampler.process(pending)
-            if converted.size and self._rec.AcceptWaveform(pcm16_to_bytes(converted)):
-                self._close_segment(json.loads(self._rec.Result()))
-            self._fed += pending.size
+            self._decode(self._take_batch())
         started = self._clock()
         self._close_segment(json.loads(self._rec.FinalResult()))
-        self._rec = None  # free the decoder now: memory stays flat over a long call
+        if self._lease is not None and self._pool is not None:
+            self._pool.release(self._lease, self.audio_seconds)  # FinalResult() reset it
+            self._lease = None
+        self._rec = None  # free a grammar decoder now: memory stays flat over a long call
         self._processing += self._clock() - started
         words = tuple(self._segments)
         confidence = sum(w.conf for w in words) / len(words) if words else 0.0

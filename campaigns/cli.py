@@ -261,21 +261,34 @@ def report_cmd(campaign_id: int, as_json: bool) -> None:
         click.echo("\n".join(lines))
 
 
+def default_worker_queues() -> list[str]:
+    """The queues ``contactcenter worker`` serves without ``--queue``: campaigns, ivr and
+    telephony (the sandbox provider's call and SMS lives)."""
+    from campaigns.jobs import QUEUE_NAME
+    from ivr.runtime import IVR_QUEUE
+    from telephony import TELEPHONY_QUEUE
+
+    return [QUEUE_NAME, IVR_QUEUE, TELEPHONY_QUEUE]
+
+
 @click.command("worker")
 @click.option(
     "--queue",
     "queues",
     multiple=True,
-    help="Queue to listen to (repeatable; default: campaigns and ivr).",
+    help="Queue to listen to (repeatable; default: campaigns, ivr and telephony).",
 )
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @click.option("--name", default=None, help="Worker name (default: host and pid).")
 def worker(queues: tuple[str, ...], burst: bool, name: str | None) -> None:
-    """Run an RQ worker with the scheduler on our queues (`rq worker --with-scheduler`)."""
+    """Run an RQ worker with the scheduler on our queues (`rq worker --with-scheduler`).
+
+    By default it serves campaign jobs, the IVR's jobs (SMS a call asked for) and the
+    sandbox provider's call and SMS lives (the ``telephony`` queue).
+    """
     from redis.exceptions import ConnectionError as RedisConnectionError
     from rq import Queue, Worker
 
-    from campaigns.jobs import QUEUE_NAME
     from contactcenter.cli import settings_or_exit
     from contactcenter.config import configure_logging
     from contactcenter.runtime import Services, install_services
@@ -284,7 +297,7 @@ def worker(queues: tuple[str, ...], burst: bool, name: str | None) -> None:
     configure_logging(settings.log_level)
     services = Services(settings)
     install_services(services)
-    names = list(queues) or [QUEUE_NAME, "ivr"]
+    names = list(queues) or default_worker_queues()
     try:
         services.redis.ping()
     except RedisConnectionError as exc:

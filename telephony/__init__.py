@@ -1,6 +1,7 @@
 """Telephony providers: the Twilio adapter and the local sandbox emulator.
 
 Public API: :class:`TelephonyProvider` (the interface), :class:`CallInfo`,
+:data:`TELEPHONY_QUEUE` (the RQ queue of the sandbox provider's call and SMS lives),
 :class:`MessageInfo`, the exceptions of :mod:`telephony.errors`, :func:`sign` /
 :func:`is_valid` for ``X-Twilio-Signature``, and :func:`get_provider` which picks the
 provider named by ``Settings.telephony`` and caches it in :class:`Services`.
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from telephony.base import (
     ANSWERED_BY_VALUES,
     DEFAULT_STATUS_EVENTS,
+    TELEPHONY_QUEUE,
     TERMINAL_CALL_STATUSES,
     TERMINAL_MESSAGE_STATUSES,
     CallInfo,
@@ -62,14 +64,13 @@ def build_provider(services: Services) -> TelephonyProvider:
             SandboxProvider,
             ScenarioError,
         )
-        from telephony.sandbox.jobs import QUEUE_NAME
 
         try:
             return SandboxProvider(
                 HttpTransport(),
                 settings.sandbox_auth_token,
                 mode="rq",
-                queue=Queue(QUEUE_NAME, connection=services.redis),
+                queue=Queue(TELEPHONY_QUEUE, connection=services.redis),
                 state=RedisCallState(services.redis),
                 scenario_path=settings.sandbox_scenario,
             )
@@ -91,6 +92,7 @@ __all__ = [
     "ANSWERED_BY_VALUES",
     "DEFAULT_STATUS_EVENTS",
     "SIGNATURE_HEADER",
+    "TELEPHONY_QUEUE",
     "TERMINAL_CALL_STATUSES",
     "TERMINAL_MESSAGE_STATUSES",
     "AuthenticationFailed",

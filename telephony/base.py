@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+#: The RQ queue of the sandbox provider's call and SMS lives (a worker must listen on it).
+TELEPHONY_QUEUE = "telephony"
+
 MachineDetection = Literal["Enable", "DetectMessageEnd"]
 CallStatusUpdate = Literal["completed", "canceled"]
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-QUEUE_NAME = "telephony"
+from telephony.base import TELEPHONY_QUEUE
+
+QUEUE_NAME = TELEPHONY_QUEUE
 
 
 def _provider(spec: Mapping[str, Any]) -> Any:

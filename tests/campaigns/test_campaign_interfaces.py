@@ -239,7 +239,35 @@ def test_api_lifecycle(db: Database, settings: Settings, redis_client: Any) -> N
 def test_worker_command_runs_a_burst(cli_env: CliRunner, settings: Settings) -> None:
     result = cli_env.invoke(main, ["worker", "--burst", "--name", "test-worker"])
     assert result.exit_code == 0, result.output
-    assert "worker test-worker listening on campaigns, ivr" in result.output
+    assert "worker test-worker listening on campaigns, ivr, telephony" in result.output
+
+
+def test_default_worker_serves_campaign_ivr_and_telephony_queues(
+    cli_env: CliRunner, settings: Settings, redis_client: Any
+) -> None:
+    """The sandbox provider's call and SMS lives run on the telephony queue: a default
+    worker must take jobs from it as well as from the campaigns and ivr queues."""
+    from rq import Queue
+
+    from campaigns.jobs import QUEUE_NAME
+    from ivr.runtime import IVR_QUEUE
+    from telephony import TELEPHONY_QUEUE
+
+    names = [QUEUE_NAME, IVR_QUEUE, TELEPHONY_QUEUE]
+    assert len(set(names)) == 3
+    jobs = [
+        Queue(name, connection=redis_client).enqueue("operator.add", n, 40)
+        for n, name in enumerate(names)
+    ]
+    other = Queue("elsewhere", connection=redis_client).enqueue("operator.add", 1, 1)
+    result = cli_env.invoke(main, ["worker", "--burst", "--name", "all-queues"])
+    assert result.exit_code == 0, result.output
+    for n, job in enumerate(jobs):
+        job.refresh()
+        assert job.is_finished, (job.origin, job.get_status())
+        assert job.return_value() == n + 40
+    other.refresh()
+    assert other.is_queued  # only our queues are served
 
 
 def test_worker_command_reports_an_unreachable_redis(

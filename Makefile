@@ -27,11 +27,7 @@ services:
 run: venv services
 	$(BIN)/contactcenter db upgrade
 	$(BIN)/contactcenter demo seed --consumers $(DEMO_CONSUMERS) --seed 1 --if-empty
-	@echo "health:    http://$(HOST):$(PORT)/healthz"
-	@echo "voice URL: http://$(HOST):$(PORT)/voice/incoming"
-	SANDBOX_SCENARIO=$${SANDBOX_SCENARIO:-telephony/scenarios/demo.yaml} \
-	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
-	$(BIN)/contactcenter serve --host $(HOST) --port $(PORT)
+	HOST=$(HOST) PORT=$(PORT) BIN=$(BIN) bash scripts/run_dev.sh
 
 lint: venv
 	$(BIN)/ruff check .

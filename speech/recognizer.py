@@ -58,6 +58,8 @@ from speech.model_store import LoadedModel
 
 log = logging.getLogger(__name__)
 
+_EMPTY: Samples = np.zeros(0, dtype=np.int16)
+
 EndReason = Literal["silence", "max_length", "no_input", "dtmf", "hangup", "end_of_audio"]
 EventKind = Literal["speech_start", "barge_in", "partial", "final"]
 # (vosk model, sample rate, grammar JSON or None) -> a KaldiRecognizer-like object
@@ -206,15 +208,22 @@ class EnergyVad:
         if self._pending.size:
             data = np.concatenate([self._pending, data])
         count = data.size // self.frame_len
-        self._pending = data[count * self.frame_len :]
+        self._pending = data[count * self.frame_len :] if data.size % self.frame_len else _EMPTY
         if count == 0:
             return []
-        levels = frames_energy_db(data[: count * self.frame_len].reshape(count, self.frame_len))
+        levels: list[float]
+        if count == 1:  # the usual 20 ms telephone frame: no 2-D machinery for one row
+            frame = data[: self.frame_len].astype(np.float64)
+            power = float(frame.dot(frame)) / (self.frame_len * 32768.0 * 32768.0)
+            levels = [10.0 * math.log10(max(power, 1e-10))]
+        else:
+            whole = data[: count * self.frame_len].reshape(count, self.frame_len)
+            levels = frames_energy_db(whole).tolist()
         cfg = self.config
         recent = self._recent
         decisions = []
         floor = self.noise_floor_db
-        for level in levels.tolist():
+        for level in levels:
             recent.append(level)
             steady = (
                 len(recent) == recent.maxlen and max(recent) - min(recent) <= cfg.steady_spread_db

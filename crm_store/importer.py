@@ -159,7 +159,8 @@ class ImportRow:
     full_name: str
     phone: str | None
     address: str
-    timezone: str
+    #: ``None``: the cell was empty (zone unknown; a stored zone is kept).
+    timezone: str | None
     meter_serial: str
     meter_capacity: int
     meter_zones: tuple[str, ...]
@@ -180,6 +181,8 @@ class ImportReport:
     rows_updated: int = 0
     rows_unchanged: int = 0
     rows_valid: int = 0
+    #: Imported accounts whose time zone is still unknown (empty ``timezone`` cells).
+    accounts_without_timezone: int = 0
     errors: list[RowError] = field(default_factory=list)
 
     @property
@@ -207,6 +210,11 @@ class ImportReport:
             out.append(f"  новых: {self.rows_created}")
             out.append(f"  обновлено: {self.rows_updated}")
             out.append(f"Без изменений (уже в базе): {self.rows_unchanged}")
+        if self.accounts_without_timezone:
+            out.append(
+                f"Лицевых счетов без часового пояса: {self.accounts_without_timezone} — "
+                "окна обзвона для них соблюдаются во всех часовых поясах номера телефона"
+            )
         out.append(f"Отклонено строк: {len(self.rejected_rows)}")
         out.extend(f"  {error}" for error in self.errors)
         return out
@@ -504,11 +512,10 @@ def _validate_one(
         "account_number",
         "full_name",
         "address",
-        "timezone",
         "meter_serial",
         "meter_capacity",
         "meter_zones",
-    ):
+    ):  # ``timezone`` may be empty: the zone is unknown (stored as NULL)
         if not cells[column]:
             fail(column, "не заполнено обязательное поле")
 
@@ -554,7 +561,7 @@ def _validate_one(
         if len(cells[column]) > limit:
             fail(column, f"слишком длинное значение (больше {limit} символов)")
 
-    if errs or capacity is None or zones is None or timezone is None:
+    if errs or capacity is None or zones is None:
         return errs, None
     return errs, ImportRow(
         number=raw.number,
@@ -579,7 +586,7 @@ def _row_values(row: ImportRow) -> tuple[dict[str, str], dict[str, str]]:
         "full_name": row.full_name,
         "phone": row.phone or "",
         "address": row.address,
-        "timezone": row.timezone,
+        "timezone": row.timezone or "",
         "debt_rub": "" if row.debt_rub is None else str(row.debt_rub),
         "debt_due_date": "" if row.debt_due_date is None else row.debt_due_date.isoformat(),
     }
@@ -659,7 +666,10 @@ def consumer_kind(full_name: str) -> str:
 
 
 def reading_timestamp(day: date, timezone: str) -> datetime:
-    """The instant an imported reading is dated: local noon of ``day``, in UTC."""
+    """The instant an imported reading is dated: local noon of ``day``, in UTC.
+
+    Callers pass ``Account.local_timezone`` (the supplier's Moscow clock for an unknown zone).
+    """
     from zoneinfo import ZoneInfo
 
     return datetime.combine(day, time(12, 0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
@@ -698,14 +708,22 @@ def import_consumers(
         errors=errors,
     )
     if dry_run:
+        # Without the database: accounts none of whose rows gives a zone in the file.
+        in_file: dict[str, bool] = {}
+        for row in good:
+            in_file[row.account_normalized] = (
+                in_file.get(row.account_normalized, False) or row.timezone is not None
+            )
+        report.accounts_without_timezone = sum(not known for known in in_file.values())
         return report
     from crm_store.audit import acting_as
 
+    zone_known: dict[str, bool] = {}
     with acting_as("import"), db.transaction() as session:
         for row in good:
             try:
                 with session.begin_nested():
-                    outcome = _apply_row(session, row, day)
+                    outcome, has_zone = _apply_row(session, row, day)
             except (SQLAlchemyError, ValueError) as exc:
                 # A constraint or model validator refused the row: report it, keep going.
                 logger.warning("import row %s failed in the database: %s", row.number, exc)
@@ -714,12 +732,14 @@ def import_consumers(
                     RowError(row.number, "*", f"строку не удалось записать в базу: {reason}")
                 )
                 continue
+            zone_known[row.account_normalized] = has_zone
             if outcome == "created":
                 report.rows_created += 1
             elif outcome == "updated":
                 report.rows_updated += 1
             else:
                 report.rows_unchanged += 1
+    report.accounts_without_timezone = sum(not known for known in zone_known.values())
     report.errors.sort(
         key=lambda e: (e.row, COLUMNS.index(e.column) if e.column in COLUMNS else -1)
     )
@@ -743,7 +763,8 @@ def _set(obj: object, name: str, value: object) -> bool:
     return True
 
 
-def _apply_row(session: Session, row: ImportRow, today: date) -> RowOutcome:
+def _apply_row(session: Session, row: ImportRow, today: date) -> tuple[RowOutcome, bool]:
+    """Upsert one row; returns the outcome and whether the account's zone is known after it."""
     created = False
     changed = False
     account = session.scalars(
@@ -764,7 +785,8 @@ def _apply_row(session: Session, row: ImportRow, today: date) -> RowOutcome:
         changed |= _set(account.consumer, "full_name", row.full_name)
         changed |= _set(account, "number_raw", row.account_number)
         changed |= _set(account, "service_address", row.address)
-        changed |= _set(account, "timezone", row.timezone)
+        if row.timezone is not None:  # an empty cell never erases a known zone
+            changed |= _set(account, "timezone", row.timezone)
     session.flush()
 
     if row.phone is not None:
@@ -790,16 +812,17 @@ def _apply_row(session: Session, row: ImportRow, today: date) -> RowOutcome:
     if row.last_readings is not None and row.last_reading_date is not None:
         readings = dict(zip(row.meter_zones, row.last_readings, strict=True))
         changed |= _store_readings(
-            session, meter, readings, row.last_reading_date, account.timezone
+            session, meter, readings, row.last_reading_date, account.local_timezone
         )
     if row.debt_rub is not None:
         changed |= _reconcile_debt(
             session, account, row.debt_rub, row.debt_due_date or today, today
         )
     session.flush()
+    has_zone = account.timezone is not None
     if created:
-        return "created"
-    return "updated" if changed else "unchanged"
+        return "created", has_zone
+    return ("updated" if changed else "unchanged"), has_zone
 
 
 def _link_phone(session: Session, account: Account, e164: str) -> bool:

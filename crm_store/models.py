@@ -96,6 +96,11 @@ AUDIT_ACTIONS = ("insert", "update", "delete")
 
 METER_MIN_CAPACITY = 4
 METER_MAX_CAPACITY = 9
+#: The supplier's own clock: billing periods, reading windows and operator hours of an account
+#: whose service-address time zone is unknown are counted in Moscow time (the convention of
+#: Russian suppliers' published schedules). Never used for contact windows: campaigns fall
+#: back to every zone of the phone number instead.
+SUPPLIER_TIMEZONE = "Europe/Moscow"
 
 
 def utcnow() -> datetime:
@@ -188,7 +193,8 @@ class Account(Base):
     ivr_code: Mapped[str | None] = mapped_column(String(32), unique=True)
     service_address: Mapped[str] = mapped_column(String(500), default="", nullable=False)
     region: Mapped[str] = mapped_column(String(200), default="", nullable=False)
-    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Moscow", nullable=False)
+    #: IANA zone of the service address; ``None`` when unknown (never guessed as Moscow).
+    timezone: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="active", nullable=False)
     e_receipt: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     created_at: Mapped[datetime] = _created()
@@ -203,7 +209,9 @@ class Account(Base):
     )
 
     @validates("timezone")
-    def _check_timezone(self, _key: str, value: str) -> str:
+    def _check_timezone(self, _key: str, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not isinstance(value, str) or not value or value.startswith("Etc/Unknown"):
             raise ValueError(f"unknown time zone {value!r}")
         try:
@@ -219,9 +227,18 @@ class Account(Base):
         return value
 
     @property
+    def local_timezone(self) -> str:
+        """The zone for the account's calendar dates: its own, else :data:`SUPPLIER_TIMEZONE`.
+
+        For billing periods and reading windows only; contact windows must not use it (an
+        unknown zone there means every zone of the phone number).
+        """
+        return self.timezone or SUPPLIER_TIMEZONE
+
+    @property
     def zoneinfo(self) -> ZoneInfo:
-        """The account's local time zone."""
-        return ZoneInfo(self.timezone)
+        """:attr:`local_timezone` as a ``ZoneInfo``."""
+        return ZoneInfo(self.local_timezone)
 
 
 class PhoneNumber(Base):
@@ -622,7 +639,8 @@ class CampaignTarget(Base):
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True, nullable=False
     )
     phone: Mapped[str | None] = mapped_column(String(16))
-    timezone: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: The account's zone when planned; ``None``: unknown, every zone of ``phone`` applies.
+    timezone: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), default="pending", nullable=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -612,7 +612,7 @@ def _evaluate(
             capacity=meter.capacity,
             zone=zone,
             zones=list(meter.zones),
-            timezone=account.timezone,
+            timezone=account.local_timezone,  # unknown zone: the supplier's Moscow clock
             submitted_at=at,
             previous=history.previous,
             previous_period=history.previous_period,

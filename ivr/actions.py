@@ -41,6 +41,10 @@ ActionImpl = Callable[[ActionContext], ActionResult]
 ACTOR = "ivr"
 MAX_LISTED_ACCOUNTS = 9
 ACCOUNT_INPUT = re.compile(r"\d{4,32}")
+#: The supplier's clock (crm_store.models.SUPPLIER_TIMEZONE): operator hours are always in
+#: it, and an account whose service-address zone is unknown (``Account.timezone is None``)
+#: gets its reading window, billing period and balance date in it too (Moscow time is the
+#: supplier's published convention). Contact windows never use it (see campaigns.compliance).
 DEFAULT_TZ = "Europe/Moscow"
 #: Operator hours (local time): weekdays 08-17; on the 21st-25th weekdays 08-21, weekends 08-17.
 OPERATOR_OPEN = time(8, 0)
@@ -143,6 +147,7 @@ def _current_account(ctx: ActionContext, s: Session) -> Account:
 
 
 def _local_today(account_tz: str | None, now: datetime) -> date:
+    """``now``'s date in ``account_tz``; in :data:`DEFAULT_TZ` when the zone is unknown."""
     return now.astimezone(_zone(account_tz)).date()
 
 
@@ -256,7 +261,7 @@ def _balance(ctx: ActionContext) -> Any:
 
     with _session(ctx) as s:
         account = _current_account(ctx, s)
-        return balance(s, account.id, _local_today(account.timezone, ctx.now))
+        return balance(s, account.id, _local_today(account.local_timezone, ctx.now))
 
 
 @action("balance")
@@ -343,9 +348,9 @@ def start_readings(ctx: ActionContext) -> ActionResult:
         meters = sorted((m for m in account.meters if not m.remote_read), key=lambda m: m.id)
         if not meters:
             return ActionResult("no_meters")
-        timing = billing_period(ctx.now, account.timezone, policy)
+        timing = billing_period(ctx.now, account.local_timezone, policy)
         if isinstance(timing, Rejected):
-            local = _local_today(account.timezone, ctx.now)
+            local = _local_today(account.local_timezone, ctx.now)
             return ActionResult("window_closed", _window(policy, local))
         zones = [[m.id, m.serial, zone] for m in meters for zone in m.zones]
         state = {
@@ -369,9 +374,9 @@ def next_meter_zone(ctx: ActionContext) -> ActionResult:
     policy = reading_policy(_services(ctx))
     with _session(ctx) as s:
         account = _current_account(ctx, s)
-        timing = billing_period(ctx.now, account.timezone, policy)
+        timing = billing_period(ctx.now, account.local_timezone, policy)
         period = (
-            _local_today(account.timezone, ctx.now).replace(day=1)
+            _local_today(account.local_timezone, ctx.now).replace(day=1)
             if isinstance(timing, Rejected)
             else timing[0]
         )
@@ -419,7 +424,7 @@ def check_reading(ctx: ActionContext) -> ActionResult:
         return ActionResult("implausible", {"reason": _reason_text(decision)})
     if decision.reason == "window_closed":
         return ActionResult(
-            "window_closed", _window(policy, _local_today(account.timezone, ctx.now))
+            "window_closed", _window(policy, _local_today(account.local_timezone, ctx.now))
         )
     return ActionResult("implausible", {"reason": _reason_text(decision)})
 
@@ -455,7 +460,7 @@ def save_reading(ctx: ActionContext) -> ActionResult:
             return ActionResult("saved", state={**ctx.state, READINGS_KEY: state})
         if decision.status == "rejected" and decision.reason == "window_closed":
             return ActionResult(
-                "window_closed", _window(policy, _local_today(account.timezone, ctx.now))
+                "window_closed", _window(policy, _local_today(account.local_timezone, ctx.now))
             )
     raise ActionFailed(f"save_reading: the reading was not accepted ({decision.message})")
 

@@ -45,6 +45,15 @@ log = logging.getLogger(__name__)
 
 StreamEventKind = Literal["started", "partial", "barge_in", "final", "dtmf", "stopped"]
 STREAM_SAMPLE_RATE = 8000
+# Twilio Media Streams event name -> the MediaStreamSession method handling it.
+_HANDLERS: Mapping[str, str] = {
+    "connected": "_on_connected",
+    "start": "_on_start",
+    "media": "_on_media",
+    "dtmf": "_on_dtmf",
+    "mark": "_on_mark",
+    "stop": "_on_stop",
+}
 
 
 @dataclass(frozen=True)
@@ -115,19 +124,16 @@ class MediaStreamSession:
             self._malformed("not a JSON object", raw)
             return
         event = message.get("event")
-        handler = {
-            "connected": self._on_connected,
-            "start": self._on_start,
-            "media": self._on_media,
-            "dtmf": self._on_dtmf,
-            "mark": self._on_mark,
-            "stop": self._on_stop,
-        }.get(event if isinstance(event, str) else "")
-        if handler is None:
+        # ~50 media messages a second per stream: no per-message dispatch table.
+        name = _HANDLERS.get(event) if isinstance(event, str) else None
+        if name is None:
             self._malformed(f"unknown event {event!r}", raw)
             return
         try:
-            handler(message)
+            if name == "_on_media":
+                self._on_media(message)
+            else:
+                getattr(self, name)(message)
         except (KeyError, TypeError, ValueError) as exc:
             self._malformed(f"bad {event} message ({exc})", raw)
 

@@ -17,18 +17,20 @@ from __future__ import annotations
 import bisect
 import gc
 import logging
-import queue
+import multiprocessing
+import pickle
 import random
-import threading
 import time as monotonic_time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from multiprocessing.connection import Connection as PipeConnection
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Numeric, Table, func, insert, select, text
+from sqlalchemy.engine import Dialect
 
 from crm_store.db import Database
 from crm_store.models import Base
@@ -809,17 +811,35 @@ def bulk_insert(
 
     On SQLite the statement is compiled once and the rows go to the driver's
     ``executemany`` after the column types' own bind processors ran (the same conversion
-    SQLAlchemy applies, without its per-row bookkeeping); elsewhere they go through
-    ``Connection.execute(insert(table), rows)`` (insertmanyvalues batching).
+    SQLAlchemy applies, without its per-row bookkeeping, see :func:`sqlite_parameters`);
+    elsewhere they go through ``Connection.execute(insert(table), rows)`` (insertmanyvalues
+    batching).
     """
     if not rows:
         return
-    shared = dict(constants or {})
     if conn.dialect.name != "sqlite":
+        shared = dict(constants or {})
         conn.execute(insert(table), [{**row, **shared} for row in rows] if shared else rows)
         return
+    sql, parameters = sqlite_parameters(conn.dialect, table, rows, constants, caches)
+    conn.exec_driver_sql(sql, parameters)
+
+
+def sqlite_parameters(
+    dialect: Dialect,
+    table: Table,
+    rows: list[dict[str, Any]],
+    constants: Mapping[str, Any] | None = None,
+    caches: dict[tuple[str, str], dict[Any, Any]] | None = None,
+) -> tuple[str, list[tuple[Any, ...]]]:
+    """The SQLite ``INSERT`` statement for ``rows`` and its driver-ready parameter tuples.
+
+    Every value goes through its column type's SQLAlchemy bind processor, exactly what
+    ``Connection.execute(insert(table), rows)`` would store; needs no connection, so the
+    demo seed runs it in its generator process.
+    """
+    shared = dict(constants or {})
     row_keys = list(rows[0])
-    dialect = conn.dialect
     compiled = insert(table).compile(dialect=dialect, column_keys=[*row_keys, *shared])
     # Transpose once in C (itemgetter + zip) instead of one Python pass per column.
     if len(row_keys) == 1:  # itemgetter of one key returns the value, not a 1-tuple
@@ -847,7 +867,7 @@ def bulk_insert(
             except TypeError:  # unhashable (JSON lists)
                 values = [process(value) for value in values]
         columns.append(values)
-    conn.exec_driver_sql(str(compiled), list(zip(*columns, strict=True)))
+    return str(compiled), list(zip(*columns, strict=True))
 
 
 def _constants(stamp: datetime) -> dict[str, dict[str, Any]]:
@@ -870,65 +890,141 @@ def _constants(stamp: datetime) -> dict[str, dict[str, Any]]:
     }
 
 
-def _write(
-    conn: Connection,
+#: One generated chunk ready to write: per table (in foreign-key order) its name, the SQLite
+#: ``INSERT`` with driver-ready tuples, or (other databases) ``None`` with row dicts.
+PreparedChunk = list[tuple[str, str | None, list[Any]]]
+
+
+def _prepare(
+    dialect: Dialect,
     tables: dict[str, list[dict[str, Any]]],
     constants: dict[str, dict[str, Any]],
-    counts: dict[str, int],
     caches: dict[tuple[str, str], dict[Any, Any]],
-) -> None:
+) -> PreparedChunk:
+    """Turn one chunk of generated rows into what :func:`_write` hands to the driver."""
+    prepared: PreparedChunk = []
     for name in DEMO_TABLES:
         table = Base.metadata.tables[name]
         rows = tables.get(name, [])
         for start in range(0, len(rows), INSERT_CHUNK_ROWS):
             chunk = rows[start : start + INSERT_CHUNK_ROWS]
-            bulk_insert(conn, table, chunk, constants[name], caches)
+            if dialect.name == "sqlite":
+                sql, parameters = sqlite_parameters(dialect, table, chunk, constants[name], caches)
+                prepared.append((name, sql, parameters))
+            else:
+                shared = constants[name]
+                prepared.append((name, None, [{**row, **shared} for row in chunk]))
+    return prepared
+
+
+def _write(conn: Connection, chunk: PreparedChunk, counts: dict[str, int]) -> None:
+    """Insert one prepared chunk in the caller's transaction and count its rows."""
+    for name, sql, rows in chunk:
+        if sql is None:
+            conn.execute(insert(Base.metadata.tables[name]), rows)
+        else:
+            conn.exec_driver_sql(sql, rows)
         counts[name] = counts.get(name, 0) + len(rows)
 
 
-class _Writer(threading.Thread):
-    """Writes generated chunks while the next one is generated.
+def _generate(
+    generator: DemoGenerator,
+    consumers: int,
+    dialect: Dialect,
+    constants: dict[str, dict[str, Any]],
+    emit: Callable[[PreparedChunk], None],
+) -> None:
+    """Generate every demo row, handing each prepared chunk of consumers to ``emit``."""
+    caches: dict[tuple[str, str], dict[Any, Any]] = {}
+    for spec in FIXED_CONSUMERS:
+        generator.fixed(spec)
+    for done in range(consumers):
+        generator.consumer()
+        if (done + 1) % CHUNK_CONSUMERS == 0:
+            emit(_prepare(dialect, generator.take_rows(), constants, caches))
+    emit(_prepare(dialect, generator.take_rows(), constants, caches))
 
-    The database driver releases the GIL while SQLite (or the network) works, so on two
-    cores generation and inserts overlap. Only this thread uses ``conn`` until
-    :meth:`finish` returns; chunks are written in submission order, in the caller's
-    transaction. A failure is kept and re-raised in the caller; the queue keeps draining,
-    so the producer never blocks on a dead writer.
+
+def _send(channel: PipeConnection, message: tuple[str, Any]) -> None:
+    channel.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _producer_main(
+    channel: PipeConnection,
+    generator: DemoGenerator,
+    consumers: int,
+    dialect: Dialect,
+    constants: dict[str, dict[str, Any]],
+) -> None:
+    """Body of the generator process: chunks, then the behaviour counts or the error.
+
+    The process is forked from the seeding one, so it shares the generator's state as it
+    was at the fork and never touches the parent's database connection (a forked process
+    ends with ``os._exit``, so nothing is closed or rolled back on its way out).
     """
+    try:
+        _generate(generator, consumers, dialect, constants, lambda c: _send(channel, ("chunk", c)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the seeding process, raised there
+        try:
+            pickle.dumps(exc)
+        except Exception:  # noqa: BLE001 - an exception that cannot cross processes
+            exc = DemoSeedError(f"demo data generation failed: {exc!r}")
+        _send(channel, ("error", exc))
+        return
+    _send(channel, ("done", generator.behaviour_counts))
+    channel.close()
 
-    def __init__(
-        self, conn: Connection, constants: dict[str, dict[str, Any]], counts: dict[str, int]
-    ) -> None:
-        super().__init__(name="demo-seed-writer", daemon=True)
-        self.conn = conn
-        self.constants = constants
-        self.counts = counts
-        self.chunks: queue.Queue[dict[str, list[dict[str, Any]]] | None] = queue.Queue(maxsize=2)
-        self.error: Exception | None = None
-        self.caches: dict[tuple[str, str], dict[Any, Any]] = {}
 
-    def run(self) -> None:
-        """Write chunks until the ``None`` sentinel."""
-        while (tables := self.chunks.get()) is not None:
-            if self.error is not None:
-                continue
+def _generate_and_write(
+    conn: Connection,
+    generator: DemoGenerator,
+    consumers: int,
+    constants: dict[str, dict[str, Any]],
+    counts: dict[str, int],
+) -> dict[str, int]:
+    """Write every demo row in the caller's transaction; return the behaviour counts.
+
+    The rows are generated (and converted for the driver) in a forked process while this
+    one inserts, so the two cores work at once: a single sequential producer keeps the data
+    deterministic, and the pipe holds at most about one chunk, so memory stays flat. An
+    error on either side ends both and is raised here, so the caller's transaction rolls
+    everything back. Without ``fork`` (not POSIX) the rows are generated in this process.
+    """
+    dialect = conn.dialect
+    if "fork" not in multiprocessing.get_all_start_methods():
+        _generate(generator, consumers, dialect, constants, lambda c: _write(conn, c, counts))
+        return generator.behaviour_counts
+    context = multiprocessing.get_context("fork")
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_producer_main,
+        args=(writer, generator, consumers, dialect, constants),
+        name="demo-seed-generator",
+        daemon=True,
+    )
+    process.start()
+    writer.close()
+    try:
+        while True:
             try:
-                _write(self.conn, tables, self.constants, self.counts, self.caches)
-            except Exception as exc:  # noqa: BLE001 - handed to the producer thread, re-raised there
-                self.error = exc
-
-    def submit(self, tables: dict[str, list[dict[str, Any]]]) -> None:
-        """Queue a chunk (blocks while two are pending); re-raise an earlier write failure."""
-        if self.error is not None:
-            raise self.error
-        self.chunks.put(tables)
-
-    def finish(self) -> None:
-        """Wait for every queued chunk; re-raise a write failure."""
-        self.chunks.put(None)
-        self.join()
-        if self.error is not None:
-            raise self.error
+                kind, payload = pickle.loads(reader.recv_bytes())  # noqa: S301 - our own child
+            except EOFError:
+                process.join()
+                raise DemoSeedError(
+                    f"the demo data generator process ended unexpectedly "
+                    f"(exit code {process.exitcode})"
+                ) from None
+            if kind == "chunk":
+                _write(conn, payload, counts)
+            elif kind == "error":
+                raise payload
+            else:
+                return dict(payload)
+    finally:
+        reader.close()
+        if process.is_alive():
+            process.kill()
+        process.join()
 
 
 def _drop_secondary_indexes(conn: Connection) -> list[str]:
@@ -960,8 +1056,11 @@ def _drop_secondary_indexes(conn: Connection) -> list[str]:
 
 def _seed(
     conn: Connection, result: SeedResult, seed: int, day: date, consumers: int, if_empty: bool
-) -> DemoGenerator | None:
-    """Generate and write everything in the caller's transaction (None: skipped)."""
+) -> dict[str, int] | None:
+    """Generate and write everything in the caller's transaction; behaviour counts.
+
+    ``None``: skipped (``if_empty`` and consumers exist).
+    """
     meta = Base.metadata.tables
     existing = conn.scalar(select(func.count()).select_from(meta["consumers"])) or 0
     if existing:
@@ -979,18 +1078,9 @@ def _seed(
     used = set(conn.scalars(select(meta["phone_numbers"].c.e164)))
     generator = DemoGenerator(seed, day, next_id, used)
     deferred = _drop_secondary_indexes(conn) if conn.dialect.name == "sqlite" else []
-    writer = _Writer(conn, _constants(generator.stamp), result.counts)
-    writer.start()
-    try:
-        for spec in FIXED_CONSUMERS:
-            generator.fixed(spec)
-        for done in range(consumers):
-            generator.consumer()
-            if (done + 1) % CHUNK_CONSUMERS == 0:
-                writer.submit(generator.take_rows())
-        writer.submit(generator.take_rows())
-    finally:
-        writer.finish()
+    behaviours = _generate_and_write(
+        conn, generator, consumers, _constants(generator.stamp), result.counts
+    )
     for ddl in deferred:
         conn.exec_driver_sql(ddl)
     if conn.dialect.name == "postgresql":
@@ -1001,7 +1091,7 @@ def _seed(
                     f"(SELECT COALESCE(MAX(id), 1) FROM {name}))"
                 )
             )
-    return generator
+    return behaviours
 
 
 def seed_demo(
@@ -1041,7 +1131,7 @@ def seed_demo(
         gc.disable()
         try:
             with conn.begin():
-                generator = _seed(conn, result, seed, day, consumers, if_empty)
+                behaviours = _seed(conn, result, seed, day, consumers, if_empty)
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -1049,9 +1139,9 @@ def seed_demo(
                 conn.exec_driver_sql("PRAGMA foreign_keys=ON")
                 conn.exec_driver_sql(f"PRAGMA cache_size={int(cache_size or -2000)}")
                 conn.commit()
-    if generator is None:
+    if behaviours is None:
         return result
-    result.behaviours = generator.behaviour_counts
+    result.behaviours = behaviours
     result.seconds = monotonic_time.perf_counter() - started
     logger.info(
         "demo seed: %d consumers (seed %d, as of %s) in %.1f s: %s",

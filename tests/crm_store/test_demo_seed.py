@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -108,7 +108,8 @@ def test_data_is_realistic(db: Database) -> None:
         assert s.scalar(select(func.count()).where(Charge.external_key.is_not(None))) == 0
         assert all(normalize_phone(p) == p and is_russian_mobile(p) for p in phones)
 
-        zones = set(s.scalars(select(Account.timezone)))
+        zones = {z for z in s.scalars(select(Account.timezone)) if z is not None}
+        assert s.scalar(select(func.count()).where(Account.timezone.is_(None))) == 0
         assert zones <= RUSSIAN_TIMEZONES
         offsets = {datetime(2026, 1, 1, tzinfo=ZoneInfo(z)).utcoffset() for z in zones}
         assert len(offsets) == 11  # every Russian zone, Kaliningrad (UTC+2) to Kamchatka (+12)
@@ -269,3 +270,52 @@ def test_seed_rebuilds_the_indexes_it_defers(
     migrate.check(database_url)  # the failed seed rolled its index drop back too
     with db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Consumer)) == 0
+
+
+def test_a_dead_generator_process_fails_the_seed_and_rolls_back(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from crm_store import demo
+
+    real_generate = demo._generate
+
+    def dying_generate(
+        generator: Any, consumers: int, dialect: Any, constants: Any, emit: Any
+    ) -> None:
+        calls = {"n": 0}
+
+        def emit_then_die(chunk: Any) -> None:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                os._exit(3)  # the generator process is killed mid-seed
+            emit(chunk)
+
+        real_generate(generator, consumers, dialect, constants, emit_then_die)
+
+    monkeypatch.setattr(demo, "CHUNK_CONSUMERS", 10)
+    monkeypatch.setattr(demo, "_generate", dying_generate)
+    with pytest.raises(DemoSeedError, match=r"ended unexpectedly \(exit code 3\)"):
+        seed_demo(db, consumers=60, seed=1, as_of=AS_OF)
+    assert all(not rows for rows in _dump(db).values())
+
+
+def test_prepared_rows_read_back_as_the_orm_stores_them(db: Database) -> None:
+    # The generator process pre-converts values for SQLite (dates, timestamps, money, JSON);
+    # reading the rows back through the ORM gives the generated Python values.
+    seed_demo(db, consumers=0, seed=1, as_of=AS_OF)
+    with db.transaction() as s:
+        meter = s.scalars(select(Meter).where(Meter.serial == "DEMO-0006")).one()
+        assert meter.zones == ["пик", "полупик", "ночь"]
+        assert isinstance(meter.verification_due, date)
+        charge = s.scalars(select(Charge).order_by(Charge.id)).first()
+        assert charge is not None
+        assert isinstance(charge.amount, Decimal)
+        assert charge.amount == charge.amount.quantize(Decimal("0.01"))
+        assert charge.created_at.utcoffset() == timedelta(0)
+        reading = s.scalars(select(MeterReading).order_by(MeterReading.id)).first()
+        assert reading is not None
+        assert reading.submitted_at.utcoffset() is not None
+        assert isinstance(reading.period, date)
+        assert reading.anomaly is False

@@ -41,6 +41,9 @@ from crm_store.models import (
 )
 
 DEFAULT_BATCH = 1000
+#: The preview's name for accounts whose service-address zone is unknown: their contact
+#: window must hold in every zone of the phone number (campaigns.compliance.zones_for_contact).
+UNKNOWN_TIMEZONE_LABEL = "unknown (by phone)"
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ class AudienceRow:
     account_number: str
     consumer_name: str
     phone: str | None
-    timezone: str
+    #: The account's IANA zone; ``None`` when unknown (every zone of the phone applies).
+    timezone: str | None
     debt: Decimal
     oldest_unpaid_due: dt.date | None
 
@@ -173,6 +177,8 @@ def audience_query(
     if audience.regions:
         query = query.where(Account.region.in_(audience.regions))
     if audience.timezones:
+        # Accounts with an unknown zone (NULL) never match a zone filter: their phone may
+        # span several zones, so they are not "in" any one of them.
         query = query.where(Account.timezone.in_(audience.timezones))
     if audience.meter is not None:
         if audience.meter.remote_read is not None:
@@ -222,7 +228,7 @@ def _row(values: Sequence[Any]) -> AudienceRow:
         account_number=str(number),
         consumer_name=str(name),
         phone=phone,
-        timezone=str(timezone),
+        timezone=None if timezone is None else str(timezone),
         debt=Decimal(str(debt)).quantize(Decimal("0.01")),
         oldest_unpaid_due=oldest,
     )
@@ -297,7 +303,7 @@ def preview_audience(
     for batch in stream_audience(session, audience, now=now, batch_size=5000):
         for row in batch:
             count += 1
-            zones[row.timezone] += 1
+            zones[row.timezone or UNKNOWN_TIMEZONE_LABEL] += 1
             if row.phone is None:
                 without_phone += 1
             if len(sample) < sample_size:

@@ -100,6 +100,7 @@ def list_cmd() -> None:
 @click.option("--sample", default=10, show_default=True, type=click.IntRange(0, 100))
 def preview_cmd(campaign_id: int, sample: int) -> None:
     """Audience size, a sample and the split by time zone, before launch."""
+    from campaigns.audience import UNKNOWN_TIMEZONE_LABEL
     from campaigns.service import preview
 
     with _services() as services, _errors():
@@ -112,7 +113,8 @@ def preview_cmd(campaign_id: int, sample: int) -> None:
             click.echo("sample:")
         for row in shown.sample:
             phone = "-" if not row.phone else row.phone[:5] + "***" + row.phone[-4:]
-            click.echo(f"  {row.account_number:<16} {phone:<14} {row.timezone:<22} {row.debt} руб.")
+            zone = row.timezone or UNKNOWN_TIMEZONE_LABEL
+            click.echo(f"  {row.account_number:<16} {phone:<14} {zone:<22} {row.debt} руб.")
 
 
 def _simple(action: str) -> click.Command:

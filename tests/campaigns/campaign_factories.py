@@ -45,7 +45,7 @@ def add_debtor(
     debt: Decimal = Decimal("3000.00"),
     overdue_days: int = 45,
     today: dt.date,
-    timezone: str = "Europe/Moscow",
+    timezone: str | None = "Europe/Moscow",
     phone: str | None = "auto",
     region: str = "Москва",
     paid: Decimal = Decimal(0),

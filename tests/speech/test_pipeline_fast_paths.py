@@ -1,0 +1,63 @@
+"""The per-frame fast paths of the media pipeline give the same answers as the general ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from speech.audio import Resampler, frames_energy_db
+from speech.recognizer import EndpointConfig, EnergyVad
+
+
+def _noise(seconds: float, level: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.normal(0, level, int(8000 * seconds)), -32768, 32767).astype(np.int16)
+
+
+def test_single_frame_levels_equal_the_batched_levels() -> None:
+    signal = np.concatenate(
+        [_noise(0.4, 30, 1), _noise(0.5, 6000, 2), _noise(0.4, 30, 3), np.zeros(800, np.int16)]
+    )
+    one_by_one = EnergyVad(EndpointConfig(), 8000)
+    batched = EnergyVad(EndpointConfig(), 8000)
+    singles = [
+        d for i in range(0, signal.size, 160) for d in one_by_one.frames(signal[i : i + 160])
+    ]
+    blocks = [d for i in range(0, signal.size, 480) for d in batched.frames(signal[i : i + 480])]
+    assert [s for s, _ in singles] == [s for s, _ in blocks]
+    np.testing.assert_allclose([lvl for _, lvl in singles], [lvl for _, lvl in blocks])
+    expected = frames_energy_db(signal.reshape(-1, 160))
+    np.testing.assert_allclose([lvl for _, lvl in singles], expected)
+    assert one_by_one.noise_floor_db == pytest.approx(batched.noise_floor_db)
+    assert singles[-1][1] == -100.0  # digital silence
+
+
+def test_uneven_frames_carry_the_remainder() -> None:
+    vad = EnergyVad(EndpointConfig(), 8000)
+    signal = _noise(0.1, 500, 4)
+    got = vad.frames(signal[:100]) + vad.frames(signal[100:261]) + vad.frames(signal[261:])
+    assert len(got) == 5
+    np.testing.assert_allclose([lvl for _, lvl in got], frames_energy_db(signal.reshape(5, 160)))
+
+
+def _reference_upsample(x: np.ndarray, r: Resampler) -> np.ndarray:
+    """2× up-sampling by plain per-phase convolution over the whole signal."""
+    ext = np.concatenate([np.zeros(r._per_phase - 1), x.astype(np.float64)])
+    y = np.empty(x.size * 2)
+    for p in range(2):
+        y[p::2] = np.convolve(ext, r._phases[p], mode="valid")
+    return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
+
+
+@pytest.mark.parametrize("sizes", [[160], [480], [1, 159, 333, 7]])
+def test_double_rate_matrix_product_equals_convolution(sizes: list[int]) -> None:
+    x = _noise(1.0, 12000, 5)  # loud enough to saturate sometimes
+    r = Resampler(8000, 16000)
+    out, pos, k = [], 0, 0
+    while pos < x.size:
+        n = sizes[k % len(sizes)]
+        out.append(r.process(x[pos : pos + n]))
+        pos, k = pos + n, k + 1
+    np.testing.assert_array_equal(
+        np.concatenate(out), _reference_upsample(x, Resampler(8000, 16000))
+    )

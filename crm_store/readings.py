@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from contactcenter.config import Settings
+from contactcenter.russian import MONTHS_GENITIVE, MONTHS_NOMINATIVE
 from crm_store.errors import InvalidInput, NotFound
 from crm_store.models import READING_SOURCES, Account, Meter, MeterReading, utcnow
 
@@ -54,35 +55,6 @@ RejectReason = Literal[
     "window_closed",
 ]
 ConfirmReason = Literal["lower_than_previous", "implausible"]
-
-_MONTHS_GENITIVE = (
-    "января",
-    "февраля",
-    "марта",
-    "апреля",
-    "мая",
-    "июня",
-    "июля",
-    "августа",
-    "сентября",
-    "октября",
-    "ноября",
-    "декабря",
-)
-_MONTHS_NOMINATIVE = (
-    "январь",
-    "февраль",
-    "март",
-    "апрель",
-    "май",
-    "июнь",
-    "июль",
-    "август",
-    "сентябрь",
-    "октябрь",
-    "ноябрь",
-    "декабрь",
-)
 
 
 @dataclass(frozen=True)
@@ -230,7 +202,7 @@ def _digits_word(n: int) -> str:
 
 def period_name(period: date) -> str:
     """``"май 2026"`` — a billing period as the IVR says it."""
-    return f"{_MONTHS_NOMINATIVE[period.month - 1]} {period.year}"
+    return f"{MONTHS_NOMINATIVE[period.month - 1]} {period.year}"
 
 
 def parse_reading(
@@ -296,7 +268,7 @@ def billing_period(
     if local.day > policy.window_end_day:
         return _add_months(current, 1), True
     if local.day < policy.window_start_day and policy.before_window == "reject":
-        opens = f"{policy.window_start_day} {_MONTHS_GENITIVE[local.month - 1]}"
+        opens = f"{policy.window_start_day} {MONTHS_GENITIVE[local.month - 1]}"
         return Rejected(
             "window_closed",
             f"Приём показаний открыт с {policy.window_start_day} по {policy.window_end_day} "
@@ -447,7 +419,7 @@ def verification_notice(due: date | None, today: date) -> VerificationNotice | N
     if due is None:
         return None
     days = (due - today).days
-    when = f"{due.day} {_MONTHS_GENITIVE[due.month - 1]} {due.year} года"
+    when = f"{due.day} {MONTHS_GENITIVE[due.month - 1]} {due.year} года"
     if days < 0:
         return VerificationNotice(
             "expired",

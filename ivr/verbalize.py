@@ -44,6 +44,8 @@ from typing import Any, Literal
 
 from num2words import num2words
 
+from contactcenter.russian import MONTHS_GENITIVE
+
 __all__ = [
     "FORMATS",
     "Field",
@@ -65,20 +67,6 @@ __all__ = [
 Gender = Literal["m", "f", "n"]
 
 _DIGITS = ("ноль", "один", "два", "три", "четыре", "пять", "шесть", "семь", "восемь", "девять")
-_MONTHS_GEN = (
-    "января",
-    "февраля",
-    "марта",
-    "апреля",
-    "мая",
-    "июня",
-    "июля",
-    "августа",
-    "сентября",
-    "октября",
-    "ноября",
-    "декабря",
-)
 
 #: Formats and the options each accepts.
 FORMATS: Mapping[str, frozenset[str]] = {
@@ -193,7 +181,8 @@ def say_date(
     ``today`` is not given).
     """
     day = _to_date(value)
-    words = f"{_ordinal(day.day, 'g' if case == 'gen' else 'n', 'n')} {_MONTHS_GEN[day.month - 1]}"
+    ordinal = _ordinal(day.day, "g" if case == "gen" else "n", "n")
+    words = f"{ordinal} {MONTHS_GENITIVE[day.month - 1]}"
     if year is None:
         year = today is None or today.year != day.year
     if year:

@@ -177,21 +177,33 @@ def update_interaction(
 ) -> Interaction:
     """Set the given fields of an ongoing interaction; ``data`` is merged key by key."""
     row = get_interaction(session, key)
-    for name, value in (
-        ("account_id", account_id),
-        ("consumer_id", consumer_id),
-        ("status", status),
-        ("outcome", outcome),
-        ("summary", summary),
-    ):
+    _apply(
+        session,
+        row,
+        {
+            "account_id": account_id,
+            "consumer_id": consumer_id,
+            "status": status,
+            "outcome": outcome,
+            "summary": summary,
+        },
+        data,
+    )
+    return row
+
+
+def _apply(
+    session: Session, row: Interaction, fields: dict[str, Any], data: dict[str, Any] | None
+) -> None:
+    """Set the given (non-None) fields, merge ``data``, keep ``search_text`` in step, flush."""
+    for name, value in fields.items():
         if value is not None:
             setattr(row, name, value)
     if data:
         row.data = {**(row.data or {}), **data}
-    if summary is not None:
+    if fields.get("summary") is not None:
         _refresh_search_text(session, row)
     session.flush()
-    return row
 
 
 def append_step(
@@ -296,19 +308,17 @@ def finish_interaction(
     if row.ended_at is None:
         row.ended_at = ended_at or utcnow()
     row.status = status
-    for name, value in (
-        ("outcome", outcome),
-        ("summary", summary),
-        ("recording_ref", recording_ref),
-        ("operator", operator),
-    ):
-        if value is not None:
-            setattr(row, name, value)
-    if data:
-        row.data = {**(row.data or {}), **data}
-    if summary is not None:
-        _refresh_search_text(session, row)
-    session.flush()
+    _apply(
+        session,
+        row,
+        {
+            "outcome": outcome,
+            "summary": summary,
+            "recording_ref": recording_ref,
+            "operator": operator,
+        },
+        data,
+    )
     return row
 
 

@@ -15,7 +15,7 @@ Blueprints (one per feature; add new ones in :func:`create_app`):
   the SMS in the contact log) and ``POST /sms/status`` (delivery statuses of campaign and
   IVR messages);
 - ``campaigns`` — the supervisors' REST API under ``/api/campaigns`` (:mod:`campaigns.api`);
-- ``media`` — the ``/media-stream`` websocket (flask-sock; each socket holds a thread, so
+- ``media`` — the ``/media-stream`` websocket (flask-sock; each socket holds one thread, so
   serve with threads): Twilio Media Streams of ``capture: stream`` steps, recognised by
   :class:`ivr.runtime.MediaStreamCall`. The handshake's ``X-Twilio-Signature`` is checked
   against the ``ws(s)://`` URL of ``PUBLIC_BASE_URL``.
@@ -52,6 +52,8 @@ from ivr.runtime import (
     WebhookError,
     setup_speech,
 )
+from telephony.websocket import SERVER_OPTIONS as WEBSOCKET_OPTIONS
+from telephony.websocket import InlineWebSocket, refuse_extensions
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,8 @@ def create_app(settings: Settings | None = None, *, config: dict[str, Any] | Non
     from campaigns.api import bp as campaigns_api_bp
 
     app.register_blueprint(campaigns_api_bp)
+    # /media-stream reads its socket in the route's thread (telephony.websocket).
+    app.config["SOCK_SERVER_OPTIONS"] = dict(WEBSOCKET_OPTIONS)
     sock.init_app(app)
     app.register_error_handler(WebhookError, _bad_webhook)
     return app
@@ -424,9 +428,15 @@ def stream_request_url() -> str:
     return url
 
 
+@media_bp.before_request
+def _no_websocket_extensions() -> None:
+    """Media Streams are not compressed: no extension is negotiated in the handshake."""
+    refuse_extensions(request.environ)
+
+
 @sock.route(MEDIA_STREAM_PATH, bp=media_bp)
 def media_stream(ws: Any) -> None:
-    """Twilio Media Streams of a ``capture: stream`` step (one thread per socket)."""
+    """Twilio Media Streams of a ``capture: stream`` step (read in the route's own thread)."""
     from ivr.runtime import MediaStreamCall
     from telephony.signing import is_valid
 
@@ -442,4 +452,4 @@ def media_stream(ws: Any) -> None:
         )
         ws.close(reason=1008, message="forbidden")
         return
-    MediaStreamCall(services, ws).run()
+    MediaStreamCall(services, InlineWebSocket(ws)).run()

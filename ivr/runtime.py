@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
     from crm_store.models import Account
     from ivr.schema import FlowSet
     from speech import LoadedModel, ModelInfo, RecognitionResult, StreamEvent
+    from telephony.websocket import InlineWebSocket, WebSocketHub
 
 log = logging.getLogger(__name__)
 
@@ -790,12 +792,21 @@ class MediaStreamCall:
     fall-through webhook got there first, the live call is redirected with
     ``update_call`` to the step URL with ``ev=speech``. Barge-in sends ``clear``. A dropped
     socket finalises what was heard (stored, no redirect: the call's fall-through picks it
-    up). ``ws`` needs ``receive(timeout)``, ``send(text)`` and ``close()``.
+    up). ``ws`` is a :class:`telephony.websocket.InlineWebSocket`; ``hub`` the
+    :class:`~telephony.websocket.WebSocketHub` that reads it (default: the process's).
     """
 
-    def __init__(self, services: Services, ws: Any, *, poll_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        services: Services,
+        ws: InlineWebSocket,
+        *,
+        poll_s: float = 0.2,
+        hub: WebSocketHub | None = None,
+    ) -> None:
         self.services = services
         self.ws = ws
+        self.hub = hub
         self.poll_s = poll_s
         self.store = StreamResults(services.redis)
         self.call_sid: str | None = None
@@ -806,34 +817,66 @@ class MediaStreamCall:
         self.delivered = False
 
     def run(self) -> None:
-        """Serve the socket until ``stop`` or until it closes."""
+        """Serve the socket until ``stop`` or until it closes.
+
+        The socket is read by the process's :class:`~telephony.websocket.WebSocketHub`
+        (the session, decoding included, runs there); this thread takes the session's
+        events (Redis, the provider's REST API) and polls for a finish request.
+        """
         from redis.exceptions import RedisError
-        from simple_websocket import ConnectionClosed
 
         from speech import MediaStreamSession, StreamConfig
+        from telephony.websocket import shared_hub
 
         holder: SpeechModel | None = self.services.get(SPEECH_MODEL)
         model = holder.get() if holder is not None else None
         if model is None or holder is None:
             self.refuse()
             return
-        session = MediaStreamSession(model, self.on_event, StreamConfig(default_lang=holder.lang))
+        events: queue.SimpleQueue[StreamEvent | None] = queue.SimpleQueue()  # None: the end
+        session = MediaStreamSession(model, events.put, StreamConfig(default_lang=holder.lang))
+        lock = threading.Lock()  # the session: hub thread (messages) vs this one (finish)
+        last_message = time.monotonic()
+
+        def on_messages(batch: list[str | bytes]) -> None:
+            nonlocal last_message
+            with lock:
+                for raw in batch:
+                    session.handle_message(raw)
+                last_message = time.monotonic()
+                if session.finished:
+                    subscription.detach()
+                    events.put(None)
+
+        def on_closed() -> None:
+            log.info("media stream %s: socket closed by the peer", self.stream_sid or "-")
+            with lock:
+                session.close()  # finalises what was heard
+            events.put(None)
+
+        subscription = (self.hub or shared_hub()).attach(self.ws, on_messages, on_closed)
         last_check = time.monotonic()
         try:
-            while not session.finished:
-                raw = self.ws.receive(timeout=self.poll_s)
-                if raw is not None:
-                    session.handle_message(raw)
-                if raw is None or time.monotonic() - last_check >= self.poll_s:
-                    last_check = time.monotonic()
-                    self.finish_if_asked(session, idle=raw is None)
-        except ConnectionClosed:
-            log.info("media stream %s: socket closed by the peer", self.stream_sid or "-")
+            while True:
+                try:
+                    event = events.get(timeout=self.poll_s)
+                except queue.Empty:
+                    pass
+                else:
+                    if event is None:
+                        break
+                    self.on_event(event)
+                now = time.monotonic()
+                if now - last_check >= self.poll_s:
+                    last_check = now
+                    self.finish_if_asked(session, lock, idle=now - last_message >= self.poll_s)
         except RedisError as exc:
             # The call's keypad Gather and its fall-through go on without the stream.
             log.warning("media stream %s: Redis unavailable (%s); closing", self.stream_sid, exc)
             return
-        session.close()
+        finally:
+            subscription.detach()
+            subscription.wait_released()
         log.info(
             "media stream %s ended: %d frames, %d lost, %d malformed",
             self.stream_sid or "-",
@@ -892,10 +935,10 @@ class MediaStreamCall:
         elif event.kind == "dtmf" and event.digit:
             self.key_pressed(event.digit)
 
-    def finish_if_asked(self, session: Any, *, idle: bool) -> None:
+    def finish_if_asked(self, session: Any, lock: threading.Lock, *, idle: bool) -> None:
         """End the utterance when the fall-through webhook waits for it: at once on an idle
         socket (no audio comes), else after :data:`STREAM_FINISH_GRACE_S` so speech still
-        arriving can end by itself."""
+        arriving can end by itself. ``lock`` guards the session (Redis is asked outside)."""
         utterance = session.utterance
         if (
             self.delivered
@@ -908,7 +951,11 @@ class MediaStreamCall:
         waited = self.store.finish_requested(self.call_sid, self.seq)
         if waited is None or (not idle and waited < STREAM_FINISH_GRACE_S):
             return
-        self.deliver(utterance.finish("end_of_audio"), redirect=False)
+        with lock:
+            if utterance.done:
+                return  # it ended by itself meanwhile: its final event is on the way
+            result = utterance.finish("end_of_audio")
+        self.deliver(result, redirect=False)
 
     def deliver(self, result: RecognitionResult, *, redirect: bool) -> None:
         """Store the final result; redirect the call to it unless someone else acts."""

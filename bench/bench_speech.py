@@ -34,6 +34,7 @@ import multiprocessing
 import os
 import platform
 import queue
+import socket
 import statistics
 import sys
 import threading
@@ -62,6 +63,8 @@ from speech.model_store import LoadedModel, SpeechUnavailable, describe_model, l
 from speech.model_store import resolve_model as _resolve_model
 from speech.recognizer import EndpointConfig, RecognitionSession, vosk_recognizer
 from speech.stream import MediaStreamSession, StreamConfig, StreamEvent
+from telephony.websocket import SERVER_OPTIONS as WEBSOCKET_OPTIONS
+from telephony.websocket import InlineWebSocket, refuse_extensions, shared_hub
 
 log = logging.getLogger(__name__)
 
@@ -370,6 +373,7 @@ class TrialResult:
     with_text: int = 0
     errors: list[str] = field(default_factory=list)
     client_late_p95: float = 0.0  # how late the sender was (pipeline client process)
+    client_cpu_seconds: float = 0.0  # CPU time of the client process (Twilio's side)
     wall_seconds: float = 0.0
     load: float = 0.0  # 1-minute load average at the end of the trial
     cpu_seconds: float = 0.0  # CPU time of this process (the server side) during the trial
@@ -526,9 +530,8 @@ class PipelineServer:
                     trial.latencies.append(latency)
 
     def handle(self, ws: Any) -> None:
-        """Serve one websocket: pump messages into a session, time every media frame."""
-        from simple_websocket import ConnectionClosed
-
+        """Serve one websocket as ``/media-stream`` does: read by the process's websocket hub,
+        every message into a session there; time every media frame."""
         finals: list[tuple[StreamEvent, float]] = []
 
         def on_event(event: StreamEvent) -> None:
@@ -538,11 +541,11 @@ class PipelineServer:
         session = MediaStreamSession(self.model, on_event, self.config)
         lags: list[float] = []
         t0: float | None = None
-        try:
-            while not session.finished:
-                raw = ws.receive(timeout=30)
-                if raw is None:
-                    break
+        done = threading.Event()
+
+        def on_messages(batch: list[str | bytes]) -> None:
+            nonlocal t0
+            for raw in batch:
                 open_before = session.result is None
                 frames_before = session.frames_received
                 session.handle_message(raw)
@@ -551,19 +554,32 @@ class PipelineServer:
                     t0 = float(session.custom_parameters["t0"])
                 if open_before and t0 is not None and session.frames_received > frames_before:
                     lags.append(now - (t0 + session.frames_received * FRAME_SECONDS))
-        except ConnectionClosed:
-            pass
+            if session.finished:
+                subscription.detach()
+                done.set()
+
+        def on_closed() -> None:
+            session.close()
+            done.set()
+
+        subscription = shared_hub().attach(InlineWebSocket(ws), on_messages, on_closed)
+        try:
+            done.wait()
         finally:
+            subscription.detach()
+            subscription.wait_released()
             session.close()
             final = finals[0] if finals else None
             self._record(lags, final[0] if final else None, final[1] if final else 0.0)
 
     def __enter__(self) -> Self:
-        from flask import Flask
+        from flask import Flask, request
         from flask_sock import Sock
         from werkzeug.serving import make_server
 
         app = Flask("bench_speech")
+        app.config["SOCK_SERVER_OPTIONS"] = dict(WEBSOCKET_OPTIONS)  # as webhooks.create_app
+        app.before_request(lambda: refuse_extensions(request.environ))
         sock = Sock(app)
         sock.route("/media-stream")(self.handle)
         self._server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -590,6 +606,7 @@ class ClientJob:
     utterances: tuple[tuple[bytes, float, str, str], ...]  # ulaw, speech_end, kind, keywords
     plans: tuple[tuple[int, ...], ...]
     offsets: tuple[float, ...]
+    streams_per_sender: int = 32
 
 
 def _media_message(stream_sid: str, number: int, payload: str) -> str:
@@ -608,68 +625,269 @@ def _media_message(stream_sid: str, number: int, payload: str) -> str:
     )
 
 
-def _client_stream(job: ClientJob, index: int, t_start: float, out: dict[str, Any]) -> None:
-    """One caller: a websocket per utterance, Twilio-format messages in real time."""
-    from simple_websocket import Client, ConnectionClosed
+def client_frame(payload: bytes, *, opcode: int = 0x1) -> bytes:
+    """One final, masked client websocket frame (RFC 6455 §5.2) carrying ``payload``."""
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x80 | opcode, 0x80 | size))
+    elif size < 1 << 16:
+        header = bytes((0x80 | opcode, 0x80 | 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x80 | opcode, 0x80 | 127)) + size.to_bytes(8, "big")
+    key = os.urandom(4)
+    mask = (key * (size // 4 + 1))[:size]
+    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")).to_bytes(size, "big")
+    return header + key + masked
 
-    cursor = t_start + job.offsets[index]
-    late: list[float] = []
-    for n, u_index in enumerate(job.plans[index]):
-        ulaw, speech_end, kind, keywords = job.utterances[u_index]
-        sid = f"MZ{index:04d}{n:04d}"
-        ws = Client.connect(job.url)
-        try:
-            ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-            params = {
-                "grammar": kind,
-                "lang": job.lang,
-                "keywords": keywords,
-                "t0": repr(cursor),
-                "speech_end": repr(speech_end),
-            }
-            start = {
-                "streamSid": sid,
-                "callSid": f"CA{index:04d}",
-                "tracks": ["inbound"],
-                "customParameters": params,
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-            }
-            ws.send(json.dumps({"event": "start", "sequenceNumber": "1", "start": start}))
-            frames = range(0, len(ulaw), FRAME_BYTES)
-            for k, pos in enumerate(frames, start=1):
-                due = cursor + k * FRAME_SECONDS
-                _sleep_until(due)
-                late.append(time.monotonic() - due)
-                payload = base64.b64encode(ulaw[pos : pos + FRAME_BYTES]).decode("ascii")
-                ws.send(_media_message(sid, k, payload))
-            ws.send(json.dumps({"event": "stop", "streamSid": sid, "stop": {"callSid": "CA"}}))
-            cursor += len(frames) * FRAME_SECONDS
-        finally:
-            # After ``stop`` the server may close first; closing again then raises.
-            with suppress(ConnectionClosed):
-                ws.close()
-    out["late"] = late
+
+CLIENT_CLOSE = 0x8
+
+
+class _Caller:
+    """One simulated call for the client: a websocket per utterance, frames on schedule.
+
+    The media frames of every utterance are encoded before the trial starts (Twilio's side
+    costs us nothing in production, so the client should cost the machine as little as it
+    can); only the ``start`` message, which carries the schedule, is built on the way.
+    """
+
+    def __init__(self, job: ClientJob, index: int, host: str, port: int, path: str) -> None:
+        self.job = job
+        self.index = index
+        self.address = (host, port)
+        self.request_head = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        )
+        self.plan = job.plans[index]
+        self.media: list[list[bytes]] = []
+        for n, u_index in enumerate(self.plan):
+            ulaw = job.utterances[u_index][0]
+            sid = self.sid(n)
+            self.media.append(
+                [
+                    client_frame(
+                        _media_message(
+                            sid, k, base64.b64encode(ulaw[pos : pos + FRAME_BYTES]).decode("ascii")
+                        ).encode()
+                    )
+                    for k, pos in enumerate(range(0, len(ulaw), FRAME_BYTES), start=1)
+                ]
+            )
+        self.n = -1  # current utterance
+        self.sock: Any = None
+        self.reply = b""
+        self.accepted = False
+        self.cursor = 0.0  # when the current utterance's audio began
+        self.sent = 0  # media frames of the current utterance sent
+        self.late: list[float] = []
+        self.done = False
+
+    def sid(self, n: int) -> str:
+        """The stream SID of utterance ``n``."""
+        return f"MZ{self.index:04d}{n:04d}"
+
+    def next_utterance(self, cursor: float) -> None:
+        """Open the websocket of the next utterance (its audio starts at ``cursor``)."""
+        self.n += 1
+        if self.n >= len(self.plan):
+            self.done = True
+            self.sock = None
+            return
+        self.cursor = cursor
+        self.sent = 0
+        self.accepted = False
+        self.reply = b""
+        self.sock = socket.create_connection(self.address, timeout=10)
+        self.sock.settimeout(None)  # blocking: one system call per send
+        key = base64.b64encode(os.urandom(16)).decode("ascii")
+        self.sock.sendall(f"{self.request_head}Sec-WebSocket-Key: {key}\r\n\r\n".encode())
+
+    def on_readable(self) -> None:
+        """Read the handshake reply; once it is 101, send ``connected`` and ``start``."""
+        chunk = self.sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("the server closed the connection during the handshake")
+        self.reply += chunk
+        if b"\r\n\r\n" not in self.reply:
+            return
+        status = self.reply.split(b"\r\n", 1)[0]
+        if b" 101 " not in status + b" ":
+            raise ConnectionError(f"websocket upgrade refused: {status!r}")
+        self.accepted = True
+        _, speech_end, kind, keywords = self.job.utterances[self.plan[self.n]]
+        params = {
+            "grammar": kind,
+            "lang": self.job.lang,
+            "keywords": keywords,
+            "t0": repr(self.cursor),
+            "speech_end": repr(speech_end),
+        }
+        start = {
+            "streamSid": self.sid(self.n),
+            "callSid": f"CA{self.index:04d}",
+            "tracks": ["inbound"],
+            "customParameters": params,
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+        }
+        connected = {"event": "connected", "protocol": "Call", "version": "1.0.0"}
+        self.send(
+            client_frame(json.dumps(connected).encode())
+            + client_frame(json.dumps({"event": "start", "start": start}).encode())
+        )
+
+    def send(self, data: bytes) -> None:
+        """Send all of ``data``."""
+        self.sock.sendall(data)
+
+    @property
+    def next_due(self) -> float:
+        """When the next media frame is due (its 20 ms of audio are complete)."""
+        return self.cursor + (self.sent + 1) * FRAME_SECONDS
+
+    def pump(self, now: float) -> Any:
+        """Send every frame that is due; returns a socket to close gracefully, if any."""
+        frames = self.media[self.n]
+        batch = []
+        while self.sent < len(frames) and self.next_due <= now:
+            self.late.append(now - self.next_due)
+            batch.append(frames[self.sent])
+            self.sent += 1
+        if self.sent == len(frames):
+            stop = {"event": "stop", "streamSid": self.sid(self.n), "stop": {"callSid": "CA"}}
+            batch.append(client_frame(json.dumps(stop).encode()))
+            batch.append(client_frame((1000).to_bytes(2, "big"), opcode=CLIENT_CLOSE))
+        if batch:
+            self.send(b"".join(batch))
+        if self.sent < len(frames):
+            return None
+        finished = self.sock
+        self.next_utterance(self.cursor + len(frames) * FRAME_SECONDS)
+        return finished
+
+
+def _client_sender(
+    callers: Sequence[_Caller], t_start: float, errors: list[str], tick: float = 0.002
+) -> None:
+    """Serve some callers from one thread: handshakes, due frames, closing handshakes.
+
+    Frames go out in ``tick``-sized rounds (a frame is never sent before its audio is
+    complete, and at most about a tick after). A socket whose utterance is over is read to
+    its end before it is closed: closing with unread data would reset the connection, and
+    the server could lose the last frames.
+    """
+    import heapq
+    import select
+
+    closing: dict[Any, float] = {}  # socket -> give-up time
+    connecting: dict[Any, _Caller] = {}
+    # (when, caller index, action): "open" a websocket, or "send" the frames due
+    queue_: list[tuple[float, int, str]] = []
+    by_index = {c.index: c for c in callers}
+    for caller in callers:
+        caller.cursor = t_start + caller.job.offsets[caller.index]
+        heapq.heappush(queue_, (caller.cursor, caller.index, "open"))
+
+    def fail(caller: _Caller, exc: Exception) -> None:
+        errors.append(f"client stream {caller.index}: {exc!r}")
+        caller.done = True
+        if caller.sock is not None:
+            connecting.pop(caller.sock, None)
+            caller.sock.close()
+            caller.sock = None
+
+    def opened(caller: _Caller) -> None:
+        if not caller.done and caller.sock is not None:
+            connecting[caller.sock] = caller
+
+    while queue_ or connecting or closing:
+        now = time.monotonic()
+        while queue_ and queue_[0][0] <= now:
+            _, index, action = heapq.heappop(queue_)
+            caller = by_index[index]
+            if caller.done:
+                continue
+            try:
+                if action == "open":
+                    caller.next_utterance(caller.cursor)
+                    opened(caller)
+                    continue
+                finished = caller.pump(now)
+            except OSError as exc:
+                fail(caller, exc)
+                continue
+            if finished is not None:
+                closing[finished] = now + 5.0
+                opened(caller)
+            elif caller.accepted:
+                heapq.heappush(queue_, (caller.next_due, index, "send"))
+        watch = [*connecting, *closing]
+        wake = queue_[0][0] if queue_ else now + 0.05
+        timeout = max(wake - time.monotonic(), tick) if queue_ else 0.05
+        if watch:
+            readable, _, _ = select.select(watch, [], [], timeout)
+        else:
+            readable = []
+            time.sleep(timeout)
+        for sock in readable:
+            if sock in closing:
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    closing.pop(sock)
+                    sock.close()
+                continue
+            caller = connecting[sock]
+            try:
+                caller.on_readable()
+            except OSError as exc:
+                fail(caller, exc)
+                continue
+            if caller.accepted:
+                connecting.pop(sock)
+                heapq.heappush(queue_, (caller.next_due, caller.index, "send"))
+        now = time.monotonic()
+        for sock, give_up in list(closing.items()):
+            if now > give_up:
+                closing.pop(sock)
+                sock.close()
 
 
 def client_process(job: ClientJob, results: Any) -> None:
-    """Entry of the client process: one thread per stream; puts a summary on ``results``."""
-    t_start = time.monotonic() + 0.3
-    outputs: list[dict[str, Any]] = [{} for _ in job.plans]
+    """Entry of the client process; puts a summary on ``results``.
+
+    Callers are spread over a few sender threads (``streams_per_sender`` each), all frames
+    encoded up front; lateness is how long after its due time each frame was sent.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(job.url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    callers = [_Caller(job, i, host, port, parts.path) for i in range(len(job.plans))]
     errors: list[str] = []
-
-    def run(index: int) -> None:
-        try:
-            _client_stream(job, index, t_start, outputs[index])
-        except Exception as exc:  # noqa: BLE001 - reported to the parent as a failed trial
-            errors.append(f"client stream {index}: {exc!r}")
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(job.plans))]
+    per = max(1, job.streams_per_sender)
+    groups = [callers[i : i + per] for i in range(0, len(callers), per)]
+    cpu_before = _cpu_seconds()
+    t_start = time.monotonic() + 0.3
+    threads = [
+        threading.Thread(target=_client_sender, args=(group, t_start, errors), daemon=True)
+        for group in groups
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    late = [x for out in outputs for x in out.get("late", [])]
-    results.put({"late_p95": percentile(late, 95), "frames": len(late), "errors": errors})
+    late = [x for caller in callers for x in caller.late]
+    results.put(
+        {
+            "late_p95": percentile(late, 95),
+            "frames": len(late),
+            "errors": errors,
+            "cpu_seconds": _cpu_seconds() - cpu_before,
+        }
+    )
 
 
 def run_pipeline_trial(
@@ -718,6 +936,7 @@ def run_pipeline_trial(
     else:
         trial.errors.extend(summary["errors"])
         trial.client_late_p95 = float(summary["late_p95"])
+        trial.client_cpu_seconds = float(summary["cpu_seconds"])
     if trial.utterances < expected:
         trial.errors.append(f"{expected - trial.utterances} of {expected} streams not finished")
     return trial

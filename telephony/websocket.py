@@ -84,6 +84,7 @@ class ProtocolViolation(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.completed: list[tuple[int, str | bytes]] = []  # what came before it, in order
 
 
 def unmask(payload: bytes | bytearray, key: bytes | bytearray) -> bytes:
@@ -111,15 +112,17 @@ def close_payload(code: int, reason: str = "") -> bytes:
     """The body of a close frame (no body for 1005/1006, which must not be sent)."""
     if code in (CLOSE_NO_STATUS, CLOSE_ABNORMAL):
         return b""
-    return code.to_bytes(2, "big") + reason.encode("utf-8")[:123]
+    # At most 123 bytes, cut on a character boundary (the reason must stay UTF-8).
+    text = reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
+    return code.to_bytes(2, "big") + text
 
 
 class FrameParser:
     """Sans-IO parser of client → server frames: bytes in, complete messages out.
 
     :meth:`feed` returns ``(opcode, payload)`` for every complete data message (text
-    decoded to ``str``) and control frame, in order; violations raise
-    :class:`ProtocolViolation`.
+    decoded to ``str``) and control frame, in order; a violation raises
+    :class:`ProtocolViolation` carrying what the same bytes completed before it.
     """
 
     def __init__(self, max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
@@ -131,44 +134,52 @@ class FrameParser:
 
     def feed(self, data: bytes) -> list[tuple[int, str | bytes]]:
         """Take received bytes; return what they complete."""
-        buf = self._buffer
-        buf += data
+        self._buffer += data
         out: list[tuple[int, str | bytes]] = []
-        pos, size = 0, len(buf)
         try:
-            while size - pos >= 2:
-                b0, b1 = buf[pos], buf[pos + 1]
-                if b0 & 0x70:
-                    raise ProtocolViolation(CLOSE_PROTOCOL_ERROR, "reserved bits set")
-                if not b1 & 0x80:
-                    raise ProtocolViolation(CLOSE_PROTOCOL_ERROR, "client frame not masked")
-                fin, opcode, length = b0 & 0x80, b0 & 0x0F, b1 & 0x7F
-                head = pos + 2
-                if length == 126:
-                    if size - head < 2:
-                        break
-                    length = int.from_bytes(buf[head : head + 2], "big")
-                    head += 2
-                elif length == 127:
-                    if size - head < 8:
-                        break
-                    length = int.from_bytes(buf[head : head + 8], "big")
-                    head += 8
-                if length > self.max_message_bytes:
-                    raise ProtocolViolation(CLOSE_TOO_BIG, "message too big")
-                end = head + 4 + length
-                if size < end:
-                    break
-                payload = unmask(buf[head + 4 : end], buf[head : head + 4])
-                pos = end
-                message = self._frame(fin, opcode, payload)
-                if message is not None:
-                    out.append(message)
-                    if message[0] == OP_CLOSE:
-                        break  # nothing after a close counts
-        finally:
-            del buf[:pos]
+            used = self._parse(out)
+        except ProtocolViolation as exc:
+            exc.completed = out
+            self._buffer.clear()  # the connection is being failed: nothing more is read
+            raise
+        del self._buffer[:used]
         return out
+
+    def _parse(self, out: list[tuple[int, str | bytes]]) -> int:
+        """Append the complete frames' results to ``out``; return the bytes consumed."""
+        buf = self._buffer
+        pos, size = 0, len(buf)
+        while size - pos >= 2:
+            b0, b1 = buf[pos], buf[pos + 1]
+            if b0 & 0x70:
+                raise ProtocolViolation(CLOSE_PROTOCOL_ERROR, "reserved bits set")
+            if not b1 & 0x80:
+                raise ProtocolViolation(CLOSE_PROTOCOL_ERROR, "client frame not masked")
+            fin, opcode, length = b0 & 0x80, b0 & 0x0F, b1 & 0x7F
+            head = pos + 2
+            if length == 126:
+                if size - head < 2:
+                    break
+                length = int.from_bytes(buf[head : head + 2], "big")
+                head += 2
+            elif length == 127:
+                if size - head < 8:
+                    break
+                length = int.from_bytes(buf[head : head + 8], "big")
+                head += 8
+            if length > self.max_message_bytes:
+                raise ProtocolViolation(CLOSE_TOO_BIG, "message too big")
+            end = head + 4 + length
+            if size < end:
+                break
+            payload = unmask(buf[head + 4 : end], buf[head : head + 4])
+            pos = end
+            message = self._frame(fin, opcode, payload)
+            if message is not None:
+                out.append(message)
+                if message[0] == OP_CLOSE:
+                    break  # nothing after a close counts
+        return pos
 
     def _frame(self, fin: int, opcode: int, payload: bytes) -> tuple[int, str | bytes] | None:
         if opcode >= OP_CLOSE:
@@ -344,12 +355,11 @@ class InlineWebSocket:
         if not data:
             self._lost("the peer closed the connection without a close frame")
             return True
+        violation: ProtocolViolation | None = None
         try:
             frames = self._parser.feed(data)
         except ProtocolViolation as exc:
-            log.warning("websocket protocol error, closing (%d): %s", exc.code, exc.reason)
-            self._close(exc.code, exc.reason)
-            return True
+            violation, frames = exc, exc.completed
         for opcode, payload in frames:
             if opcode in (OP_TEXT, OP_BINARY):
                 self._messages.append(payload)
@@ -357,6 +367,11 @@ class InlineWebSocket:
                 self._pong(payload)
             elif opcode == OP_CLOSE:
                 self._peer_closed(payload)
+        if violation is not None and self._server.connected:
+            log.warning(
+                "websocket protocol error, closing (%d): %s", violation.code, violation.reason
+            )
+            self._close(violation.code, violation.reason)
         return True
 
     def _pong(self, payload: str | bytes) -> None:
@@ -377,8 +392,8 @@ class InlineWebSocket:
         valid = valid or 3000 <= code <= 4999
         if len(data) == 1 or (len(data) >= 2 and not valid):
             self._close(CLOSE_PROTOCOL_ERROR, "bad close frame")
-        else:
-            self._close(code if len(data) >= 2 else CLOSE_NORMAL, "")
+            return
+        self._close(code if len(data) >= 2 else CLOSE_NORMAL, "")
         self._server.close_reason = code
         self._server.close_message = reason or None
 
@@ -480,6 +495,10 @@ class _HubThread:
                 if rest > 0:
                     time.sleep(rest)
         selector.close()
+        with self.lock:
+            dropped, self.incoming = [*registered, *self.incoming], []
+        for sub in dropped:  # stopped: whoever waits for these is let go
+            sub.released.set()
 
     def _let_go(
         self,

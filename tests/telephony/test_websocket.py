@@ -371,11 +371,6 @@ def test_close_payload() -> None:
     assert len(close_payload(1000, "x" * 500)) == 125  # a control frame's limit
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="close_payload cuts the reason at 123 bytes, which can split a multi-byte UTF-8 "
-    "character: the close frame then carries invalid UTF-8 (RFC 6455 §5.5.1)",
-)
 def test_close_payload_keeps_a_long_cyrillic_reason_valid_utf8() -> None:
     body = close_payload(CLOSE_NORMAL, "звонок завершён " * 10)
     assert len(body) <= 125
@@ -749,12 +744,6 @@ def test_invalid_utf8_makes_the_server_close_with_1007(served: Served) -> None:
     assert served.event() == ("closed", CLOSE_INVALID_DATA)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="InlineWebSocket._read drops every message FrameParser.feed completed before a "
-    "protocol violation in the same recv: a message followed by a bad frame in one TCP "
-    "segment never reaches the route (it does when the two arrive in separate reads)",
-)
 def test_messages_before_a_violation_in_the_same_read_are_delivered(served: Served) -> None:
     with RawClient(served.port, "/echo") as client:
         client.send(client_frame(OP_TEXT, "kept") + client_frame(OP_TEXT, "naked", masked=False))

@@ -62,7 +62,7 @@ def test_recognizer_gets_upsampled_pcm(
     audio = tone(0.21)
     feed_frames(session, audio)
     rec = fake_recognizers[0]
-    assert len(rec.fed) == 2 * 2 * 1440  # three 60 ms batches so far; 30 ms still gathered
+    assert len(rec.fed) == 2 * 2 * 1600  # two 100 ms batches so far; 10 ms still gathered
     session.finish("hangup")
     assert rec.rate == 16000
     assert rec.grammar == ["네", "아니요"]

@@ -8,13 +8,17 @@ development model unless ``--model``/``VOSK_MODEL_PATH`` names another):
    against our :class:`~speech.recognizer.RecognitionSession` fed 20 ms μ-law frames
    (μ-law decode → resample → VAD → recognizer). Runs alternate, the median is reported.
 2. **Simultaneous real-time streams**: N streams of digit utterances paced in real time.
-   Ours is the whole pipeline: a client process opens a websocket per utterance to a
-   flask-sock ``/media-stream`` endpoint (werkzeug, threaded, loopback) and sends Twilio Media
-   Streams JSON (base64 μ-law 20 ms frames); the endpoint pumps every message into
-   :class:`~speech.stream.MediaStreamSession`. The bare baseline is N threads feeding the
-   same audio (16 kHz PCM16 chunks) to ``AcceptWaveform`` on the same schedule. A chunk's lag
-   is when its processing finished minus when it was due (its 20 ms were complete); the
-   largest N whose p95 lag stays under the threshold is searched for both.
+   Ours is the whole pipeline: a client process (Twilio's side: every frame encoded before
+   the trial, sent from a few threads in 2 ms rounds over plain sockets) opens a websocket
+   per utterance to a flask-sock ``/media-stream`` endpoint (werkzeug, threaded, loopback)
+   and sends Twilio Media Streams JSON (base64 μ-law 20 ms frames); as in the app's route,
+   the socket is read by :class:`~telephony.websocket.WebSocketHub` and every message goes
+   into :class:`~speech.stream.MediaStreamSession` on the hub's thread. The bare baseline is
+   N threads feeding the same audio (16 kHz PCM16 20 ms chunks) to ``AcceptWaveform`` on the
+   same schedule. A chunk's lag is when its processing finished minus when it was due (its
+   20 ms were complete); the largest N whose p95 lag stays under the threshold is searched
+   for both. One more bare trial, at the pipeline's N, makes 100 ms calls like our decoder
+   (CPU only: how much of the difference is batching).
 3. **Latency**: from the last speech sample of a fixture to the final result, through the
    websocket pipeline in real time (and the model's own endpoint in audio time, for
    comparison).
@@ -30,6 +34,7 @@ import argparse
 import base64
 import json
 import logging
+import math
 import multiprocessing
 import os
 import platform
@@ -423,12 +428,15 @@ def run_bare_trial(
     *,
     spread: float = 1.0,
     stop_after: float | None = None,
+    batch_frames: int = 1,
 ) -> TrialResult:
     """N threads (one per plan) feed their utterances to bare recognizers in real time.
 
     With ``stop_after`` each utterance is decoded only up to that many seconds after its
     speech ends (where an end-of-utterance decision would close it); the rest of its audio
     still takes its time but is not decoded (as our pipeline ignores audio after a final).
+    ``batch_frames`` > 1 feeds that many 20 ms frames per ``AcceptWaveform`` call, when the
+    last of them is due (what our pipeline's decoder batching does).
     """
     result = TrialResult("bare", len(plans), 0.0)
     result.audio_seconds = sum(utterances[i].duration for plan in plans for i in plan)
@@ -451,13 +459,13 @@ def run_bare_trial(
                 end = utterance.duration
                 if stop_after is not None:
                     end = min(end, utterance.speech_end + stop_after)
-                for k, pos in enumerate(range(0, len(utterance.pcm), chunk)):
-                    if k * FRAME_SECONDS >= end:
-                        break
-                    due = cursor + (k + 1) * FRAME_SECONDS
+                count = min(-(-len(utterance.pcm) // chunk), math.ceil(end / FRAME_SECONDS))
+                for k in range(0, count, max(1, batch_frames)):
+                    last = min(count, k + max(1, batch_frames))
+                    due = cursor + last * FRAME_SECONDS
                     _sleep_until(due)
-                    decoded += FRAME_SECONDS
-                    if rec.AcceptWaveform(utterance.pcm[pos : pos + chunk]):
+                    decoded += (last - k) * FRAME_SECONDS
+                    if rec.AcceptWaveform(utterance.pcm[k * chunk : last * chunk]):
                         heard |= bool(json.loads(rec.Result()).get("text"))
                     lags.append(time.monotonic() - due)
                 heard |= bool(json.loads(rec.FinalResult()).get("text"))
@@ -1169,6 +1177,7 @@ class Report:
     endpoints: list[EndpointLatency] = field(default_factory=list)
     bare_search: CapacitySearch | None = None
     pipeline_search: CapacitySearch | None = None
+    bare_batched: TrialResult | None = None  # bare loop with our decoder batching, CPU only
     seconds: float = 0.0
 
 
@@ -1197,6 +1206,29 @@ def _fmt_endpoint(e: EndpointLatency) -> tuple[str, str]:
     else:
         ours = f"{e.ours:.2f} s ({e.ours_reason})"
     return ours, f"{e.model:.2f} s" if e.model is not None else "did not fire"
+
+
+def _cpu_note(report: Report) -> str:
+    """What the Twilio-side client cost, and the bare loop with our decoder batching."""
+    ours = report.pipeline_search.trials if report.pipeline_search else []
+    client = [t.client_cpu_seconds / t.audio_seconds for t in ours if t.audio_seconds > 0]
+    parts = []
+    if client:
+        parts.append(
+            f"The client process (Twilio's side, on the same 2 CPUs) used a median "
+            f"{statistics.median(client):.4f} CPU s per stream second."
+        )
+    batched = report.bare_batched
+    if batched is not None and report.bare_search is not None:
+        bare_cost, _ = cpu_projection(report.bare_search)
+        cost = batched.cpu_per_stream_second
+        parts.append(
+            f"A bare loop making {batched.system.removeprefix('bare, ')} like our decoder "
+            f"({batched.streams} streams): {cost:.4f} CPU s per stream second = "
+            f"{cost / max(bare_cost, 1e-9):.2f}× the 20 ms bare loop (p95 lag "
+            f"{batched.p(95) * 1000:.0f} ms) — the part of our margin that is batching."
+        )
+    return " ".join(parts)
 
 
 def render_text(report: Report) -> str:
@@ -1238,6 +1270,7 @@ def render_text(report: Report) -> str:
             f" (ratio {oc / max(bc, 1e-9):.2f});"
             f" CPU-bound projection: bare {bn:.0f}, pipeline {on:.0f} streams"
         )
+        lines.append("  " + _cpu_note(report))
     if report.latency_trial or report.endpoints:
         lines.append("\n3. end of speech → final result")
         if report.latency_trial:
@@ -1333,6 +1366,8 @@ def render_markdown(report: Report) -> str:
                 f"{bc:.3f}, pipeline {oc:.3f} = **{oc / max(bc, 1e-9):.2f}×**; if the CPUs were "
                 f"ours alone that would carry about {bn:.0f} bare and {on:.0f} pipeline streams."
             ),
+            "",
+            _cpu_note(report),
             "",
         ]
     if report.latency_trial or report.endpoints:
@@ -1511,6 +1546,20 @@ def _run_parts(
                 if not progressed:
                     break
             report.bare_search, report.pipeline_search = bare, ours
+            # Our decoder gets 100 ms batches, the bare loop 20 ms frames: how much of the
+            # difference is that batching alone (the bare loop batched the same way)?
+            size = ours.best.streams if ours.best else options.start_streams
+            batch = max(1, round(EndpointConfig().batch_seconds / FRAME_SECONDS))
+            report.bare_batched = run_bare_trial(
+                model,
+                grammars,
+                digits,
+                stream_plans(digits, size, options.trial_seconds),
+                stop_after=trailing,
+                batch_frames=batch,
+            )
+            report.bare_batched.system = f"bare, {batch * FRAME_SECONDS * 1000:.0f} ms calls"
+            progress("2. " + _fmt_trial(report.bare_batched))
 
 
 @contextmanager

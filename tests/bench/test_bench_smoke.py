@@ -93,6 +93,10 @@ def test_bare_and_pipeline_trials_run(model: LoadedModel, short: list[bs.Utteran
     assert not bare.errors
     assert len(bare.lags) == short[0].frames
     assert bare.utterances == 1
+    batched = bs.run_bare_trial(model, grammars, short, plans, spread=0.0, batch_frames=5)
+    assert not batched.errors
+    assert len(batched.lags) == -(-short[0].frames // 5)  # one decoder call per 5 frames
+    assert batched.decoded_seconds == pytest.approx(bare.decoded_seconds)
     with bs.PipelineServer(model, "ko", bs.EndpointConfig()) as server:
         ours = bs.run_pipeline_trial(server, short, plans, lang="ko", spread=0.0)
     assert not ours.errors, ours.errors

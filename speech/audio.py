@@ -17,7 +17,6 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import as_strided
 
 Samples = npt.NDArray[np.int16]
 
@@ -146,8 +145,6 @@ class Resampler:
         padded[: len(taps)] = taps
         # phases[p, j] = taps[p + j * up]
         self._phases = padded.reshape(self._per_phase, self.up).T.copy()
-        # (per_phase, up): column p is phase p reversed, for the sliding-window product.
-        self._reversed_phases = np.ascontiguousarray(self._phases[:, ::-1].T)
         self._history = np.zeros(self._per_phase - 1, dtype=np.float64)
         self._consumed = 0  # input samples consumed so far
         self._produced = 0  # output samples produced so far
@@ -163,12 +160,12 @@ class Resampler:
         ext = np.concatenate([self._history, x.astype(np.float64)])
         total_in = self._consumed + x.size
         if self.down == 1 and self._produced == self._consumed * self.up:
-            # Integer up-sampling (8 → 16 kHz): every input position's window of history
-            # times all phases in one matrix product; its rows are the interleaved output.
-            windows = as_strided(
-                ext, shape=(x.size, self._per_phase), strides=(ext.strides[0],) * 2, writeable=False
-            )
-            y = (windows @ self._reversed_phases).ravel()
+            # Integer up-sampling (8 → 16 kHz): output phase p is the history convolved with
+            # phase p of the filter; the phases interleave. (No BLAS: a matrix product here
+            # woke OpenBLAS's thread pool on every batch.)
+            y = np.empty(x.size * self.up)
+            for p in range(self.up):
+                y[p :: self.up] = np.convolve(ext, self._phases[p], "valid")
             self._produced = total_in * self.up
             self._consumed = total_in
             self._history = ext[-(self._per_phase - 1) :]

@@ -132,7 +132,7 @@ class FrameParser:
         self._parts: list[bytes] = []
         self._message_bytes = 0
 
-    def feed(self, data: bytes) -> list[tuple[int, str | bytes]]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, str | bytes]]:
         """Take received bytes; return what they complete."""
         self._buffer += data
         out: list[tuple[int, str | bytes]] = []
@@ -232,6 +232,8 @@ class InlineWebSocket:
         self._server = ws
         self._sock: socket.socket = ws.sock
         self._parser = FrameParser(max_message_bytes)
+        # recv_into one buffer: a recv() would malloc 64 KB per read (and consolidate the heap)
+        self._recv_buffer = memoryview(bytearray(RECV_BYTES))
         self._messages: deque[str | bytes] = deque()
         self._send_lock = threading.Lock()
         self._sent_close = False
@@ -343,21 +345,21 @@ class InlineWebSocket:
         """Read what has arrived (waiting up to ``timeout``); False when nothing came."""
         try:
             if timeout is not None and timeout <= 0:
-                data = self._sock.recv(RECV_BYTES, socket.MSG_DONTWAIT)
+                size = self._sock.recv_into(self._recv_buffer, RECV_BYTES, socket.MSG_DONTWAIT)
             else:
                 self._set_recv_timeout(timeout)
-                data = self._sock.recv(RECV_BYTES)
+                size = self._sock.recv_into(self._recv_buffer, RECV_BYTES)
         except (TimeoutError, BlockingIOError, InterruptedError):
             return False
         except OSError as exc:
             self._lost(f"receive failed: {exc}")
             return True
-        if not data:
+        if not size:
             self._lost("the peer closed the connection without a close frame")
             return True
         violation: ProtocolViolation | None = None
         try:
-            frames = self._parser.feed(data)
+            frames = self._parser.feed(self._recv_buffer[:size])
         except ProtocolViolation as exc:
             violation, frames = exc, exc.completed
         for opcode, payload in frames:

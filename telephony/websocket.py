@@ -531,10 +531,10 @@ class WebSocketHub:
     A thread per socket wakes up for every 20 ms media frame; here each hub thread wakes at
     most every ``tick_s`` and handles the frames of all its ready sockets in that round
     (``on_messages`` runs on the hub thread, so it must not block on the network: hand
-    slow work to another thread). ``threads`` defaults to one per CPU (at least two): work
-    that releases the GIL (speech decoding) keeps every core busy, and fewer threads contend
-    less for the GIL (measured: two threads on this 2-CPU machine used ~4 % less CPU than
-    four). Threads start on first use and are daemons.
+    slow work to another thread). ``threads`` defaults to two per CPU: work that releases
+    the GIL (speech decoding) keeps every core busy, and a thread that is preempted or
+    decoding holds up only its share of the sockets (one per CPU used about the same CPU,
+    within this machine's noise). Threads start on first use and are daemons.
     """
 
     def __init__(
@@ -545,7 +545,7 @@ class WebSocketHub:
         idle_s: float = 0.05,
         name: str = "websocket-hub",
     ) -> None:
-        self.size = max(1, threads) if threads else max(2, os.cpu_count() or 1)
+        self.size = max(1, threads) if threads else 2 * (os.cpu_count() or 1)
         self.tick_s = tick_s
         self.idle_s = idle_s
         self.name = name

@@ -845,8 +845,7 @@ class MediaStreamCall:
                     session.handle_message(raw)
                 last_message = time.monotonic()
                 if session.finished:
-                    subscription.detach()
-                    events.put(None)
+                    events.put(None)  # this thread lets the socket go (detach below)
 
         def on_closed() -> None:
             log.info("media stream %s: socket closed by the peer", self.stream_sid or "-")

@@ -111,6 +111,10 @@ STREAM_START_WAIT_S = 2.0
 #: Seconds a websocket still receiving audio lets the utterance end by itself after the
 #: fall-through webhook asked for the result (an idle socket finishes at once).
 STREAM_FINISH_GRACE_S = 1.5
+#: Seconds without any message after which a media stream counts as dead (Twilio sends a
+#: frame every 20 ms while the call is up): what was heard is finalised and the socket, and
+#: the server thread it holds, let go — a half-open connection would keep them for ever.
+STREAM_IDLE_CLOSE_S = 30.0
 #: Flow started by ``POST /voice/incoming``.
 INBOUND_FLOW = "hotline"
 #: Flow started by ``POST /voice/outbound`` unless the URL names another.
@@ -855,6 +859,7 @@ class MediaStreamCall:
 
         subscription = (self.hub or shared_hub()).attach(self.ws, on_messages, on_closed)
         last_check = time.monotonic()
+        dead = False
         try:
             while True:
                 try:
@@ -866,6 +871,17 @@ class MediaStreamCall:
                         break
                     self.on_event(event)
                 now = time.monotonic()
+                if now - last_message >= STREAM_IDLE_CLOSE_S and not dead:
+                    log.warning(
+                        "media stream %s: nothing for %.0f s; closing it as dead",
+                        self.stream_sid or "-",
+                        now - last_message,
+                    )
+                    dead = True
+                    subscription.detach()
+                    with lock:
+                        session.close()  # its final (reason hangup) is queued before the end
+                    events.put(None)
                 if now - last_check >= self.poll_s:
                     last_check = now
                     self.finish_if_asked(session, lock, idle=now - last_message >= self.poll_s)

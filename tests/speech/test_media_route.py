@@ -255,6 +255,33 @@ def test_socket_dropped_mid_utterance(
     assert answer.step.startswith("hotline:")
 
 
+def test_a_silent_half_open_stream_is_closed_as_dead(
+    served: tuple[Flask, AppProvider, int], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ivr.runtime.STREAM_IDLE_CLOSE_S", 0.6)
+    app, provider, port = served
+    call, node = start_call(app, settings)
+    stream = TwilioStream(port, settings.webhook_auth_token, node)
+    stream.connected_and_start()
+    stream.media(words("menu_sangdamwon.wav")[:4000])
+    # ... and then nothing, without closing: a peer gone without a FIN.
+    store = StreamResults(services_of(app).redis)
+    seq = int(stream.params["step_token"].rsplit(":", 1)[1])
+    assert wait_for(lambda: store.load(call.call_sid, seq).get("state") == "final")
+    result = json.loads(store.load(call.call_sid, seq)["result"])
+    assert result["reason"] == "hangup"
+    assert provider.updates == []
+
+    def closed_by_server() -> bool:
+        try:
+            stream.ws.receive(timeout=0.05)
+        except ConnectionClosed:
+            return True
+        return False
+
+    assert wait_for(closed_by_server), "the server let the dead stream's socket go"
+
+
 def test_a_dtmf_event_on_the_stream_wins_over_speech(
     served: tuple[Flask, AppProvider, int], settings: Settings
 ) -> None:

@@ -222,6 +222,10 @@ class MediaStreamSession:
             return
         if self._next_chunk is None:
             self._next_chunk = number
+        if number == self._next_chunk and not self._pending:  # in order: the usual case
+            self._next_chunk = number + 1
+            self._process_audio(payload)
+            return
         if number < self._next_chunk or number in self._pending:
             self.frames_dropped += 1
             return

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from speech.audio import Resampler, frames_energy_db
-from speech.recognizer import EndpointConfig, EnergyVad
+from speech.audio import Resampler, _kaiser_sinc, frames_energy_db
+from speech.recognizer import EndpointConfig, EnergyVad, _percentile
 
 
 def _noise(seconds: float, level: float, seed: int) -> np.ndarray:
@@ -50,7 +50,7 @@ def _reference_upsample(x: np.ndarray, r: Resampler) -> np.ndarray:
 
 
 @pytest.mark.parametrize("sizes", [[160], [480], [1, 159, 333, 7]])
-def test_double_rate_matrix_product_equals_convolution(sizes: list[int]) -> None:
+def test_double_rate_streaming_equals_one_convolution(sizes: list[int]) -> None:
     x = _noise(1.0, 12000, 5)  # loud enough to saturate sometimes
     r = Resampler(8000, 16000)
     out, pos, k = [], 0, 0
@@ -61,3 +61,20 @@ def test_double_rate_matrix_product_equals_convolution(sizes: list[int]) -> None
     np.testing.assert_array_equal(
         np.concatenate(out), _reference_upsample(x, Resampler(8000, 16000))
     )
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 10, 149, 150])
+@pytest.mark.parametrize("q", [0.0, 10.0, 50.0, 99.9, 100.0])
+def test_noise_percentile_equals_numpy(count: int, q: float) -> None:
+    values = list(np.random.default_rng(count).normal(-60, 5, count))
+    assert _percentile(values, q) == pytest.approx(float(np.percentile(values, q)), abs=1e-12)
+    with pytest.raises(ValueError, match="no values"):
+        _percentile([], q)
+
+
+def test_filter_design_is_shared_and_read_only() -> None:
+    first, second = Resampler(8000, 16000), Resampler(8000, 16000)
+    assert _kaiser_sinc(2, 1, 12) is _kaiser_sinc(2, 1, 12)
+    np.testing.assert_array_equal(first._phases, second._phases)
+    with pytest.raises(ValueError, match="read-only"):
+        _kaiser_sinc(2, 1, 12)[0] = 1.0

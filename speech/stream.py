@@ -22,7 +22,6 @@ One session per websocket; not thread-safe (a websocket is served by one thread)
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import logging
@@ -54,6 +53,25 @@ _HANDLERS: Mapping[str, str] = {
     "mark": "_on_mark",
     "stop": "_on_stop",
 }
+
+
+# The decoder's C scanner (typeshed does not declare the attribute).
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _loads(raw: str | bytes) -> Any:
+    """``json.loads`` with a shortcut for a compact JSON text (what Twilio sends 50 times a
+    second per call): the C scanner straight away, without the whitespace handling around
+    it. Anything else, or anything the shortcut does not consume whole, goes the long way
+    (and raises ``json.loads``'s errors)."""
+    if isinstance(raw, str) and raw[:1] == "{":
+        try:
+            value, end = _scan_json(raw, 0)
+        except (StopIteration, ValueError):
+            end = -1
+        if end == len(raw):
+            return value
+    return json.loads(raw)
 
 
 @dataclass(frozen=True)
@@ -116,7 +134,7 @@ class MediaStreamSession:
         if self.finished:
             return
         try:
-            message = json.loads(raw)
+            message = _loads(raw)
         except (ValueError, UnicodeDecodeError):
             self._malformed("not JSON", raw)
             return
@@ -211,7 +229,7 @@ class MediaStreamSession:
         if media.get("track", "inbound") not in ("inbound", "inbound_track"):
             return  # only the caller's audio is recognised
         try:
-            payload = base64.b64decode(media["payload"], validate=True)
+            payload = binascii.a2b_base64(media["payload"], strict_mode=True)
         except (binascii.Error, TypeError):
             raise ValueError("payload is not base64") from None
         raw_number = media.get("chunk", message.get("sequenceNumber"))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from speech.audio import Resampler, _kaiser_sinc, frames_energy_db
 from speech.recognizer import EndpointConfig, EnergyVad, _percentile
+from speech.stream import _loads
 
 
 def _noise(seconds: float, level: float, seed: int) -> np.ndarray:
@@ -78,3 +81,29 @@ def test_filter_design_is_shared_and_read_only() -> None:
     np.testing.assert_array_equal(first._phases, second._phases)
     with pytest.raises(ValueError, match="read-only"):
         _kaiser_sinc(2, 1, 12)[0] = 1.0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"event":"media","media":{"chunk":"3","payload":"AAAA"}}',
+        '{"event": "stop"}',
+        ' {"event":"stop"}',
+        '{"event":"stop"} ',
+        '{"event":"stop"}{"x":1}',
+        '{"event":',
+        "[1, 2]",
+        "not json",
+        "",
+        b'{"event":"stop"}',
+        '{"event":"\u0441\u0442\u043e\u043f"}',
+    ],
+)
+def test_json_shortcut_behaves_like_json_loads(raw: str | bytes) -> None:
+    try:
+        expected: object = json.loads(raw)
+    except ValueError as exc:
+        with pytest.raises(type(exc)):
+            _loads(raw)
+    else:
+        assert _loads(raw) == expected

@@ -15,8 +15,9 @@ Blueprints (one per feature; add new ones in :func:`create_app`):
   the SMS in the contact log) and ``POST /sms/status`` (delivery statuses of campaign and
   IVR messages);
 - ``campaigns`` — the supervisors' REST API under ``/api/campaigns`` (:mod:`campaigns.api`);
-- ``media`` — the ``/media-stream`` websocket (flask-sock; each socket holds one thread, so
-  serve with threads): Twilio Media Streams of ``capture: stream`` steps, recognised by
+- ``media`` — the ``/media-stream`` websocket (flask-sock; each socket holds one waiting
+  thread, so serve with threads; :mod:`telephony.websocket`'s hub reads the sockets):
+  Twilio Media Streams of ``capture: stream`` steps, recognised by
   :class:`ivr.runtime.MediaStreamCall`. The handshake's ``X-Twilio-Signature`` is checked
   against the ``ws(s)://`` URL of ``PUBLIC_BASE_URL``.
 
@@ -98,7 +99,7 @@ def create_app(settings: Settings | None = None, *, config: dict[str, Any] | Non
     from campaigns.api import bp as campaigns_api_bp
 
     app.register_blueprint(campaigns_api_bp)
-    # /media-stream reads its socket in the route's thread (telephony.websocket).
+    # /media-stream sockets are read by the process's websocket hub, not a thread each.
     app.config["SOCK_SERVER_OPTIONS"] = dict(WEBSOCKET_OPTIONS)
     sock.init_app(app)
     app.register_error_handler(WebhookError, _bad_webhook)
@@ -436,7 +437,7 @@ def _no_websocket_extensions() -> None:
 
 @sock.route(MEDIA_STREAM_PATH, bp=media_bp)
 def media_stream(ws: Any) -> None:
-    """Twilio Media Streams of a ``capture: stream`` step (read in the route's own thread)."""
+    """Twilio Media Streams of a ``capture: stream`` step (read on the websocket hub)."""
     from ivr.runtime import MediaStreamCall
     from telephony.signing import is_valid
 

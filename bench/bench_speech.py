@@ -68,8 +68,15 @@ from speech.model_store import LoadedModel, SpeechUnavailable, describe_model, l
 from speech.model_store import resolve_model as _resolve_model
 from speech.recognizer import EndpointConfig, RecognitionSession, vosk_recognizer
 from speech.stream import MediaStreamSession, StreamConfig, StreamEvent
+from telephony.websocket import (
+    OP_CLOSE,
+    OP_TEXT,
+    InlineWebSocket,
+    encode_frame,
+    refuse_extensions,
+    shared_hub,
+)
 from telephony.websocket import SERVER_OPTIONS as WEBSOCKET_OPTIONS
-from telephony.websocket import InlineWebSocket, refuse_extensions, shared_hub
 
 log = logging.getLogger(__name__)
 
@@ -632,22 +639,9 @@ def _media_message(stream_sid: str, number: int, payload: str) -> str:
     )
 
 
-def client_frame(payload: bytes, *, opcode: int = 0x1) -> bytes:
-    """One final, masked client websocket frame (RFC 6455 §5.2) carrying ``payload``."""
-    size = len(payload)
-    if size < 126:
-        header = bytes((0x80 | opcode, 0x80 | size))
-    elif size < 1 << 16:
-        header = bytes((0x80 | opcode, 0x80 | 126)) + size.to_bytes(2, "big")
-    else:
-        header = bytes((0x80 | opcode, 0x80 | 127)) + size.to_bytes(8, "big")
-    key = os.urandom(4)
-    mask = (key * (size // 4 + 1))[:size]
-    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")).to_bytes(size, "big")
-    return header + key + masked
-
-
-CLIENT_CLOSE = 0x8
+def client_frame(payload: bytes, *, opcode: int = OP_TEXT) -> bytes:
+    """One final client websocket frame carrying ``payload``, masked with a random key."""
+    return encode_frame(opcode, payload, mask_key=os.urandom(4))
 
 
 class _Caller:
@@ -763,7 +757,7 @@ class _Caller:
         if self.sent == len(frames):
             stop = {"event": "stop", "streamSid": self.sid(self.n), "stop": {"callSid": "CA"}}
             batch.append(client_frame(json.dumps(stop).encode()))
-            batch.append(client_frame((1000).to_bytes(2, "big"), opcode=CLIENT_CLOSE))
+            batch.append(client_frame((1000).to_bytes(2, "big"), opcode=OP_CLOSE))
         if batch:
             self.send(b"".join(batch))
         if self.sent < len(frames):

@@ -98,14 +98,20 @@ def unmask(payload: bytes | bytearray, key: bytes | bytearray) -> bytes:
     )
 
 
-def encode_frame(opcode: int, payload: bytes) -> bytes:
-    """One final, unmasked (server → client) frame."""
+def encode_frame(opcode: int, payload: bytes, *, mask_key: bytes | None = None) -> bytes:
+    """One final frame: unmasked (server → client), or masked with the 4-byte ``mask_key``
+    (client → server, as a test client or Twilio's side sends)."""
     size = len(payload)
+    mask_bit = 0x80 if mask_key is not None else 0
     if size < 126:
-        return bytes((0x80 | opcode, size)) + payload
-    if size < 1 << 16:
-        return bytes((0x80 | opcode, 126)) + size.to_bytes(2, "big") + payload
-    return bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big") + payload
+        header = bytes((0x80 | opcode, mask_bit | size))
+    elif size < 1 << 16:
+        header = bytes((0x80 | opcode, mask_bit | 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x80 | opcode, mask_bit | 127)) + size.to_bytes(8, "big")
+    if mask_key is None:
+        return header + payload
+    return header + mask_key + unmask(payload, mask_key)  # masking is the same XOR
 
 
 def close_payload(code: int, reason: str = "") -> bytes:

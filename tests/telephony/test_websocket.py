@@ -363,6 +363,19 @@ def test_encode_frame_length_encodings(size: int, header: int) -> None:
     assert parse_server_frame(frame) == ((True, OP_BINARY, payload), header + size)
 
 
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_masked_frames_from_encode_frame_parse_back(size: int) -> None:
+    payload = os.urandom(size)
+    key = os.urandom(4)
+    frame = encode_frame(OP_BINARY, payload, mask_key=key)
+    assert frame[1] & 0x80  # the mask bit
+    head = len(frame) - size - 4
+    assert frame[head : head + 4] == key
+    assert frame[head + 4 :] == bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    parser = FrameParser(max_message_bytes=1 << 17)
+    assert parser.feed(frame) == [(OP_BINARY, payload)]
+
+
 def test_close_payload() -> None:
     assert close_payload(CLOSE_NORMAL) == b"\x03\xe8"
     assert close_payload(1001, "going away") == b"\x03\xe9going away"

@@ -1143,7 +1143,7 @@ class Options:
     model_path: str | None = None
     threshold: float = 0.100
     trial_seconds: float = 12.0
-    grid_step: int = 4
+    grid_step: int = 2
     max_streams: int = 96
     start_streams: int = 40
     rtf_seconds: float = 30.0
@@ -1596,7 +1596,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         model_path=args.model_path,
         threshold=args.threshold_ms / 1000,
         trial_seconds=args.trial_seconds or (6.0 if quick else 12.0),
-        grid_step=8 if quick else 4,
+        grid_step=8 if quick else 2,
         max_streams=args.max_streams,
         rtf_seconds=10.0 if quick else 30.0,
         free_seconds=6.0 if quick else 10.0,

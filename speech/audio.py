@@ -87,6 +87,19 @@ def ulaw_decode(data: bytes) -> Samples:
     return _ulaw_table()[np.frombuffer(data, dtype=np.uint8)]
 
 
+@cache
+def _ulaw_float_table() -> npt.NDArray[np.float64]:
+    table = _ulaw_table().astype(np.float64)
+    table.setflags(write=False)
+    return table
+
+
+def ulaw_decode_float(data: bytes) -> npt.NDArray[np.float64]:
+    """Decode G.711 μ-law bytes to the same sample values as :func:`ulaw_decode`, as
+    ``float64`` (what the level meter and the resampler compute with: no conversion)."""
+    return _ulaw_float_table()[np.frombuffer(data, dtype=np.uint8)]
+
+
 def alaw_decode(data: bytes) -> Samples:
     """Decode G.711 A-law bytes (one byte per sample) to PCM 16-bit samples."""
     return _alaw_table()[np.frombuffer(data, dtype=np.uint8)]
@@ -155,14 +168,15 @@ class Resampler:
         self._produced = 0  # output samples produced so far
         self.delay = (len(taps) - 1) // 2 // self.down
 
-    def process(self, samples: Samples) -> Samples:
-        """Resample one chunk; returns the output samples that chunk completes."""
+    def process(self, samples: Samples | npt.NDArray[np.float64]) -> Samples:
+        """Resample one chunk (PCM 16-bit values, as ``int16`` or ``float64``); returns the
+        output samples that chunk completes."""
         x = np.asarray(samples)
         if self.passthrough:
             return x.astype(np.int16, copy=True)
         if x.size == 0:
             return np.zeros(0, dtype=np.int16)
-        ext = np.concatenate([self._history, x.astype(np.float64)])
+        ext = np.concatenate((self._history, x), dtype=np.float64)
         total_in = self._consumed + x.size
         if self.down == 1 and self._produced == self._consumed * self.up:
             # Integer up-sampling (8 → 16 kHz): output phase p is the history convolved with

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from speech.audio import (
     AudioClip,
@@ -51,14 +52,14 @@ from speech.audio import (
     frames_energy_db,
     pcm16_from_bytes,
     pcm16_to_bytes,
-    ulaw_decode,
+    ulaw_decode_float,
 )
 from speech.grammar import Grammar, build_grammar
 from speech.model_store import LoadedModel
 
 log = logging.getLogger(__name__)
 
-_EMPTY: Samples = np.zeros(0, dtype=np.int16)
+_EMPTY_F: npt.NDArray[np.float64] = np.zeros(0, dtype=np.float64)
 
 EndReason = Literal["silence", "max_length", "no_input", "dtmf", "hangup", "end_of_audio"]
 EventKind = Literal["speech_start", "barge_in", "partial", "final"]
@@ -192,7 +193,8 @@ class EnergyVad:
         self.frame_len = max(1, round(sample_rate * config.frame_seconds))
         self.noise_floor_db = -70.0
         self._rise = config.noise_rise_db_per_s * config.frame_seconds
-        self._pending = np.zeros(0, dtype=np.int16)
+        self._pending: npt.NDArray[np.float64] = _EMPTY_F
+        self._full_scale = self.frame_len * 32768.0 * 32768.0
         self._noise: deque[float] = deque(
             maxlen=max(1, round(config.noise_window / config.frame_seconds))
         )
@@ -202,21 +204,24 @@ class EnergyVad:
         self._noise_target: float | None = None
         self._noise_added = 0
 
-    def frames(self, samples: Samples) -> list[tuple[bool, float]]:
-        """(is speech, level in dBFS) of every complete frame (a partial one waits for more)."""
-        data = np.asarray(samples, dtype=np.int16)
-        if self._pending.size:
-            data = np.concatenate([self._pending, data])
-        count = data.size // self.frame_len
-        self._pending = data[count * self.frame_len :] if data.size % self.frame_len else _EMPTY
-        if count == 0:
-            return []
+    def frames(self, samples: Samples | npt.NDArray[np.float64]) -> list[tuple[bool, float]]:
+        """(is speech, level in dBFS) of every complete frame (a partial one waits for more).
+
+        ``samples`` are PCM 16-bit values, as ``int16`` or ``float64``.
+        """
+        data = np.asarray(samples, dtype=np.float64)
         levels: list[float]
-        if count == 1:  # the usual 20 ms telephone frame: no 2-D machinery for one row
-            frame = data[: self.frame_len].astype(np.float64)
-            power = float(frame.dot(frame)) / (self.frame_len * 32768.0 * 32768.0)
-            levels = [10.0 * math.log10(max(power, 1e-10))]
+        if data.size == self.frame_len and not self._pending.size:
+            # The usual 20 ms telephone frame: no 2-D machinery for one row.
+            levels = [10.0 * math.log10(max(float(data.dot(data)) / self._full_scale, 1e-10))]
         else:
+            if self._pending.size:
+                data = np.concatenate((self._pending, data))
+            count = data.size // self.frame_len
+            rest = data.size % self.frame_len
+            self._pending = data[count * self.frame_len :] if rest else _EMPTY_F
+            if count == 0:
+                return []
             whole = data[: count * self.frame_len].reshape(count, self.frame_len)
             levels = frames_energy_db(whole).tolist()
         cfg = self.config
@@ -413,7 +418,7 @@ class RecognitionSession:
             self._rec = recognizer_factory(model.model, rate, grammar.to_json())
         self._rec.SetWords(True)
         self._resampler = Resampler(input_rate, rate)
-        self._batch: list[Samples] = []
+        self._batch: list[npt.NDArray[np.float64]] = []
         self._batched = 0
         self._batch_size = max(1, round(input_rate * self.config.batch_seconds))
         self._vad = EnergyVad(self.config, input_rate)
@@ -477,7 +482,9 @@ class RecognitionSession:
 
     def feed_ulaw(self, data: bytes) -> list[RecognitionEvent]:
         """Feed G.711 μ-law bytes at the input rate."""
-        return self.feed(ulaw_decode(data))
+        if self.result is not None or not data:
+            return []
+        return self._feed(ulaw_decode_float(data))
 
     def feed_pcm16_bytes(self, data: bytes) -> list[RecognitionEvent]:
         """Feed little-endian PCM 16-bit bytes at the input rate."""
@@ -492,26 +499,29 @@ class RecognitionSession:
         """
         if self.result is not None or samples.size == 0:
             return []
-        samples = np.asarray(samples, dtype=np.int16)
+        return self._feed(np.asarray(samples, dtype=np.float64))
+
+    def _feed(self, samples: npt.NDArray[np.float64]) -> list[RecognitionEvent]:
+        # Samples stay float64 (PCM 16-bit values) from decoding to the resampler.
         self._batch.append(samples)
         self._batched += samples.size
         if self._batched >= self._batch_size:
             self._decode(self._take_batch())
         return self._track(samples)
 
-    def _take_batch(self) -> Samples:
+    def _take_batch(self) -> npt.NDArray[np.float64]:
         batch = self._batch[0] if len(self._batch) == 1 else np.concatenate(self._batch)
         self._batch, self._batched = [], 0
         return batch
 
-    def _decode(self, samples: Samples) -> None:
+    def _decode(self, samples: npt.NDArray[np.float64]) -> None:
         started = self._clock()
         converted = self._resampler.process(samples)
         if converted.size and self._rec.AcceptWaveform(pcm16_to_bytes(converted)):
             self._close_segment(json.loads(self._rec.Result()))
         self._processing += self._clock() - started
 
-    def _track(self, samples: Samples) -> list[RecognitionEvent]:
+    def _track(self, samples: npt.NDArray[np.float64]) -> list[RecognitionEvent]:
         events: list[RecognitionEvent] = []
         for speech, level in self._vad.frames(samples):
             self._frames += 1

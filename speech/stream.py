@@ -29,7 +29,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from speech.audio import ulaw_decode
 from speech.grammar import Grammar, GrammarError, build_grammar
 from speech.model_store import LoadedModel
 from speech.recognizer import (
@@ -267,7 +266,7 @@ class MediaStreamSession:
     def _process_audio(self, payload: bytes) -> None:
         if self.utterance is None or self.utterance.done or not payload:
             return
-        for event in self.utterance.feed(ulaw_decode(payload)):
+        for event in self.utterance.feed_ulaw(payload):
             if event.kind == "partial":
                 self._emit("partial", text=event.text)
             elif event.kind == "barge_in":

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
-from speech.audio import Resampler, _kaiser_sinc, frames_energy_db
-from speech.recognizer import EndpointConfig, EnergyVad, _percentile
+from speech.audio import (
+    Resampler,
+    _kaiser_sinc,
+    frames_energy_db,
+    ulaw_decode,
+    ulaw_decode_float,
+    ulaw_encode,
+)
+from speech.recognizer import EndpointConfig, EnergyVad, RecognitionSession, _percentile
 from speech.stream import _loads
+
+from .conftest import (
+    FakeKaldi,
+    fake_model,
+    make_fake_factory,
+    syllables,
+    yes_no_grammar,
+)
 
 
 def _noise(seconds: float, level: float, seed: int) -> np.ndarray:
@@ -107,3 +123,46 @@ def test_json_shortcut_behaves_like_json_loads(raw: str | bytes) -> None:
             _loads(raw)
     else:
         assert _loads(raw) == expected
+
+
+def test_float_ulaw_decoding_gives_the_pcm_values() -> None:
+    codes = bytes(range(256))
+    decoded = ulaw_decode_float(codes)
+    assert decoded.dtype == np.float64
+    np.testing.assert_array_equal(decoded, ulaw_decode(codes).astype(np.float64))
+    decoded[0] = 1.0  # a new array each time: the table itself is never handed out
+    assert ulaw_decode_float(codes)[0] == ulaw_decode(codes)[0]
+
+
+def test_resampler_takes_float_pcm_values_like_int16() -> None:
+    x = _noise(0.5, 9000, 6)
+    from_int, from_float = Resampler(8000, 16000), Resampler(8000, 16000)
+    for i in range(0, x.size, 160):
+        np.testing.assert_array_equal(
+            from_int.process(x[i : i + 160]), from_float.process(x[i : i + 160].astype(np.float64))
+        )
+
+
+def test_ulaw_frames_feed_the_decoder_what_pcm_frames_do() -> None:
+    """``feed_ulaw`` (the media-stream path, float samples throughout) and ``feed`` of the
+    decoded PCM give the decoder the same bytes and the session the same events."""
+    audio = np.concatenate([_noise(0.6, 30, 7), syllables(1.2), _noise(1.0, 30, 8)])
+    ulaw = ulaw_encode(audio)
+    runs = []
+    for use_ulaw in (True, False):
+        FakeKaldi.instances.clear()
+        session = RecognitionSession(
+            fake_model(), yes_no_grammar(), recognizer_factory=make_fake_factory("네")
+        )
+        events = []
+        for i in range(0, len(ulaw), 160):
+            frame = ulaw[i : i + 160]
+            fed = session.feed_ulaw(frame) if use_ulaw else session.feed(ulaw_decode(frame))
+            events += [(e.kind, e.text) for e in fed]
+        assert session.result is not None
+        result = dataclasses.replace(session.result, processing_seconds=0.0)
+        runs.append((events, bytes(FakeKaldi.instances[0].fed), result))
+    assert runs[0] == runs[1]
+    assert runs[0][0][-1] == ("final", "")
+    assert runs[0][2].reason == "silence"
+    assert runs[0][2].text == "네"

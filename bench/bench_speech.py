@@ -535,7 +535,7 @@ class PipelineServer:
             reason = event.result.reason
             trial.reasons[reason] = trial.reasons.get(reason, 0) + 1
             trial.with_text += bool(event.result.text)
-            trial.decoded_seconds += event.result.duration
+            trial.decoded_seconds += event.result.decoded_seconds  # the decoder's share
             params = event.custom_parameters
             if reason == "silence" and "t0" in params and "speech_end" in params:
                 latency = done_at - float(params["t0"]) - float(params["speech_end"])

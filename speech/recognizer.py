@@ -5,7 +5,9 @@ one with a grammar (~1 ms to create; reusing one across utterances would mean ``
 or for free vocabulary one from a :class:`RecognizerPool`, reused after ``FinalResult()``
 (~100 ms to create, and slow on its first seconds). It is fed PCM 16-bit audio at the
 line's rate (8 kHz), resamples it to the model's rate itself (Vosk only down-samples), and
-decides when the utterance ended, frame by frame (the decoder gets audio in batches):
+decides when the utterance ended, frame by frame (the decoder gets audio in batches, and
+nothing until speech starts but a short pre-roll: silence while a prompt plays or before the
+caller speaks costs no decoding):
 
 - ``silence``: speech was heard and then ``trailing_silence`` seconds (default 0.6) of
   non-speech followed (energy VAD with a noise floor speech cannot raise, see
@@ -96,6 +98,12 @@ class EndpointConfig:
     min_speech_db: float = -45.0
     partial_interval: float = 0.2
     batch_seconds: float = 0.1  # audio gathered per decoder call: 20 ms calls cost ~15 % more
+    # The decoder is gated by the energy detector: until speech starts it gets nothing, and
+    # then the last ``preroll`` seconds before the start (a soft onset, the model's context).
+    # Silence while the prompt plays or before the caller speaks costs no decoding. Only
+    # with ``endpointing`` (a whole recording is decoded whole).
+    gate_decoder: bool = True
+    preroll: float = 0.3
     endpointing: bool = True
 
     def __post_init__(self) -> None:
@@ -111,6 +119,8 @@ class EndpointConfig:
                 raise ValueError(f"EndpointConfig.{name} must be positive")
         if not 0.0 <= self.noise_percentile <= 100.0:
             raise ValueError("EndpointConfig.noise_percentile must be within 0..100")
+        if self.preroll < 0:
+            raise ValueError("EndpointConfig.preroll must not be negative")
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,7 @@ class RecognitionResult:
     grammar: str
     lang: str
     processing_seconds: float = 0.0
+    decoded_seconds: float = 0.0  # audio the decoder got (see EndpointConfig.gate_decoder)
 
     @property
     def real_time_factor(self) -> float:
@@ -149,6 +160,7 @@ class RecognitionResult:
             "confidence": round(self.confidence, 3),
             "reason": self.reason,
             "duration": round(self.duration, 3),
+            "decoded": round(self.decoded_seconds, 3),
             "speech_detected": self.speech_detected,
             "grammar": self.grammar,
             "lang": self.lang,
@@ -373,13 +385,15 @@ def shared_recognizer_pool() -> RecognizerPool:
         return _shared_pool
 
 
-def _parse_words(payload: dict[str, Any]) -> list[WordResult]:
+def _parse_words(payload: dict[str, Any], offset: float = 0.0) -> list[WordResult]:
+    """The words of a Vosk result; ``offset`` (seconds of audio the decoder did not get
+    before its first sample) is added to their times."""
     return [
         WordResult(
             word=str(w.get("word", "")),
             conf=float(w.get("conf", 0.0)),
-            start=float(w.get("start", 0.0)),
-            end=float(w.get("end", 0.0)),
+            start=round(float(w.get("start", 0.0)) + offset, 3),
+            end=round(float(w.get("end", 0.0)) + offset, 3),
         )
         for w in payload.get("result", [])
     ]
@@ -422,6 +436,12 @@ class RecognitionSession:
         self._batched = 0
         self._batch_size = max(1, round(input_rate * self.config.batch_seconds))
         self._vad = EnergyVad(self.config, input_rate)
+        self._gated = self.config.gate_decoder and self.config.endpointing
+        self._held: deque[npt.NDArray[np.float64]] = deque()  # the pre-roll while gated
+        self._held_samples = 0
+        # Speech is detected ``min_speech`` after its first voiced frame: hold that as well.
+        self._preroll_samples = round(input_rate * (self.config.preroll + self.config.min_speech))
+        self._skipped = 0  # input samples never decoded (before the pre-roll)
         self._segments: list[WordResult] = []
         self._segment_texts: list[str] = []
         self._processing = clock() - started
@@ -503,11 +523,34 @@ class RecognitionSession:
 
     def _feed(self, samples: npt.NDArray[np.float64]) -> list[RecognitionEvent]:
         # Samples stay float64 (PCM 16-bit values) from decoding to the resampler.
-        self._batch.append(samples)
-        self._batched += samples.size
-        if self._batched >= self._batch_size:
-            self._decode(self._take_batch())
+        if self._gated:
+            self._hold(samples)
+        else:
+            self._batch.append(samples)
+            self._batched += samples.size
+            if self._batched >= self._batch_size:
+                self._decode(self._take_batch())
         return self._track(samples)
+
+    def _hold(self, samples: npt.NDArray[np.float64]) -> None:
+        """Keep at least the last ``preroll`` seconds while the decoder is gated."""
+        held = self._held
+        held.append(samples)
+        self._held_samples += samples.size
+        while self._held_samples - held[0].size >= self._preroll_samples:
+            dropped = held.popleft()
+            self._held_samples -= dropped.size
+            self._skipped += dropped.size
+
+    def _open_gate(self) -> None:
+        """Speech started: the decoder gets the pre-roll now and everything from here on."""
+        self._gated = False
+        if self._held:
+            self._batch = list(self._held)
+            self._batched = self._held_samples
+            self._held.clear()
+            self._held_samples = 0
+            self._decode(self._take_batch())
 
     def _take_batch(self) -> npt.NDArray[np.float64]:
         batch = self._batch[0] if len(self._batch) == 1 else np.concatenate(self._batch)
@@ -536,6 +579,8 @@ class RecognitionSession:
                     self._voiced_frames * self.config.frame_seconds >= self.config.min_speech
                 ):
                     self._speech_started = True
+                    if self._gated:
+                        self._open_gate()
                     events.append(RecognitionEvent("speech_start"))
                     if was_prompt and not self._barge_in_sent:
                         if frame_start >= self.config.noise_settle:
@@ -580,7 +625,7 @@ class RecognitionSession:
         text = str(payload.get("text", "")).strip()
         if text:
             self._segment_texts.append(text)
-            self._segments.extend(_parse_words(payload))
+            self._segments.extend(_parse_words(payload, self._skipped / self.input_rate))
 
     def _end_reason(self, now: float) -> EndReason | None:
         cfg = self.config
@@ -635,6 +680,7 @@ class RecognitionSession:
             self._lease = None
         self._rec = None  # free a grammar decoder now: memory stays flat over a long call
         self._processing += self._clock() - started
+        held = self._held_samples if self._gated else 0  # never decoded
         words = tuple(self._segments)
         confidence = sum(w.conf for w in words) / len(words) if words else 0.0
         self.result = RecognitionResult(
@@ -647,6 +693,7 @@ class RecognitionSession:
             grammar=self.grammar.kind,
             lang=self.grammar.lang,
             processing_seconds=self._processing,
+            decoded_seconds=(self._fed - self._skipped - held) / self.input_rate,
         )
         log.debug(
             "utterance ended (%s) after %.2f s: %r conf %.2f",

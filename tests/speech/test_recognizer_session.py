@@ -58,7 +58,10 @@ def test_final_after_trailing_silence_within_budget(
 def test_recognizer_gets_upsampled_pcm(
     fake_loaded_model: LoadedModel, fake_factory: Any, fake_recognizers: list[FakeKaldi]
 ) -> None:
-    session = make_session(fake_loaded_model, fake_factory)
+    # Ungated: the decoder gets every batch from the first sample (the gate: test_decoder_gate).
+    session = make_session(
+        fake_loaded_model, fake_factory, config=EndpointConfig(gate_decoder=False)
+    )
     audio = tone(0.21)
     feed_frames(session, audio)
     rec = fake_recognizers[0]

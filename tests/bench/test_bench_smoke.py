@@ -154,6 +154,32 @@ def _report() -> bs.Report:
     return report
 
 
+def test_rounds_report_the_median_round() -> None:
+    def round_of(bare_capacity: int, pipeline_capacity: int) -> tuple[bs.CapacitySearch, ...]:
+        searches = []
+        for system, capacity in (("bare", bare_capacity), ("pipeline", pipeline_capacity)):
+            search = bs.CapacitySearch(list(range(2, 101, 2)), start=40)
+            while (n := search.next_streams()) is not None:
+                lag = 0.01 if n <= capacity else 1.0
+                search.record(bs.TrialResult(system, n, 1.0, lags=[lag]), 0.1)
+            searches.append(search)
+        return searches[0], searches[1]
+
+    rounds = [round_of(70, 54), round_of(60, 60), round_of(76, 66)]
+    bare, ours = bs.median_round(rounds)
+    assert (bare.best.streams, ours.best.streams) == (76, 66)  # 87 %: between 77 % and 100 %
+    report = _report()
+    report.rounds = rounds
+    report.bare_search, report.pipeline_search = bare, ours
+    text = bs.render_markdown(report)
+    assert "round 1: bare 70, pipeline 54 = 77%" in text
+    assert "Median share 87%, lowest 77%" in text
+    assert "Median share 87%" in bs.render_text(report)
+    assert bs.parse_options(["--rounds", "3"]).rounds == 3
+    with pytest.raises(SystemExit):
+        bs.parse_options(["--rounds", "0"])
+
+
 def test_markdown_has_every_part() -> None:
     text = bs.render_markdown(_report())
     assert "`python -m bench speech --quick`" in text

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import concurrent.futures
 import json
 import logging
 import math
@@ -427,6 +428,22 @@ def stagger(streams: int, spread: float) -> list[float]:
     return [spread * i / max(1, streams) for i in range(streams)]
 
 
+_bare_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _bare_threads() -> concurrent.futures.ThreadPoolExecutor:
+    """The bare loop's stream threads, reused from trial to trial (as many as the largest
+    trial needs). Vosk's OpenBLAS keeps per-thread state for every thread that ever ran it
+    alongside many others: new threads for every trial of a three-round search (some 600
+    of them, up to 100 at once) made it terminate the process."""
+    global _bare_pool  # one pool per benchmark process, created on first use
+    if _bare_pool is None:
+        _bare_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1024, thread_name_prefix="bare-stream"
+        )
+    return _bare_pool
+
+
 def run_bare_trial(
     model: LoadedModel,
     grammars: GrammarCache,
@@ -489,11 +506,8 @@ def run_bare_trial(
 
     started = time.monotonic()
     cpu_before = _cpu_seconds()
-    threads = [threading.Thread(target=stream, args=(i,), daemon=True) for i in range(len(plans))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    for future in [_bare_threads().submit(stream, i) for i in range(len(plans))]:
+        future.result()
     result.wall_seconds = time.monotonic() - started
     result.cpu_seconds = _cpu_seconds() - cpu_before
     result.load = os.getloadavg()[0]

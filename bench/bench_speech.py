@@ -1243,10 +1243,9 @@ def _cpu_note(report: Report) -> str:
 def _rounds_note(report: Report) -> str:
     """Every round's sustained streams (the tables show the median round's trials)."""
     parts = []
-    for number, searches in enumerate(report.rounds, 1):
-        bare, ours = (s.best.streams if s.best else 0 for s in searches)
-        share = f"{ours / bare:.0%}" if bare else "n/a"
-        parts.append(f"round {number}: bare {bare}, pipeline {ours} = {share}")
+    for number, (bare, ours) in enumerate(report.rounds, 1):
+        b, o = _sustained(bare), _sustained(ours)
+        parts.append(f"round {number}: bare {b}, pipeline {o} = {_round_share((bare, ours)):.0%}")
     shares = sorted(_round_share(r) for r in report.rounds)
     return (
         f"{len(report.rounds)} rounds (capacity searched again each time, on the same "
@@ -1397,7 +1396,7 @@ def render_markdown(report: Report) -> str:
             "",
         ]
         if len(report.rounds) > 1:
-            out[-1:] = ["", _rounds_note(report), ""]
+            out += [_rounds_note(report), ""]
     if report.latency_trial or report.endpoints:
         out += ["**3. End of speech → final result**", ""]
         lt = report.latency_trial
@@ -1615,8 +1614,12 @@ def median_round(
     return sorted(rounds, key=_round_share)[(len(rounds) - 1) // 2]
 
 
+def _sustained(search: CapacitySearch) -> int:
+    return search.best.streams if search.best else 0
+
+
 def _round_share(searches: tuple[CapacitySearch, CapacitySearch]) -> float:
-    bare, ours = (s.best.streams if s.best else 0 for s in searches)
+    bare, ours = (_sustained(s) for s in searches)
     return ours / bare if bare else 0.0
 
 

@@ -546,11 +546,10 @@ class RecognitionSession:
         """Speech started: the decoder gets the pre-roll now and everything from here on."""
         self._gated = False
         if self._held:
-            self._batch = list(self._held)
-            self._batched = self._held_samples
+            preroll = np.concatenate(self._held)
             self._held.clear()
             self._held_samples = 0
-            self._decode(self._take_batch())
+            self._decode(preroll)
 
     def _take_batch(self) -> npt.NDArray[np.float64]:
         batch = self._batch[0] if len(self._batch) == 1 else np.concatenate(self._batch)

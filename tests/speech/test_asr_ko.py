@@ -68,6 +68,42 @@ def test_ko_fixture_through_a_session(ko_model: LoadedModel, item: dict[str, Any
     assert result.real_time_factor < 0.5
 
 
+@pytest.mark.parametrize("name", ["yes_ne.wav", "menu_hana.wav", "menu_sangdamwon.wav"])
+def test_gated_decoder_hears_what_an_ungated_one_does(ko_model: LoadedModel, name: str) -> None:
+    """Two seconds of line noise before the speech: the gated decoder skips most of them and
+    still gets the words, at the same stream times.
+
+    Not every fixture survives a lead of noise with this weak model, gated or not: measured
+    with 2 s of noise, the ungated decoder loses menu_gyejwa; the gated one (0.3 s pre-roll)
+    loses menu_gyejwa and yes_ye_fast (a 0.45 s pre-roll keeps yes_ye_fast).
+    """
+    from speech.recognizer import EndpointConfig
+
+    item = next(i for i in RELIABLE_KO if i["file"] == name)
+    clip = read_wav(FIXTURES / "ko" / name)
+    noise = np.random.default_rng(5).normal(0, 30, 8000 * 2)
+    lead = np.clip(noise, -32768, 32767).astype(np.int16)
+    tail = np.zeros(8000 * 2, dtype=np.int16)
+    payload = ulaw_encode(np.concatenate([lead, clip.samples, tail]))
+    grammar = build_grammar(ko_model, item["kind"], "ko", item.get("keywords", ()))
+    results = []
+    for gate in (True, False):
+        session = RecognitionSession(ko_model, grammar, config=EndpointConfig(gate_decoder=gate))
+        for start in range(0, len(payload), 160):
+            session.feed_ulaw(payload[start : start + 160])
+            if session.done:
+                break
+        assert session.result is not None
+        results.append(session.result)
+    gated, ungated = results
+    assert value_of(item, gated.text) == item["expected"]
+    assert gated.text == ungated.text
+    assert gated.reason == ungated.reason == "silence"
+    assert gated.decoded_seconds <= ungated.decoded_seconds - 1.5
+    assert gated.words[0].start == pytest.approx(ungated.words[0].start, abs=0.1)
+    assert gated.words[0].start >= 2.0 - 0.1  # stream time: after the two seconds of noise
+
+
 def test_recognize_a_recording(ko_model: LoadedModel) -> None:
     data = (FIXTURES / "ko" / "menu_yogeum.wav").read_bytes()
     result = recognize_wav(ko_model, data, "menu", "ko", ["계좌", "요금"])

@@ -100,10 +100,15 @@ class EndpointConfig:
     batch_seconds: float = 0.1  # audio gathered per decoder call: 20 ms calls cost ~15 % more
     # The decoder is gated by the energy detector: until speech starts it gets nothing, and
     # then the last ``preroll`` seconds before the start (a soft onset, the model's context).
-    # Silence while the prompt plays or before the caller speaks costs no decoding. Only
-    # with ``endpointing`` (a whole recording is decoded whole).
+    # Silence while the prompt plays or before the caller speaks costs no decoding. Once a
+    # pause after speech has lasted ``postroll`` seconds the decoder is held: if speech
+    # resumes it gets the whole pause, if the utterance ends the rest is never decoded (the
+    # last word has had its ``postroll`` of silence, which the model's look-ahead needs
+    # before the word shows in a partial result). Only with ``endpointing`` (a whole
+    # recording is decoded whole).
     gate_decoder: bool = True
     preroll: float = 0.3
+    postroll: float = 0.3
     endpointing: bool = True
 
     def __post_init__(self) -> None:
@@ -119,8 +124,8 @@ class EndpointConfig:
                 raise ValueError(f"EndpointConfig.{name} must be positive")
         if not 0.0 <= self.noise_percentile <= 100.0:
             raise ValueError("EndpointConfig.noise_percentile must be within 0..100")
-        if self.preroll < 0:
-            raise ValueError("EndpointConfig.preroll must not be negative")
+        if self.preroll < 0 or self.postroll < 0:
+            raise ValueError("EndpointConfig.preroll and postroll must not be negative")
 
 
 @dataclass(frozen=True)
@@ -437,11 +442,16 @@ class RecognitionSession:
         self._batch_size = max(1, round(input_rate * self.config.batch_seconds))
         self._vad = EnergyVad(self.config, input_rate)
         self._gated = self.config.gate_decoder and self.config.endpointing
+        self._pausable = self._gated
         self._held: deque[npt.NDArray[np.float64]] = deque()  # the pre-roll while gated
         self._held_samples = 0
         # Speech is detected ``min_speech`` after its first voiced frame: hold that as well.
         self._preroll_samples = round(input_rate * (self.config.preroll + self.config.min_speech))
         self._skipped = 0  # input samples never decoded (before the pre-roll)
+        self._paused = False  # a pause after speech: the decoder is held (see postroll)
+        self._pause_held: list[npt.NDArray[np.float64]] = []
+        self._pause_samples = 0
+        self._fresh_audio = False  # decoded since the last partial result
         self._segments: list[WordResult] = []
         self._segment_texts: list[str] = []
         self._processing = clock() - started
@@ -525,6 +535,9 @@ class RecognitionSession:
         # Samples stay float64 (PCM 16-bit values) from decoding to the resampler.
         if self._gated:
             self._hold(samples)
+        elif self._paused:
+            self._pause_held.append(samples)
+            self._pause_samples += samples.size
         else:
             self._batch.append(samples)
             self._batched += samples.size
@@ -551,6 +564,20 @@ class RecognitionSession:
             self._held_samples = 0
             self._decode(preroll)
 
+    def _pause(self) -> None:
+        """A pause after speech passed ``postroll``: decode what is gathered, hold the rest."""
+        if self._batched:
+            self._decode(self._take_batch())
+        self._paused = True
+
+    def _resume(self) -> None:
+        """Speech again (or a false start): the decoder gets the whole pause, in order."""
+        self._paused = False
+        if self._pause_held:
+            held = np.concatenate(self._pause_held)
+            self._pause_held, self._pause_samples = [], 0
+            self._decode(held)
+
     def _take_batch(self) -> npt.NDArray[np.float64]:
         batch = self._batch[0] if len(self._batch) == 1 else np.concatenate(self._batch)
         self._batch, self._batched = [], 0
@@ -562,6 +589,7 @@ class RecognitionSession:
         if converted.size and self._rec.AcceptWaveform(pcm16_to_bytes(converted)):
             self._close_segment(json.loads(self._rec.Result()))
         self._processing += self._clock() - started
+        self._fresh_audio = True
 
     def _track(self, samples: npt.NDArray[np.float64]) -> list[RecognitionEvent]:
         events: list[RecognitionEvent] = []
@@ -570,6 +598,8 @@ class RecognitionSession:
             frame_start = (self._frames - 1) * self.config.frame_seconds
             was_prompt = self._prompt_flag or frame_start < self._prompt_until
             if speech:
+                if self._paused:
+                    self._resume()
                 self._voiced_frames += 1
                 self._silence_run = 0.0
                 self._silence_energy = 0.0
@@ -590,14 +620,22 @@ class RecognitionSession:
             else:
                 self._silence_run += self.config.frame_seconds
                 self._silence_energy += 10.0 ** (level / 10.0)
+                if (
+                    self._speech_started
+                    and self._pausable
+                    and not self._paused
+                    and self._silence_run >= self.config.postroll - 1e-9  # sums of 0.02 s
+                ):
+                    self._pause()
                 if not self._speech_started:
                     self._voiced_frames = 0
                     self._speech_peak_db = -100.0
         self._fed += samples.size
         now = self.audio_seconds
-        # Partials only once speech started: before that they hold nothing worth a best-path
-        # search of the decoder (the most costly call after decoding itself).
-        if now >= self._next_partial and self._speech_started:
+        # Partials only once speech started and when the decoder got audio since the last
+        # one (not in a held pause): else they hold nothing new worth a best-path search of
+        # the decoder (the most costly call after decoding itself).
+        if now >= self._next_partial and self._speech_started and self._fresh_audio:
             self._next_partial = now + self.config.partial_interval
             partial = self._current_partial()
             if partial != self._partial:
@@ -614,6 +652,7 @@ class RecognitionSession:
         return events
 
     def _current_partial(self) -> str:
+        self._fresh_audio = False
         started = self._clock()
         payload = json.loads(self._rec.PartialResult())
         self._processing += self._clock() - started
@@ -639,6 +678,7 @@ class RecognitionSession:
                 # Steady noise taken for speech before the noise floor was learnt, and no
                 # words: keep listening (the no-input timer keeps running).
                 log.debug("false speech start before %.2f s: steady noise, no words", now)
+                self._pausable = False  # decoded whole from here on (rare)
                 self._speech_started = False
                 self._voiced_frames = 0
                 self._speech_peak_db = -100.0
@@ -659,6 +699,8 @@ class RecognitionSession:
         trailing_db = 10.0 * math.log10(max(self._silence_energy / max(frames, 1.0), 1e-10))
         if self._speech_peak_db - trailing_db >= self.config.speech_margin_db / 2:
             return False  # the level fell: speech really ended
+        if self._paused:
+            self._resume()  # words need the decoder's look-ahead: give it the whole pause
         return not (self._segment_texts or self._partial or self._current_partial())
 
     # ------------------------------------------------------------------ ending
@@ -679,7 +721,8 @@ class RecognitionSession:
             self._lease = None
         self._rec = None  # free a grammar decoder now: memory stays flat over a long call
         self._processing += self._clock() - started
-        held = self._held_samples if self._gated else 0  # never decoded
+        # Never decoded: the pre-roll buffer while gated, a held pause (after ``postroll``).
+        held = (self._held_samples if self._gated else 0) + self._pause_samples
         words = tuple(self._segments)
         confidence = sum(w.conf for w in words) / len(words) if words else 0.0
         self.result = RecognitionResult(

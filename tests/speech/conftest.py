@@ -58,6 +58,7 @@ class FakeKaldi:
         self.fed = bytearray()
         self.words = False
         self.finalised = False
+        self.partial_calls = 0
         FakeKaldi.instances.append(self)
 
     def SetWords(self, enabled: bool) -> None:
@@ -73,6 +74,7 @@ class FakeKaldi:
         return bool(np.any(np.abs(np.frombuffer(bytes(self.fed), dtype="<i2")) > 4000))
 
     def PartialResult(self) -> str:
+        self.partial_calls += 1
         return json.dumps({"partial": self.text if self._heard() else ""})
 
     def Result(self) -> str:

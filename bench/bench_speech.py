@@ -10,7 +10,8 @@ development model unless ``--model``/``VOSK_MODEL_PATH`` names another):
 2. **Simultaneous real-time streams**: N streams of digit utterances paced in real time.
    Ours is the whole pipeline: a client process (Twilio's side: every frame encoded before
    the trial, sent from a few threads in 2 ms rounds over plain sockets) opens a websocket
-   per utterance to a flask-sock ``/media-stream`` endpoint (werkzeug, threaded, loopback)
+   per utterance to a flask-sock ``/media-stream`` endpoint (werkzeug, threaded, loopback;
+   ``--server-processes`` of them on one listening socket, two as the Dockerfile's gunicorn)
    and sends Twilio Media Streams JSON (base64 μ-law 20 ms frames); as in the app's route,
    the socket is read by :class:`~telephony.websocket.WebSocketHub` and every message goes
    into :class:`~speech.stream.MediaStreamSession` on the hub's thread. The bare baseline is
@@ -389,7 +390,7 @@ class TrialResult:
     client_cpu_seconds: float = 0.0  # CPU time of the client process (Twilio's side)
     wall_seconds: float = 0.0
     load: float = 0.0  # 1-minute load average at the end of the trial
-    cpu_seconds: float = 0.0  # CPU time of this process (the server side) during the trial
+    cpu_seconds: float = 0.0  # CPU time of the bare loop / the server processes in the trial
     attempts: int = 1
 
     def p(self, q: float) -> float:
@@ -522,10 +523,17 @@ class PipelineServer:
     (``t0`` = ``time.monotonic()`` when frame 1's audio began, ``speech_end``).
     """
 
-    def __init__(self, model: LoadedModel, lang: str, endpoint: EndpointConfig) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        lang: str,
+        endpoint: EndpointConfig,
+        listener: socket.socket | None = None,
+    ) -> None:
         self.model = model
         self.config = StreamConfig(default_grammar="digits", default_lang=lang, endpoint=endpoint)
         self.trial = TrialResult("pipeline", 0, 0.0)
+        self.listener = listener  # a listening socket shared with other server processes
         self._lock = threading.Lock()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -610,8 +618,9 @@ class PipelineServer:
         app.before_request(lambda: refuse_extensions(request.environ))
         sock = Sock(app)
         sock.route("/media-stream")(self.handle)
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"ws://127.0.0.1:{self._server.server_port}/media-stream"
+        fd = self.listener.fileno() if self.listener is not None else None
+        self._server = make_server("127.0.0.1", 0, app, threaded=True, fd=fd)
+        self.url = f"ws://127.0.0.1:{self._server.socket.getsockname()[1]}/media-stream"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -623,6 +632,126 @@ class PipelineServer:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+def server_process(
+    model_dir: str, lang: str, endpoint: EndpointConfig, listener: socket.socket, control: Any
+) -> None:
+    """Entry of one server process: a :class:`PipelineServer` on the shared ``listener``,
+    driven over the ``control`` pipe (``("reset", streams, audio_seconds)`` → the previous
+    trial with this process's CPU time since the last reset; ``("count",)`` → utterances
+    recorded so far; ``("stop",)``)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("speech.grammar").setLevel(logging.ERROR)  # warned once by the parent
+    try:
+        model = load_model(describe_model(Path(model_dir)))
+    except SpeechUnavailable as exc:
+        control.send(("error", str(exc)))
+        return
+    with PipelineServer(model, lang, endpoint, listener=listener) as server:
+        control.send(("ready", server.url))
+        cpu = _cpu_seconds()
+        while True:
+            command = control.recv()
+            if command[0] == "reset":
+                trial = server.reset(command[1], command[2])
+                now = _cpu_seconds()
+                trial.cpu_seconds, cpu = now - cpu, now
+                control.send(trial)
+            elif command[0] == "count":
+                control.send(server.trial.utterances)
+            else:
+                break
+
+
+class ServerPool:
+    """The pipeline as deployed: ``processes`` server processes accepting on one listening
+    socket, as gunicorn's workers do (the Dockerfile runs ``--workers 2``). Each process
+    loads the model and runs a :class:`PipelineServer` with its own websocket hub; a trial
+    is the merge of theirs, its CPU time the sum of theirs."""
+
+    def __init__(
+        self, model: LoadedModel, lang: str, endpoint: EndpointConfig, processes: int = 2
+    ) -> None:
+        self.model_dir = str(model.info.path)
+        self.lang = lang
+        self.endpoint = endpoint
+        self.processes = max(1, processes)
+        self.url = ""
+        self._workers: list[tuple[Any, Any]] = []  # (process, control pipe)
+        self._listener: socket.socket | None = None
+
+    def __enter__(self) -> Self:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1024)
+        self._listener = listener
+        try:
+            self._start(listener)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _start(self, listener: socket.socket) -> None:
+        context = multiprocessing.get_context("spawn")
+        for _ in range(self.processes):
+            mine, theirs = context.Pipe()
+            process = context.Process(
+                target=server_process,
+                args=(self.model_dir, self.lang, self.endpoint, listener, theirs),
+                daemon=True,
+            )
+            process.start()
+            self._workers.append((process, mine))
+        for process, control in self._workers:
+            if not control.poll(120):
+                raise BenchError(f"server process {process.pid} did not start")
+            status, detail = control.recv()
+            if status != "ready":
+                raise BenchError(f"server process failed: {detail}")
+            self.url = detail
+
+    def __exit__(self, *exc: object) -> None:
+        for _, control in self._workers:
+            with suppress(OSError):
+                control.send(("stop",))
+        for process, _ in self._workers:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=5)
+        self._workers = []
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    def _ask(self, *command: Any) -> list[Any]:
+        for _, control in self._workers:
+            control.send(command)
+        return [control.recv() for _, control in self._workers]
+
+    def utterances(self) -> int:
+        """Utterances recorded so far in the current trial, over every process."""
+        return sum(self._ask("count"))
+
+    def reset(self, streams: int, audio_seconds: float) -> TrialResult:
+        """Start a new trial everywhere; returns the previous one, merged."""
+        merged = TrialResult("pipeline", 0, 0.0)
+        for part in self._ask("reset", streams, audio_seconds):
+            merged.streams, merged.audio_seconds = part.streams, part.audio_seconds
+            merged.lags.extend(part.lags)
+            merged.latencies.extend(part.latencies)
+            merged.cut_early += part.cut_early
+            merged.decoded_seconds += part.decoded_seconds
+            for reason, count in part.reasons.items():
+                merged.reasons[reason] = merged.reasons.get(reason, 0) + count
+            merged.utterances += part.utterances
+            merged.with_text += part.with_text
+            merged.errors.extend(part.errors)
+            merged.cpu_seconds += part.cpu_seconds
+        return merged
 
 
 @dataclass(frozen=True)
@@ -906,7 +1035,7 @@ def client_process(job: ClientJob, results: Any) -> None:
 
 
 def run_pipeline_trial(
-    server: PipelineServer,
+    server: ServerPool,
     utterances: Sequence[Utterance],
     plans: Sequence[Sequence[int]],
     *,
@@ -927,7 +1056,6 @@ def run_pipeline_trial(
     results = context.Queue()
     process = context.Process(target=client_process, args=(job, results), daemon=True)
     started = time.monotonic()
-    cpu_before = _cpu_seconds()
     process.start()
     longest = max(sum(utterances[i].duration for i in plan) for plan in plans)
     summary: dict[str, Any] | None = None
@@ -940,11 +1068,10 @@ def run_pipeline_trial(
     # Sockets close asynchronously: wait (briefly) until every utterance is recorded.
     expected = sum(len(p) for p in plans)
     deadline = time.monotonic() + 10
-    while server.trial.utterances < expected and time.monotonic() < deadline:
+    while server.utterances() < expected and time.monotonic() < deadline:
         time.sleep(0.05)
-    trial = server.reset(0, 0.0)
+    trial = server.reset(0, 0.0)  # its CPU time is the server processes'
     trial.wall_seconds = time.monotonic() - started
-    trial.cpu_seconds = _cpu_seconds() - cpu_before
     trial.load = os.getloadavg()[0]
     if summary is None:
         trial.errors.append("the client process did not report (timed out or crashed)")
@@ -1167,6 +1294,7 @@ class Options:
     parts: tuple[str, ...] = ("rtf", "memory", "latency", "streams")
     update_docs: bool = False
     rounds: int = 1  # capacity searches (bare and pipeline each); the median round is shown
+    server_processes: int = 2  # pipeline server processes (the Dockerfile's gunicorn workers)
 
 
 @dataclass
@@ -1387,7 +1515,9 @@ def render_markdown(report: Report) -> str:
             "",
             (
                 f"Sustained: bare **{b}**, our pipeline **{p}** = **{share}** of bare. "
-                f"CPU per second of stream audio (median over the trials, this process only): bare "
+                f"CPU per second of stream audio (median over the trials; bare: the benchmark "
+                f"process, pipeline: its {o.server_processes} server process(es), not the "
+                f"client): bare "
                 f"{bc:.3f}, pipeline {oc:.3f} = **{oc / max(bc, 1e-9):.2f}×**; if the CPUs were "
                 f"ours alone that would carry about {bn:.0f} bare and {on:.0f} pipeline streams."
             ),
@@ -1527,7 +1657,11 @@ def _run_parts(
         )
         report.memory.append(memory_bare(model, grammars, digits, call_seconds=call, every=every))
     needs_server = "latency" in options.parts or "streams" in options.parts
-    server = PipelineServer(model, options.lang, EndpointConfig()) if needs_server else None
+    server = (
+        ServerPool(model, options.lang, EndpointConfig(), options.server_processes)
+        if needs_server
+        else None
+    )
     with server if server is not None else _nothing():
         if "latency" in options.parts and server is not None:
             progress("3. end of speech → final result")
@@ -1572,7 +1706,7 @@ def _capacity_round(
     model: LoadedModel,
     grammars: GrammarCache,
     digits: list[Utterance],
-    server: PipelineServer,
+    server: ServerPool,
     grid: list[int],
     progress: Callable[[str], None],
 ) -> tuple[CapacitySearch, CapacitySearch]:
@@ -1645,6 +1779,13 @@ def parse_options(argv: Sequence[str]) -> Options:
         default=1,
         help="capacity searches to run (the median round is reported; 3 on a noisy machine)",
     )
+    parser.add_argument(
+        "--server-processes",
+        type=int,
+        default=2,
+        help="pipeline server processes on one listening socket (2, as the Dockerfile's "
+        "gunicorn --workers 2)",
+    )
     parser.add_argument("--call-minutes", type=float, help="simulated call length (10)")
     parser.add_argument(
         "--parts",
@@ -1661,8 +1802,10 @@ def parse_options(argv: Sequence[str]) -> Options:
     unknown = sorted(set(parts) - {"rtf", "memory", "latency", "streams"})
     if unknown:
         parser.error(f"unknown part(s): {', '.join(unknown)}")
-    if args.threshold_ms <= 0 or args.max_streams < 1 or args.rounds < 1:
-        parser.error("--threshold-ms, --max-streams and --rounds must be positive")
+    if min(args.max_streams, args.rounds, args.server_processes) < 1 or args.threshold_ms <= 0:
+        parser.error(
+            "--threshold-ms, --max-streams, --rounds and --server-processes must be positive"
+        )
     quick = bool(args.quick)
     options = Options(
         quick=quick,
@@ -1679,6 +1822,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         parts=parts,
         update_docs=bool(args.update_docs),
         rounds=args.rounds,
+        server_processes=args.server_processes,
     )
     if options.trial_seconds <= 0 or options.call_minutes <= 0:
         parser.error("--trial-seconds and --call-minutes must be positive")

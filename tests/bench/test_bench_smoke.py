@@ -97,7 +97,7 @@ def test_bare_and_pipeline_trials_run(model: LoadedModel, short: list[bs.Utteran
     assert not batched.errors
     assert len(batched.lags) == -(-short[0].frames // 5)  # one decoder call per 5 frames
     assert batched.decoded_seconds == pytest.approx(bare.decoded_seconds)
-    with bs.PipelineServer(model, "ko", bs.EndpointConfig()) as server:
+    with bs.ServerPool(model, "ko", bs.EndpointConfig(), processes=2) as server:
         ours = bs.run_pipeline_trial(server, short, plans, lang="ko", spread=0.0)
     assert not ours.errors, ours.errors
     assert ours.utterances == 1

@@ -515,6 +515,56 @@ def run_bare_trial(
     return result
 
 
+def _bare_trial_process(
+    model_dir: str,
+    lang: str,
+    utterances: Sequence[Utterance],
+    plans: Sequence[Sequence[int]],
+    options: dict[str, Any],
+    results: Any,
+) -> None:
+    """Entry of a bare trial's process: loads the model, runs the trial, puts the result."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("speech.grammar").setLevel(logging.ERROR)  # warned once by the parent
+    model = load_model(describe_model(Path(model_dir)))
+    grammars = GrammarCache(model, lang)
+    results.put(run_bare_trial(model, grammars, utterances, plans, **options))
+
+
+def run_bare_trial_isolated(
+    model: LoadedModel,
+    lang: str,
+    utterances: Sequence[Utterance],
+    plans: Sequence[Sequence[int]],
+    **options: Any,
+) -> TrialResult:
+    """:func:`run_bare_trial` in a process of its own, started for this trial.
+
+    Vosk's bundled OpenBLAS keeps state for every thread that ever called it, and past its
+    precompiled thread count (about 64) it has corrupted the heap ("corrupted size vs.
+    prev_size") or terminated the process after a few hundred stream threads: a fresh
+    process per trial bounds that to one trial, and a trial that dies is a failed trial,
+    not a failed benchmark.
+    """
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    args = (str(model.info.path), lang, tuple(utterances), plans, options, results)
+    process = context.Process(target=_bare_trial_process, args=args, daemon=True)
+    process.start()
+    longest = max(sum(utterances[i].duration for i in plan) for plan in plans)
+    trial: TrialResult | None = None
+    with suppress(queue.Empty):
+        trial = results.get(timeout=longest + 120)
+    process.join(timeout=10)
+    if process.is_alive():
+        process.terminate()
+        process.join(timeout=5)
+    if trial is None:
+        trial = TrialResult("bare", len(plans), 0.0)
+        trial.errors.append(f"the bare trial's process died (exit code {process.exitcode})")
+    return trial
+
+
 class PipelineServer:
     """``/media-stream`` on loopback: flask-sock → :class:`MediaStreamSession` per socket.
 
@@ -1681,7 +1731,7 @@ def _run_parts(
                 if options.rounds > 1:
                     progress(f"2. round {round_number} of {options.rounds}")
                 report.rounds.append(
-                    _capacity_round(options, model, grammars, digits, server, grid, progress)
+                    _capacity_round(options, model, digits, server, grid, progress)
                 )
             bare, ours = median_round(report.rounds)
             report.bare_search, report.pipeline_search = bare, ours
@@ -1689,9 +1739,9 @@ def _run_parts(
             # difference is that batching alone (the bare loop batched the same way)?
             size = ours.best.streams if ours.best else options.start_streams
             batch = max(1, round(EndpointConfig().batch_seconds / FRAME_SECONDS))
-            report.bare_batched = run_bare_trial(
+            report.bare_batched = run_bare_trial_isolated(
                 model,
-                grammars,
+                options.lang,
                 digits,
                 stream_plans(digits, size, options.trial_seconds),
                 stop_after=trailing,
@@ -1704,7 +1754,6 @@ def _run_parts(
 def _capacity_round(
     options: Options,
     model: LoadedModel,
-    grammars: GrammarCache,
     digits: list[Utterance],
     server: ServerPool,
     grid: list[int],
@@ -1727,7 +1776,9 @@ def _capacity_round(
             # the better attempt counts.
             while len(attempts) < 2 and not any(a.passed(options.threshold) for a in attempts):
                 if search is bare:
-                    attempt = run_bare_trial(model, grammars, digits, plans, stop_after=trailing)
+                    attempt = run_bare_trial_isolated(
+                        model, options.lang, digits, plans, stop_after=trailing
+                    )
                 else:
                     attempt = run_pipeline_trial(server, digits, plans, lang=options.lang)
                 attempts.append(attempt)

@@ -97,6 +97,11 @@ def test_bare_and_pipeline_trials_run(model: LoadedModel, short: list[bs.Utteran
     assert not batched.errors
     assert len(batched.lags) == -(-short[0].frames // 5)  # one decoder call per 5 frames
     assert batched.decoded_seconds == pytest.approx(bare.decoded_seconds)
+    isolated = bs.run_bare_trial_isolated(model, "ko", short, plans, spread=0.0)
+    assert not isolated.errors, isolated.errors
+    assert len(isolated.lags) == short[0].frames
+    assert isolated.decoded_seconds == pytest.approx(bare.decoded_seconds)
+    assert isolated.cpu_seconds > 0  # measured in the trial's own process
     with bs.ServerPool(model, "ko", bs.EndpointConfig(), processes=2) as server:
         ours = bs.run_pipeline_trial(server, short, plans, lang="ko", spread=0.0)
     assert not ours.errors, ours.errors

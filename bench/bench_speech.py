@@ -15,8 +15,9 @@ development model unless ``--model``/``VOSK_MODEL_PATH`` names another):
    and sends Twilio Media Streams JSON (base64 μ-law 20 ms frames); as in the app's route,
    the socket is read by :class:`~telephony.websocket.WebSocketHub` and every message goes
    into :class:`~speech.stream.MediaStreamSession` on the hub's thread. The bare baseline is
-   N threads feeding the same audio (16 kHz PCM16 20 ms chunks) to ``AcceptWaveform`` on the
-   same schedule. A chunk's lag is when its processing finished minus when it was due (its
+   N threads (in a process of its own, a new one per trial) feeding the same audio (16 kHz
+   PCM16 20 ms chunks) to ``AcceptWaveform`` on the same schedule. A chunk's lag is when
+   its processing finished minus when it was due (its
    20 ms were complete); the largest N whose p95 lag stays under the threshold is searched
    for both. One more bare trial, at the pipeline's N, makes 100 ms calls like our decoder
    (CPU only: how much of the difference is batching).
@@ -515,6 +516,31 @@ def run_bare_trial(
     return result
 
 
+def _run_child(target: Callable[..., None], args: tuple[Any, ...], timeout: float) -> Any:
+    """Run ``target(*args, results)`` in a new (spawned) process and return what it put on
+    ``results`` within ``timeout`` seconds, or None (timed out or died); the process is
+    gone when this returns."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=target, args=(*args, results), daemon=True)
+    process.start()
+    result: Any = None
+    with suppress(queue.Empty):
+        result = results.get(timeout=timeout)
+    process.join(timeout=10)
+    if process.is_alive():
+        process.terminate()
+        process.join(timeout=5)
+    return result
+
+
+def _child_model(model_dir: str) -> LoadedModel:
+    """In a benchmark child process: logging as the parent's, the model loaded."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("speech.grammar").setLevel(logging.ERROR)  # warned once by the parent
+    return load_model(describe_model(Path(model_dir)))
+
+
 def _bare_trial_process(
     model_dir: str,
     lang: str,
@@ -524,9 +550,7 @@ def _bare_trial_process(
     results: Any,
 ) -> None:
     """Entry of a bare trial's process: loads the model, runs the trial, puts the result."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("speech.grammar").setLevel(logging.ERROR)  # warned once by the parent
-    model = load_model(describe_model(Path(model_dir)))
+    model = _child_model(model_dir)
     grammars = GrammarCache(model, lang)
     results.put(run_bare_trial(model, grammars, utterances, plans, **options))
 
@@ -546,22 +570,12 @@ def run_bare_trial_isolated(
     process per trial bounds that to one trial, and a trial that dies is a failed trial,
     not a failed benchmark.
     """
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    args = (str(model.info.path), lang, tuple(utterances), plans, options, results)
-    process = context.Process(target=_bare_trial_process, args=args, daemon=True)
-    process.start()
     longest = max(sum(utterances[i].duration for i in plan) for plan in plans)
-    trial: TrialResult | None = None
-    with suppress(queue.Empty):
-        trial = results.get(timeout=longest + 120)
-    process.join(timeout=10)
-    if process.is_alive():
-        process.terminate()
-        process.join(timeout=5)
+    args = (str(model.info.path), lang, tuple(utterances), plans, options)
+    trial: TrialResult | None = _run_child(_bare_trial_process, args, timeout=longest + 120)
     if trial is None:
         trial = TrialResult("bare", len(plans), 0.0)
-        trial.errors.append(f"the bare trial's process died (exit code {process.exitcode})")
+        trial.errors.append("the bare trial's process did not report (timed out or died)")
     return trial
 
 
@@ -578,12 +592,12 @@ class PipelineServer:
         model: LoadedModel,
         lang: str,
         endpoint: EndpointConfig,
-        listener: socket.socket | None = None,
+        listener: socket.socket,
     ) -> None:
         self.model = model
         self.config = StreamConfig(default_grammar="digits", default_lang=lang, endpoint=endpoint)
         self.trial = TrialResult("pipeline", 0, 0.0)
-        self.listener = listener  # a listening socket shared with other server processes
+        self.listener = listener  # bound and listening, shared with other server processes
         self._lock = threading.Lock()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -668,8 +682,7 @@ class PipelineServer:
         app.before_request(lambda: refuse_extensions(request.environ))
         sock = Sock(app)
         sock.route("/media-stream")(self.handle)
-        fd = self.listener.fileno() if self.listener is not None else None
-        self._server = make_server("127.0.0.1", 0, app, threaded=True, fd=fd)
+        self._server = make_server("127.0.0.1", 0, app, threaded=True, fd=self.listener.fileno())
         self.url = f"ws://127.0.0.1:{self._server.socket.getsockname()[1]}/media-stream"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -691,10 +704,8 @@ def server_process(
     driven over the ``control`` pipe (``("reset", streams, audio_seconds)`` → the previous
     trial with this process's CPU time since the last reset; ``("count",)`` → utterances
     recorded so far; ``("stop",)``)."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("speech.grammar").setLevel(logging.ERROR)  # warned once by the parent
     try:
-        model = load_model(describe_model(Path(model_dir)))
+        model = _child_model(model_dir)
     except SpeechUnavailable as exc:
         control.send(("error", str(exc)))
         return
@@ -1102,19 +1113,9 @@ def run_pipeline_trial(
         plans=tuple(tuple(p) for p in plans),
         offsets=tuple(stagger(len(plans), spread)),
     )
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    process = context.Process(target=client_process, args=(job, results), daemon=True)
-    started = time.monotonic()
-    process.start()
     longest = max(sum(utterances[i].duration for i in plan) for plan in plans)
-    summary: dict[str, Any] | None = None
-    with suppress(queue.Empty):
-        summary = results.get(timeout=longest + spread + 60)
-    process.join(timeout=10)
-    if process.is_alive():
-        process.terminate()
-        process.join(timeout=5)
+    started = time.monotonic()
+    summary: dict[str, Any] | None = _run_child(client_process, (job,), longest + spread + 60)
     # Sockets close asynchronously: wait (briefly) until every utterance is recorded.
     expected = sum(len(p) for p in plans)
     deadline = time.monotonic() + 10
@@ -1565,7 +1566,7 @@ def render_markdown(report: Report) -> str:
             "",
             (
                 f"Sustained: bare **{b}**, our pipeline **{p}** = **{share}** of bare. "
-                f"CPU per second of stream audio (median over the trials; bare: the benchmark "
+                f"CPU per second of stream audio (median over the trials; bare: each trial's "
                 f"process, pipeline: its {o.server_processes} server process(es), not the "
                 f"client): bare "
                 f"{bc:.3f}, pipeline {oc:.3f} = **{oc / max(bc, 1e-9):.2f}×**; if the CPUs were "

@@ -1346,6 +1346,11 @@ class Options:
     update_docs: bool = False
     rounds: int = 1  # capacity searches (bare and pipeline each); the median round is shown
     server_processes: int = 2  # pipeline server processes (the Dockerfile's gunicorn workers)
+    # The issue's goal: this many streams with the result within ``latency_goal`` seconds of
+    # the end of speech. Trials at exactly that load (0: none) after the capacity rounds.
+    goal_streams: int = 45
+    goal_trials: int = 3
+    latency_goal: float = 0.7
 
 
 @dataclass
@@ -1366,6 +1371,7 @@ class Report:
     pipeline_search: CapacitySearch | None = None
     rounds: list[tuple[CapacitySearch, CapacitySearch]] = field(default_factory=list)
     bare_batched: TrialResult | None = None  # bare loop with our decoder batching, CPU only
+    goal_trials: list[TrialResult] = field(default_factory=list)  # pipeline at goal_streams
     seconds: float = 0.0
 
 
@@ -1433,6 +1439,24 @@ def _rounds_note(report: Report) -> str:
     )
 
 
+def _goal_note(report: Report) -> str:
+    """The pipeline at the goal's load: every trial's lag and end-of-speech latency."""
+    o, trials = report.options, report.goal_trials
+    latencies = [x for t in trials for x in t.latencies]
+    within = sum(x <= o.latency_goal for x in latencies)
+    each = "; ".join(
+        f"lag p95 {t.p(95) * 1000:.0f} ms, latency p95 {percentile(t.latencies, 95):.2f} s"
+        + ("" if t.passed(o.threshold) else " (failed)")
+        for t in trials
+    )
+    return (
+        f"At the goal's load ({o.goal_streams} streams, {len(trials)} trials: {each}): "
+        f"end of speech → result p50 {percentile(latencies, 50):.2f} s, "
+        f"p95 {percentile(latencies, 95):.2f} s over {len(latencies)} utterances, "
+        f"{within / max(len(latencies), 1):.0%} within {o.latency_goal:g} s."
+    )
+
+
 def render_text(report: Report) -> str:
     """The plain-text tables printed at the end of a run."""
     lines = [
@@ -1475,6 +1499,8 @@ def render_text(report: Report) -> str:
             f" CPU-bound projection: bare {bn:.0f}, pipeline {on:.0f} streams"
         )
         lines.append("  " + _cpu_note(report))
+        if report.goal_trials:
+            lines.append("  " + _goal_note(report))
     if report.latency_trial or report.endpoints:
         lines.append("\n3. end of speech → final result")
         if report.latency_trial:
@@ -1578,6 +1604,8 @@ def render_markdown(report: Report) -> str:
         ]
         if len(report.rounds) > 1:
             out += [_rounds_note(report), ""]
+        if report.goal_trials:
+            out += [_goal_note(report), ""]
     if report.latency_trial or report.endpoints:
         out += ["**3. End of speech → final result**", ""]
         lt = report.latency_trial
@@ -1750,6 +1778,11 @@ def _run_parts(
             )
             report.bare_batched.system = f"bare, {batch * FRAME_SECONDS * 1000:.0f} ms calls"
             progress("2. " + _fmt_trial(report.bare_batched))
+            for _ in range(options.goal_streams and options.goal_trials):
+                plans = stream_plans(digits, options.goal_streams, options.trial_seconds)
+                trial = run_pipeline_trial(server, digits, plans, lang=options.lang)
+                report.goal_trials.append(trial)
+                progress("2. goal load: " + _fmt_trial(trial))
 
 
 def _capacity_round(
@@ -1838,6 +1871,13 @@ def parse_options(argv: Sequence[str]) -> Options:
         help="pipeline server processes on one listening socket (2, as the Dockerfile's "
         "gunicorn --workers 2)",
     )
+    parser.add_argument(
+        "--goal-streams",
+        type=int,
+        default=45,
+        help="after the capacity rounds, pipeline trials at this load to time the end of "
+        "speech → result against the goal (0: none)",
+    )
     parser.add_argument("--call-minutes", type=float, help="simulated call length (10)")
     parser.add_argument(
         "--parts",
@@ -1858,6 +1898,8 @@ def parse_options(argv: Sequence[str]) -> Options:
         parser.error(
             "--threshold-ms, --max-streams, --rounds and --server-processes must be positive"
         )
+    if args.goal_streams < 0:
+        parser.error("--goal-streams must not be negative")
     quick = bool(args.quick)
     options = Options(
         quick=quick,
@@ -1875,6 +1917,8 @@ def parse_options(argv: Sequence[str]) -> Options:
         update_docs=bool(args.update_docs),
         rounds=args.rounds,
         server_processes=args.server_processes,
+        goal_streams=args.goal_streams,
+        goal_trials=1 if quick else 3,
     )
     if options.trial_seconds <= 0 or options.call_minutes <= 0:
         parser.error("--trial-seconds and --call-minutes must be positive")

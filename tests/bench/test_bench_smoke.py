@@ -216,3 +216,23 @@ def test_docs_section_is_added_under_an_existing_heading(tmp_path: Path) -> None
     bs.update_docs("figures\n", docs)
     text = docs.read_text(encoding="utf-8")
     assert text.index("figures") < text.index("notes") < text.index("## Other")
+
+
+def test_goal_load_trials_are_reported_with_their_latency() -> None:
+    report = _report()
+    report.goal_trials = [
+        bs.TrialResult("pipeline", 45, 60.0, lags=[0.02], latencies=[0.62, 0.64, 0.66]),
+        bs.TrialResult("pipeline", 45, 60.0, lags=[0.3], latencies=[0.65, 0.72, 0.9]),
+    ]
+    text = bs.render_markdown(report)
+    assert "At the goal's load (45 streams, 2 trials:" in text
+    assert "lag p95 20 ms, latency p95 0.66 s;" in text
+    assert "lag p95 300 ms, latency p95 0.88 s (failed)" in text
+    assert "67% within 0.7 s" in text  # 4 of 6 utterances
+    assert "At the goal's load" in bs.render_text(report)
+    assert "At the goal's load" not in bs.render_markdown(_report())
+    assert bs.parse_options([]).goal_streams == 45
+    assert bs.parse_options(["--quick"]).goal_trials == 1
+    assert bs.parse_options(["--goal-streams", "0"]).goal_streams == 0
+    with pytest.raises(SystemExit):
+        bs.parse_options(["--goal-streams", "-1"])

@@ -20,7 +20,8 @@ development model unless ``--model``/``VOSK_MODEL_PATH`` names another):
    its processing finished minus when it was due (its
    20 ms were complete); the largest N whose p95 lag stays under the threshold is searched
    for both. One more bare trial, at the pipeline's N, makes 100 ms calls like our decoder
-   (CPU only: how much of the difference is batching).
+   (CPU only: how much of the difference is batching). Then the pipeline runs at the goal's
+   load (``--goal-streams``, 45) to time the end of speech → result there.
 3. **Latency**: from the last speech sample of a fixture to the final result, through the
    websocket pipeline in real time (and the model's own endpoint in audio time, for
    comparison).

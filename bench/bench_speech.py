@@ -1779,7 +1779,7 @@ def _run_parts(
             )
             report.bare_batched.system = f"bare, {batch * FRAME_SECONDS * 1000:.0f} ms calls"
             progress("2. " + _fmt_trial(report.bare_batched))
-            for _ in range(options.goal_streams and options.goal_trials):
+            for _ in range(options.goal_trials if options.goal_streams else 0):
                 plans = stream_plans(digits, options.goal_streams, options.trial_seconds)
                 trial = run_pipeline_trial(server, digits, plans, lang=options.lang)
                 report.goal_trials.append(trial)

@@ -450,7 +450,6 @@ class RecognitionSession:
         self._skipped = 0  # input samples never decoded (before the pre-roll)
         self._paused = False  # a pause after speech: the decoder is held (see postroll)
         self._pause_held: list[npt.NDArray[np.float64]] = []
-        self._pause_samples = 0
         self._fresh_audio = False  # decoded since the last partial result
         self._segments: list[WordResult] = []
         self._segment_texts: list[str] = []
@@ -537,7 +536,6 @@ class RecognitionSession:
             self._hold(samples)
         elif self._paused:
             self._pause_held.append(samples)
-            self._pause_samples += samples.size
         else:
             self._batch.append(samples)
             self._batched += samples.size
@@ -575,7 +573,7 @@ class RecognitionSession:
         self._paused = False
         if self._pause_held:
             held = np.concatenate(self._pause_held)
-            self._pause_held, self._pause_samples = [], 0
+            self._pause_held = []
             self._decode(held)
 
     def _take_batch(self) -> npt.NDArray[np.float64]:
@@ -722,7 +720,7 @@ class RecognitionSession:
         self._rec = None  # free a grammar decoder now: memory stays flat over a long call
         self._processing += self._clock() - started
         # Never decoded: the pre-roll buffer while gated, a held pause (after ``postroll``).
-        held = (self._held_samples if self._gated else 0) + self._pause_samples
+        held = (self._held_samples if self._gated else 0) + sum(a.size for a in self._pause_held)
         words = tuple(self._segments)
         confidence = sum(w.conf for w in words) / len(words) if words else 0.0
         self.result = RecognitionResult(

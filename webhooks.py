@@ -43,7 +43,8 @@ from flask_sock import Sock
 
 from contactcenter.config import ConfigError, Settings, configure_logging, load_settings
 from contactcenter.phones import mask_phone
-from contactcenter.runtime import Services, install_services
+from contactcenter.services import Services, install_services
+from contactcenter.wiring import build_services
 from ivr.runtime import (
     MEDIA_STREAM_PATH,
     SPEECH_CAPTURE,
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None, *, config: dict[str, Any] | Non
     capture = app.config.get("SPEECH_CAPTURE")
     if capture not in (None, "record", "stream"):
         raise ConfigError("SPEECH_CAPTURE", f"must be 'record' or 'stream', not {capture!r}")
-    services = Services(settings)
+    services = build_services(settings)
     services.set("flows", flowset)
     services.set(SPEECH_MODEL, setup_speech(flowset, settings))
     services.set(SPEECH_CAPTURE, capture)

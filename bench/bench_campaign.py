@@ -123,10 +123,9 @@ def throughput(consumers: int, workdir: Path, redis_url: str) -> dict[str, Any]:
     from campaigns import jobs, service
     from campaigns.definition import parse_definition
     from contactcenter.config import Settings
-    from contactcenter.runtime import Services, install_services
+    from contactcenter.services import Services, install_services
     from crm_store.demo import seed_demo
     from crm_store.migrate import upgrade
-    from telephony import PROVIDER_KEY
     from telephony.sandbox import SandboxProvider, Scenario
 
     url = f"sqlite:///{workdir / 'bench.db'}"
@@ -144,7 +143,7 @@ def throughput(consumers: int, workdir: Path, redis_url: str) -> dict[str, Any]:
     provider = SandboxProvider(
         _Transport(services), settings.sandbox_auth_token, scenario=scenario, mode="inline"
     )
-    services.set(PROVIDER_KEY, provider)
+    services.telephony = provider
     install_services(services)
     worker_class = _quiet_worker_class()
     queue = jobs.campaign_queue(services)

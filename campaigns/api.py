@@ -26,7 +26,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from campaigns.definition import DefinitionError, flow_names_in, parse_definition
 
 if TYPE_CHECKING:
-    from contactcenter.runtime import Services
+    from contactcenter.services import Services
 
 bp = Blueprint("campaigns_api", __name__, url_prefix="/api/campaigns")
 
@@ -36,7 +36,7 @@ ALLOWED_ROLES = frozenset({"admin", "supervisor"})
 def _services() -> Services:
     services: Services | None = current_app.extensions.get("services")
     if services is None:
-        from contactcenter.runtime import current_services
+        from contactcenter.services import current_services
 
         services = current_services()
     return services

@@ -1,4 +1,4 @@
-"""``contactcenter campaign …`` (supervisor commands) and ``contactcenter worker`` (RQ)."""
+"""``contactcenter campaign …``: the supervisors' commands."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ STATE_ORDER = (
 
 @contextmanager
 def _services() -> Iterator[Any]:
-    from contactcenter.cli import settings_or_exit
-    from contactcenter.runtime import Services, install_services
+    from contactcenter.cli_support import settings_or_exit
+    from contactcenter.services import Services, install_services
 
     services = Services(settings_or_exit())
     install_services(services)
@@ -261,53 +261,3 @@ def report_cmd(campaign_id: int, as_json: bool) -> None:
             ),
         ]
         click.echo("\n".join(lines))
-
-
-def default_worker_queues() -> list[str]:
-    """The queues ``contactcenter worker`` serves without ``--queue``: campaigns, ivr and
-    telephony (the sandbox provider's call and SMS lives)."""
-    from campaigns.jobs import QUEUE_NAME
-    from ivr.runtime import IVR_QUEUE
-    from telephony import TELEPHONY_QUEUE
-
-    return [QUEUE_NAME, IVR_QUEUE, TELEPHONY_QUEUE]
-
-
-@click.command("worker")
-@click.option(
-    "--queue",
-    "queues",
-    multiple=True,
-    help="Queue to listen to (repeatable; default: campaigns, ivr and telephony).",
-)
-@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
-@click.option("--name", default=None, help="Worker name (default: host and pid).")
-def worker(queues: tuple[str, ...], burst: bool, name: str | None) -> None:
-    """Run an RQ worker with the scheduler on our queues (`rq worker --with-scheduler`).
-
-    By default it serves campaign jobs, the IVR's jobs (SMS a call asked for) and the
-    sandbox provider's call and SMS lives (the ``telephony`` queue).
-    """
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from rq import Queue, Worker
-
-    from contactcenter.cli import settings_or_exit
-    from contactcenter.config import configure_logging
-    from contactcenter.runtime import Services, install_services
-
-    settings = settings_or_exit()
-    configure_logging(settings.log_level)
-    services = Services(settings)
-    install_services(services)
-    names = list(queues) or default_worker_queues()
-    try:
-        services.redis.ping()
-    except RedisConnectionError as exc:
-        click.echo(f"error: Redis at {settings.redis_url} is not reachable ({exc})", err=True)
-        sys.exit(3)
-    connection = services.redis
-    rq_worker = Worker(
-        [Queue(n, connection=connection) for n in names], connection=connection, name=name
-    )
-    click.echo(f"worker {rq_worker.name} listening on {', '.join(names)}")
-    rq_worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)

@@ -61,7 +61,7 @@ from campaigns.keywords import KeywordAction, parse_sms_keyword
 from campaigns.pacing import Limits, Pacer
 from campaigns.sms import count_segments, render
 from contactcenter.phones import mask_phone
-from contactcenter.runtime import current_services
+from contactcenter.services import current_services
 from crm_store.models import (
     Account,
     Campaign,
@@ -73,7 +73,7 @@ from crm_store.models import (
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from contactcenter.runtime import Services
+    from contactcenter.services import Services
     from telephony.base import TelephonyProvider
 
 log = logging.getLogger(__name__)
@@ -138,10 +138,8 @@ def campaign_queue(services: Services) -> Any:
 
 
 def provider_of(services: Services) -> TelephonyProvider:
-    """The telephony provider of this process (``telephony.get_provider``)."""
-    from telephony import get_provider
-
-    return get_provider(services)
+    """The telephony provider of this process (``Services.telephony``)."""
+    return services.telephony
 
 
 def _enqueue_unique(

@@ -35,7 +35,7 @@ from crm_store.models import (
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from contactcenter.runtime import Services
+    from contactcenter.services import Services
 
 ZERO = Decimal("0.00")
 

@@ -27,7 +27,7 @@ from campaigns.planner import PlanResult, plan_targets
 from crm_store.models import TARGET_STATES, Campaign, CampaignTarget, ContactAttempt
 
 if TYPE_CHECKING:
-    from contactcenter.runtime import Services
+    from contactcenter.services import Services
 
 
 class CampaignError(Exception):
@@ -120,7 +120,7 @@ def launch(
 
 def launch_job(campaign_id: int) -> dict[str, int]:
     """RQ job: :func:`launch` in a worker (the API's launch; planning may take minutes)."""
-    from contactcenter.runtime import current_services
+    from contactcenter.services import current_services
 
     result = launch(current_services(), campaign_id)
     return {"planned": result.inserted, "control_group": result.control_group}

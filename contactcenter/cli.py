@@ -1,35 +1,36 @@
 """The ``contactcenter`` command line, grouped by area.
 
-Each area owns its commands in its own package (``crm_store.cli``, ``ivr.cli`` …);
-this module only assembles them and holds ``serve`` and ``worker``.
+Each area owns its commands in its own package (``crm_store.cli``, ``ivr.cli`` …); this
+module, on top of every package, assembles them and holds ``serve`` and ``worker``, the two
+commands that run a wired process of the application (:mod:`contactcenter.wiring`).
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
-from typing import Any
 
 import click
+from redis.exceptions import ConnectionError as RedisConnectionError
+from rq import Queue, Worker
+from werkzeug.serving import run_simple
 
-from contactcenter.config import ConfigError, Settings, load_settings
+from campaigns.cli import campaign
+from campaigns.jobs import QUEUE_NAME as CAMPAIGN_QUEUE
+from contactcenter.cli_support import settings_or_exit
+from contactcenter.config import ConfigError, configure_logging
+from contactcenter.services import install_services
+from contactcenter.wiring import build_services
+from crm_store.cli import db_group, users_group
+from crm_store.cli_data import demo_group, import_group
+from ivr.cli import flows
+from ivr.runtime import IVR_QUEUE
+from speech.cli import speech
+from speech.models_cli import models_group
+from telephony import TELEPHONY_QUEUE
+from telephony.cli import simulate
+from webhooks import create_app
 
-# (module, attribute) of every area's click group or command, added to the main group.
-AREA_COMMANDS: list[tuple[str, str]] = [("speech.cli", "speech"), ("ivr.cli", "flows")]
-AREA_COMMANDS += [("crm_store.cli", "db_group"), ("crm_store.cli", "users_group")]
-AREA_COMMANDS.append(("speech.models_cli", "models_group"))
-AREA_COMMANDS += [("crm_store.cli_data", "import_group"), ("crm_store.cli_data", "demo_group")]
-AREA_COMMANDS.append(("telephony.cli", "simulate"))
-AREA_COMMANDS += [("campaigns.cli", "campaign"), ("campaigns.cli", "worker")]
-
-
-def settings_or_exit() -> Settings:
-    """Load settings, or print the offending variable and exit with status 2."""
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        click.echo(f"configuration error: {exc}", err=True)
-        sys.exit(2)
+__all__ = ["default_worker_queues", "main", "serve", "worker"]
 
 
 @click.group()
@@ -45,10 +46,6 @@ def main() -> None:
 def serve(host: str, port: int, debug: bool) -> None:
     """Run the web app (webhooks, media streams, API) on HOST:PORT."""
     settings = settings_or_exit()
-    from werkzeug.serving import run_simple
-
-    from webhooks import create_app
-
     try:
         app = create_app(settings)
     except ConfigError as exc:
@@ -58,11 +55,55 @@ def serve(host: str, port: int, debug: bool) -> None:
     run_simple(host, port, app, threaded=True, use_reloader=debug, use_debugger=debug)
 
 
-def _register_areas(group: click.Group) -> None:
-    for module_name, attr in AREA_COMMANDS:
-        module = importlib.import_module(module_name)
-        command: Any = getattr(module, attr)
-        group.add_command(command)
+def default_worker_queues() -> list[str]:
+    """The queues ``contactcenter worker`` serves without ``--queue``: campaigns, ivr and
+    telephony (the sandbox provider's call and SMS lives)."""
+    return [CAMPAIGN_QUEUE, IVR_QUEUE, TELEPHONY_QUEUE]
 
 
-_register_areas(main)
+@main.command("worker")
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    help="Queue to listen to (repeatable; default: campaigns, ivr and telephony).",
+)
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@click.option("--name", default=None, help="Worker name (default: host and pid).")
+def worker(queues: tuple[str, ...], burst: bool, name: str | None) -> None:
+    """Run an RQ worker with the scheduler on our queues (`rq worker --with-scheduler`).
+
+    By default it serves campaign jobs, the IVR's jobs (SMS a call asked for) and the
+    sandbox provider's call and SMS lives (the ``telephony`` queue). Its jobs run with the
+    wired :class:`~contactcenter.services.Services` (the configured telephony provider).
+    """
+    settings = settings_or_exit()
+    configure_logging(settings.log_level)
+    services = build_services(settings)
+    install_services(services)
+    names = list(queues) or default_worker_queues()
+    try:
+        services.redis.ping()
+    except RedisConnectionError as exc:
+        click.echo(f"error: Redis at {settings.redis_url} is not reachable ({exc})", err=True)
+        sys.exit(3)
+    connection = services.redis
+    rq_worker = Worker(
+        [Queue(n, connection=connection) for n in names], connection=connection, name=name
+    )
+    click.echo(f"worker {rq_worker.name} listening on {', '.join(names)}")
+    rq_worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)
+
+
+for _command in (
+    speech,
+    flows,
+    db_group,
+    users_group,
+    models_group,
+    import_group,
+    demo_group,
+    simulate,
+    campaign,
+):
+    main.add_command(_command)

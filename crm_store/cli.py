@@ -30,7 +30,7 @@ _T = TypeVar("_T")
 
 def _database_url() -> str:
     # Imported here: contactcenter.cli imports this module while it registers the areas.
-    from contactcenter.cli import settings_or_exit
+    from contactcenter.cli_support import settings_or_exit
 
     return settings_or_exit().database_url
 

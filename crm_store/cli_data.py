@@ -35,7 +35,7 @@ def import_group() -> None:
 @click.option("--dry-run", is_flag=True, help="Validate and print the report without writing.")
 def import_consumers_command(file: Path, file_format: str | None, dry_run: bool) -> None:
     """Import consumers, accounts, phones, meters, readings and debts from FILE."""
-    from contactcenter.cli import settings_or_exit  # here: contactcenter.cli imports this module
+    from contactcenter.cli_support import settings_or_exit
     from crm_store.db import Database
     from crm_store.importer import FileFormat, ImportFileError, import_consumers
 
@@ -79,7 +79,7 @@ def demo_seed_command(count: int, seed: int, as_of: object, if_empty: bool) -> N
     """Build deterministic demo data: same --consumers, --seed and --as-of give the same data."""
     from datetime import UTC, datetime
 
-    from contactcenter.cli import settings_or_exit
+    from contactcenter.cli_support import settings_or_exit
     from crm_store.db import Database
     from crm_store.demo import DemoSeedError, seed_demo
 

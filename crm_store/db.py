@@ -8,13 +8,16 @@ and the RQ jobs hold. Engines never cross a fork: jobs build theirs lazily per p
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+
+RowT = TypeVar("RowT")
 
 
 def _unicode_lower(value: object) -> object:
@@ -91,3 +94,25 @@ class Database:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+
+def insert_or_existing(
+    session: Session, row: RowT, existing: Callable[[], RowT | None]
+) -> tuple[RowT, bool]:
+    """Insert ``row`` in a savepoint; when a unique key refuses it, the row already there.
+
+    The insert runs in ``session.begin_nested()``, so a duplicate (a retried webhook, a
+    concurrent worker) rolls back only the savepoint and the caller's transaction goes on.
+    Returns ``(row, True)`` when inserted, ``(existing(), False)`` when a unique constraint
+    refused it; the :class:`~sqlalchemy.exc.IntegrityError` is raised again when
+    ``existing()`` finds nothing (the refusal was not a duplicate).
+    """
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        found = existing()
+        if found is None:
+            raise
+        return found, False
+    return row, True

@@ -3,7 +3,7 @@
 Every action is a function ``(ActionContext) -> ActionResult``; :func:`registry` returns
 them by name, each wrapped so that its result is checked against its declaration
 (:meth:`~ivr.action_names.ActionSpec.check_result`). ``ctx.deps`` is the app's
-:class:`~contactcenter.runtime.Services`; each action opens one short transaction.
+:class:`~contactcenter.services.Services`; each action opens one short transaction.
 
 Per-call state the actions keep between steps (the list of accounts spoken to a caller
 with several, the meter-zone cursor of a readings session) lives in ``ctx.state`` and is
@@ -31,7 +31,7 @@ from ivr.engine import ActionContext, ActionFailed, ActionResult
 from ivr.schema import ActionStep, CollectStep, FlowSet, RecordStep
 
 if TYPE_CHECKING:
-    from contactcenter.runtime import Services
+    from contactcenter.services import Services
     from crm_store.models import Account
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from ivr.loader import FlowError
 def _flows_file(file: str | None) -> str:
     if file is not None:
         return file
-    from contactcenter.cli import settings_or_exit
+    from contactcenter.cli_support import settings_or_exit
 
     return settings_or_exit().flows_file
 

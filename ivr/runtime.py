@@ -75,7 +75,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from contactcenter.config import Settings
-    from contactcenter.runtime import Services
+    from contactcenter.services import Services
     from crm_store.models import Account
     from ivr.schema import FlowSet
     from speech import LoadedModel, ModelInfo, RecognitionResult, StreamEvent
@@ -606,7 +606,7 @@ def recognize_recording(
     step goes on by keypad — a call never fails because of speech.
     """
     from speech import AudioError, GrammarError, recognize_wav
-    from telephony import TelephonyError, get_provider
+    from telephony import TelephonyError
 
     digits = (params.get("Digits") or "").strip()
     url = (params.get("RecordingUrl") or "").strip() or None
@@ -621,7 +621,7 @@ def recognize_recording(
         return VoiceInput(failed="no_model", audio_ref=url)
     call_sid = session.call_sid
     try:
-        wav = get_provider(services).fetch_recording(url)
+        wav = services.telephony.fetch_recording(url)
     except TelephonyError as exc:
         log.warning("call %s: cannot fetch the recording %s: %s", call_sid, url, exc)
         return VoiceInput(failed="fetch_failed", audio_ref=url)
@@ -1000,7 +1000,7 @@ class MediaStreamCall:
 
     def redirect(self) -> None:
         """Move the live call to the step URL with ``ev=speech`` (provider REST API)."""
-        from telephony import TelephonyError, get_provider
+        from telephony import TelephonyError
 
         if self.call_sid is None or self.seq is None:
             return
@@ -1008,7 +1008,7 @@ class MediaStreamCall:
             self.services.settings.public_base_url, self.flow, self.step, self.seq, EV_SPEECH
         )
         try:
-            get_provider(self.services).update_call(self.call_sid, url=url)
+            self.services.telephony.update_call(self.call_sid, url=url)
         except (TelephonyError, ValueError) as exc:
             # The keypad Gather's fall-through picks the stored result up instead.
             log.warning("call %s: redirect after the stream result failed: %s", self.call_sid, exc)
@@ -1152,13 +1152,12 @@ def send_sms_job(to: str, body: str, interaction_id: int | None) -> str:
     The SMS is logged as an outbound ``Interaction`` (channel ``sms``) linked, via its
     ``data``, to the call that asked for it.
     """
-    from contactcenter.runtime import current_services
+    from contactcenter.services import current_services
     from crm_store.models import Interaction
-    from telephony import get_provider
 
     services = current_services()
     settings = services.settings
-    provider = get_provider(services)
+    provider = services.telephony
     status_callback = f"{settings.public_base_url}/sms/status"
     # The sandbox needs no purchased number: the company's own line stands in as the sender.
     sender = settings.twilio_from_number or settings.operator_phone

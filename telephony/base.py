@@ -11,41 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from telephony.status import DEFAULT_STATUS_EVENTS, STATUS_EVENTS
+
 #: The RQ queue of the sandbox provider's call and SMS lives (a worker must listen on it).
 TELEPHONY_QUEUE = "telephony"
 
 MachineDetection = Literal["Enable", "DetectMessageEnd"]
 CallStatusUpdate = Literal["completed", "canceled"]
-
-DEFAULT_STATUS_EVENTS: tuple[str, ...] = ("initiated", "ringing", "answered", "completed")
-STATUS_EVENTS = frozenset(DEFAULT_STATUS_EVENTS)
-
-# Call statuses Twilio reports (``CallStatus``); the last five are terminal.
-CALL_STATUSES = (
-    "queued",
-    "initiated",
-    "ringing",
-    "in-progress",
-    "completed",
-    "busy",
-    "failed",
-    "no-answer",
-    "canceled",
-)
-TERMINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
-
-# Message statuses Twilio reports (``MessageStatus``) and the terminal ones.
-TERMINAL_MESSAGE_STATUSES = frozenset({"delivered", "undelivered", "failed", "canceled", "read"})
-
-ANSWERED_BY_VALUES = (
-    "human",
-    "machine_start",
-    "machine_end_beep",
-    "machine_end_silence",
-    "machine_end_other",
-    "fax",
-    "unknown",
-)
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ def call_command(
     Inputs are played in command-line order after the script's steps; the caller hangs
     up after the last one. Exits 1 when an expectation fails, 2 on bad input.
     """
-    from contactcenter.cli import settings_or_exit
+    from contactcenter.cli_support import settings_or_exit
     from contactcenter.config import ConfigError
 
     settings = settings_or_exit()
@@ -209,7 +209,7 @@ def coverage_command(
     import os
 
     if flows_file is None:
-        from contactcenter.cli import settings_or_exit
+        from contactcenter.cli_support import settings_or_exit
 
         flows_file = settings_or_exit().flows_file
     source = data or os.environ.get(ENV_VAR, "").strip() or DEFAULT_DATA

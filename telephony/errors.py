@@ -13,6 +13,10 @@ Callers catch at the level they care about::
     ├── AuthenticationFailed        bad account SID or auth token (HTTP 401, Twilio 20003)
     └── ProviderRejected            any other refusal; carries Twilio's ``code`` and HTTP ``status``
 
+    InvalidStatusCallback (ValueError)  a status callback Twilio's contract does not allow: no
+                                    SID, or a status outside :mod:`telephony.status`'s
+                                    vocabulary (the web layer answers 400 and stores nothing)
+
 Every exception carries ``code`` (the Twilio error code, or None) and ``status`` (the HTTP
 status, or None). Campaign jobs re-raise the retryable ones so RQ's ``Retry`` applies, and
 record the others as a final outcome of the attempt.
@@ -62,6 +66,10 @@ class AuthenticationFailed(TelephonyError):
 
 class ProviderRejected(TelephonyError):
     """The provider refused the request for another reason (see ``code`` and ``status``)."""
+
+
+class InvalidStatusCallback(ValueError):
+    """A status callback without its SID or with a status Twilio does not define."""
 
 
 INVALID_NUMBER_CODES = frozenset({21211, 21214, 21217, 21401, 21407, 21408, 21421, 21614})

@@ -18,7 +18,7 @@ transcript (``heard: … (confidence 0.87)``), ``call.steps`` and ``call.recogni
 
 The simulator is also a :class:`~telephony.base.TelephonyProvider` for in-process runs:
 :meth:`Simulator.for_app` registers it in the app's ``Services`` under
-:data:`telephony.PROVIDER_KEY` (until :meth:`Simulator.close`), so ``update_call`` from our
+``Services.telephony`` (until :meth:`Simulator.close`), so ``update_call`` from our
 ``/media-stream`` route redirects the simulated call as Twilio's REST API would, and
 ``fetch_recording`` serves the recordings the simulated caller made. Outbound calls and SMS
 go to the provider the app had before (built on demand from the settings).
@@ -40,7 +40,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from contactcenter.phones import InvalidPhoneError, normalize_phone
 from telephony.base import (
-    DEFAULT_STATUS_EVENTS,
     CallInfo,
     CallStatusUpdate,
     MachineDetection,
@@ -70,9 +69,10 @@ from telephony.sandbox.transport import (
     WsgiTransport,
     signed_request,
 )
+from telephony.status import DEFAULT_STATUS_EVENTS
 
 if TYPE_CHECKING:
-    from contactcenter.runtime import Services
+    from contactcenter.services import Services
 
 
 class SimulatorError(Exception):
@@ -210,20 +210,16 @@ class Simulator:
     def register_as_provider(self, services: Services) -> None:
         """Become the telephony provider of ``services`` (the in-process app's) until
         :meth:`close`, which puts the previous provider back."""
-        from telephony import PROVIDER_KEY
-
         if self._services is not None:
             raise SimulatorError("the simulator is already registered as a provider")
-        self._previous_provider = services.get(PROVIDER_KEY)
+        self._previous_provider = services.built_telephony()
         self._services = services
-        services.set(PROVIDER_KEY, self)
+        services.telephony = self
 
     def _unregister(self) -> None:
-        from telephony import PROVIDER_KEY
-
         services, self._services = self._services, None
-        if services is not None and services.get(PROVIDER_KEY) is self:
-            services.set(PROVIDER_KEY, self._previous_provider)
+        if services is not None and services.built_telephony() is self:
+            services.telephony = self._previous_provider
 
     def _outbound(self) -> TelephonyProvider:
         """Where outbound calls and SMS go: the app's provider from before the simulator."""
@@ -233,9 +229,9 @@ class Simulator:
                 "(it is not registered as an app's provider)"
             )
         if self._outbound_provider is None:
-            from telephony import build_provider
-
-            self._outbound_provider = self._previous_provider or build_provider(self._services)
+            self._outbound_provider = self._previous_provider or self._services.provider_factory(
+                self._services
+            )
         return self._outbound_provider
 
     def place_call(

@@ -24,7 +24,6 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from telephony.base import (
-    DEFAULT_STATUS_EVENTS,
     CallInfo,
     CallStatusUpdate,
     MachineDetection,
@@ -33,6 +32,7 @@ from telephony.base import (
     check_update_arguments,
 )
 from telephony.errors import ProviderUnavailable, TelephonyError, error_for
+from telephony.status import DEFAULT_STATUS_EVENTS
 
 if TYPE_CHECKING:
     from contactcenter.config import Settings

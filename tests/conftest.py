@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from contactcenter.config import Settings
-from contactcenter.runtime import install_services
+from contactcenter.services import install_services
 from crm_store.db import Database
 
 TEST_DB = os.environ.get("TEST_DB", "sqlite")

@@ -1,7 +1,7 @@
 """RQ jobs that run sandbox call and SMS lives (``SandboxProvider(mode="rq")``).
 
 A worker must listen on the ``telephony`` queue (``rq worker telephony …``). Each job
-rebuilds a sandbox provider from the environment (:func:`contactcenter.runtime.current_services`):
+rebuilds a sandbox provider from the environment (:func:`contactcenter.services.current_services`):
 webhooks go over HTTP to ``PUBLIC_BASE_URL``, signed with the sandbox token, and live-call
 state is in Redis so the web process can redirect or end the call. The scenario is the one
 of the provider that placed the call or sent the SMS (its ``SANDBOX_SCENARIO``, carried in the
@@ -19,7 +19,7 @@ QUEUE_NAME = TELEPHONY_QUEUE
 
 
 def _provider(spec: Mapping[str, Any]) -> Any:
-    from contactcenter.runtime import current_services
+    from contactcenter.services import current_services
     from telephony.sandbox.provider import SandboxProvider
     from telephony.sandbox.state import RedisCallState
     from telephony.sandbox.transport import HttpTransport

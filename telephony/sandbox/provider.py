@@ -29,8 +29,6 @@ from typing import Any, Literal
 
 from contactcenter.phones import InvalidPhoneError, normalize_phone
 from telephony.base import (
-    DEFAULT_STATUS_EVENTS,
-    TERMINAL_CALL_STATUSES,
     CallInfo,
     CallStatusUpdate,
     MachineDetection,
@@ -57,6 +55,7 @@ from telephony.sandbox.transport import (
     WebhookTransportError,
     signed_request,
 )
+from telephony.status import DEFAULT_STATUS_EVENTS, TERMINAL_CALL_STATUSES
 
 log = logging.getLogger(__name__)
 

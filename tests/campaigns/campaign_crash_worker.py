@@ -17,8 +17,7 @@ from rq import Queue, Worker
 
 from campaigns.jobs import CLOCK, QUEUE_NAME
 from contactcenter.config import Settings
-from contactcenter.runtime import Services, install_services
-from telephony import PROVIDER_KEY
+from contactcenter.services import Services, install_services
 
 
 def main() -> None:
@@ -29,7 +28,7 @@ def main() -> None:
         Settings(database_url=database_url, redis_url=redis_url, public_base_url="http://localhost")
     )
     services.set(CLOCK, lambda: now)
-    services.set(PROVIDER_KEY, LedgerProvider(services))
+    services.telephony = LedgerProvider(services)
     install_services(services)
     queue = Queue(QUEUE_NAME, connection=services.redis)
     Worker([queue], connection=services.redis).work(burst=True, logging_level="WARNING")

@@ -24,9 +24,8 @@ from campaigns.jobs import (
     handle_sms_status,
 )
 from contactcenter.config import Settings
-from contactcenter.runtime import Services, install_services
+from contactcenter.services import Services, install_services
 from crm_store.models import Campaign
-from telephony import PROVIDER_KEY
 from telephony.sandbox import SandboxProvider, Scenario, WebhookResponse
 
 TWIML = (
@@ -89,7 +88,7 @@ def make_services(
         scenario=Scenario.from_dict(scenario or {}),
         mode="inline",
     )
-    services.set(PROVIDER_KEY, provider)
+    services.telephony = provider
     install_services(services)
     _created.append(services)
     return services, provider

@@ -15,8 +15,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from contactcenter.runtime import Services
-from telephony.base import DEFAULT_STATUS_EVENTS, CallInfo, MessageInfo
+from contactcenter.services import Services
+from telephony.base import CallInfo, MessageInfo
+from telephony.status import DEFAULT_STATUS_EVENTS
 
 CALLS = "ledger:calls"
 DIE_AT = "ledger:die-at"

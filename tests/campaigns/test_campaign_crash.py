@@ -24,10 +24,9 @@ from sqlalchemy import select
 from campaigns import jobs, service
 from campaigns.definition import parse_definition
 from contactcenter.config import Settings
-from contactcenter.runtime import Services, install_services
+from contactcenter.services import Services, install_services
 from crm_store.db import Database
 from crm_store.models import CampaignTarget, ContactAttempt, Interaction
-from telephony import PROVIDER_KEY
 
 START = dt.datetime(2026, 12, 1, 7, 0, tzinfo=dt.UTC)
 WORKER = Path(__file__).with_name("campaign_crash_worker.py")
@@ -74,7 +73,7 @@ def test_sigkill_mid_dial_loses_and_duplicates_nothing(
     clock = Clock(START)
     services = Services(settings)
     services.set(jobs.CLOCK, clock)
-    services.set(PROVIDER_KEY, LedgerProvider(services))
+    services.telephony = LedgerProvider(services)
     install_services(services)
     worker: subprocess.Popen[bytes] | None = None
     survivor: subprocess.Popen[bytes] | None = None

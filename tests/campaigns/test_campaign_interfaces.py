@@ -153,7 +153,7 @@ def test_cli_lifecycle(db: Database, cli_env: CliRunner, tmp_path: Path) -> None
 
 
 def _client(settings: Settings) -> Any:
-    from contactcenter.runtime import Services
+    from contactcenter.services import Services
 
     app = Flask(__name__)
     services = Services(settings.with_overrides(api_token="secret-token"))

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from contactcenter.config import Settings
-from contactcenter.runtime import Services
+from contactcenter.services import Services
 from crm_store.db import Database
 from crm_store.models import Account, MeterReading
 from ivr.action_names import ACTION_SPECS

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from contactcenter.config import Settings
-from contactcenter.runtime import Services
+from contactcenter.services import Services
 from crm_store.db import Database
 from crm_store.models import Account, Meter, MeterReading
 from ivr.actions import registry

@@ -401,8 +401,6 @@ def test_payment_sms_goes_to_rq_and_is_sent_by_the_job(
 ) -> None:
     from rq import SimpleWorker
 
-    from telephony import get_provider
-
     add_customer(db, "5500123456", address="улица Мира, дом семь", phones=(KNOWN_CALLER,))
     call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
     call.start()
@@ -421,7 +419,7 @@ def test_payment_sms_goes_to_rq_and_is_sent_by_the_job(
     assert interaction_id == interaction_of(db, call.call_sid).id
     # A retried webhook does not enqueue the SMS twice.
     SimpleWorker([queue], connection=services.redis).work(burst=True)
-    provider: Any = get_provider(services)
+    provider: Any = services.telephony
     assert [m.body for m in provider.messages.values()] == [body]
     with db.transaction() as s:
         from crm_store.models import Interaction

@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from contactcenter.config import Settings
-from contactcenter.runtime import Services
+from contactcenter.services import Services
 from crm_store.db import Database
 from crm_store.models import Campaign, CampaignTarget, Case, Consent, ContactAttempt, DoNotContact
 from ivr.runtime import CAMPAIGN_AMD_HANDLER, CAMPAIGN_STATUS_HANDLER, CLOCK

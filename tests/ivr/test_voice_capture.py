@@ -25,7 +25,7 @@ from crm_store.db import Database
 from crm_store.models import Interaction, Transcript
 from ivr.engine import VOICE_UNAVAILABLE_PROMPT
 from ivr.runtime import SPEECH_MODEL, SpeechModel
-from telephony import PROVIDER_KEY, CallInfo, CallNotFound
+from telephony import CallInfo, CallNotFound
 from telephony.simulator import Simulator
 from tests.speech_fixtures import KO_DITHER0_NAME, ko_dither0_dir, load_ko_model
 from webhooks import create_app, services_of
@@ -97,7 +97,7 @@ def build_app(
         config=config,
     )
     provider = AppProvider()
-    services_of(app).set(PROVIDER_KEY, provider)
+    services_of(app).telephony = provider
     return app, provider
 
 
@@ -249,7 +249,7 @@ def test_voice_capture_through_the_simulator(
 ) -> None:
     app, provider = build_app(settings, model_path=ko_model_path, capture=capture)
     with SpyingSimulator.for_app(app) as sim:
-        assert services_of(app).get(PROVIDER_KEY) is sim
+        assert services_of(app).built_telephony() is sim
         call = sim.call()
         call.say(AUDIO / "menu_yogeum.wav")
         assert "hotline:ask_record" in call.steps
@@ -260,7 +260,7 @@ def test_voice_capture_through_the_simulator(
         assert call.heard(DONE)
         modes = [e.kind for e in call.transcript if e.kind in ("record", "stream")]
         sid = call.sid
-    assert services_of(app).get(PROVIDER_KEY) is provider  # given back on close
+    assert services_of(app).built_telephony() is provider  # given back on close
     services_of(app).db.dispose()
     expected_modes = {
         None: ["stream", "record", "stream"],  # menus stream, then the steps' own modes

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from contactcenter.config import ConfigError, Settings, load_settings
-from contactcenter.runtime import Services
-from telephony import build_provider
+from contactcenter.services import Services
+from contactcenter.wiring import provider_for
 from telephony.sandbox import SandboxProvider, Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ class _CapturingQueue:
 def test_provider_of_the_app_and_workers_uses_the_scenario(
     settings: Settings, redis_client: Any
 ) -> None:
-    provider = build_provider(Services(settings.with_overrides(sandbox_scenario=str(DEMO))))
+    provider = provider_for(Services(settings.with_overrides(sandbox_scenario=str(DEMO))))
     assert isinstance(provider, SandboxProvider)
     expected = Scenario.from_yaml(DEMO)
     numbers = [f"+7916{n:07d}" for n in range(50)]
@@ -64,7 +64,7 @@ def test_provider_of_the_app_and_workers_uses_the_scenario(
 
 
 def test_without_the_setting_everyone_answers(settings: Settings) -> None:
-    provider = build_provider(Services(settings))
+    provider = provider_for(Services(settings))
     assert isinstance(provider, SandboxProvider)
     assert provider.scenario_path is None
     assert provider.scenario.call_outcome("+79161234501").answer == "human"
@@ -74,7 +74,7 @@ def test_an_invalid_scenario_is_a_config_error(settings: Settings, tmp_path: Pat
     bad = tmp_path / "bad.yaml"
     bad.write_text("calls: {default: {answer: maybe}}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="SANDBOX_SCENARIO") as info:
-        build_provider(Services(settings.with_overrides(sandbox_scenario=str(bad))))
+        provider_for(Services(settings.with_overrides(sandbox_scenario=str(bad))))
     assert f"{bad}: calls.default: answer must be one of" in str(info.value)
 
 

@@ -15,7 +15,7 @@ from telephony_testapp import PUBLIC, TOKEN, TwimlApp, make_twiml_app, twiml
 from contactcenter.cli import main
 from contactcenter.config import Settings
 from crm_store.db import Database
-from telephony import PROVIDER_KEY, CallInfo, CallNotFound, ProviderRejected, TelephonyProvider
+from telephony import CallInfo, CallNotFound, ProviderRejected, TelephonyProvider
 from telephony.sandbox.audio import pcm_to_wav
 from telephony.simulator import Simulator, SimulatorError
 from webhooks import create_app, services_of
@@ -122,18 +122,18 @@ def test_for_app_registers_the_simulator_as_the_provider_until_closed(
     app = create_app(settings)
     services = services_of(app)
     previous = RecordingProvider()
-    services.set(PROVIDER_KEY, previous)
+    services.telephony = previous
     with Simulator.for_app(app) as sim:
         assert isinstance(sim, TelephonyProvider)
-        assert services.get(PROVIDER_KEY) is sim
+        assert services.built_telephony() is sim
         sim.place_call("+79161234501", "+78001234567", f"{PUBLIC}/x", status_callback=None)
         sim.send_sms("+79161234501", "+78001234567", "Текст", status_callback=None)
         assert previous.sent == [("call", "+79161234501"), ("sms", "+79161234501")]
         with pytest.raises(SimulatorError, match="already registered"):
             sim.register_as_provider(services)
-    assert services.get(PROVIDER_KEY) is previous
+    assert services.built_telephony() is previous
     with Simulator.for_app(app, as_provider=False):
-        assert services.get(PROVIDER_KEY) is previous
+        assert services.built_telephony() is previous
     services.db.dispose()
 
 

@@ -12,7 +12,7 @@ from telephony_testapp import PUBLIC, TOKEN, TwimlApp, make_twiml_app, twiml
 
 from contactcenter.cli import main
 from contactcenter.config import Settings
-from contactcenter.runtime import Services
+from contactcenter.services import Services
 from crm_store.db import Database
 from crm_store.models import Account, Consumer, Meter, MeterReading
 from telephony.coverage import ENV_VAR, load_runs

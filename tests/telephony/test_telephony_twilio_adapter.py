@@ -10,7 +10,8 @@ import pytest
 from telephony_testapp import PUBLIC, TOKEN, TwimlApp, make_twiml_app, twiml
 
 from contactcenter.config import Settings
-from contactcenter.runtime import Services
+from contactcenter.services import Services
+from contactcenter.wiring import build_services
 from telephony import (
     AuthenticationFailed,
     CallNotFound,
@@ -20,7 +21,6 @@ from telephony import (
     ProviderUnavailable,
     RateLimited,
     TelephonyProvider,
-    get_provider,
 )
 from telephony.sandbox import SandboxProvider, Scenario, WsgiTransport
 from telephony.sandbox.audio import pcm_to_wav
@@ -226,11 +226,11 @@ def test_backoff_is_bounded_and_jittered(sleeps: Sleeps) -> None:
 
 
 def test_get_provider_picks_by_settings_and_caches(settings: Settings) -> None:
-    services = Services(settings)
-    provider = get_provider(services)
+    services = build_services(settings)
+    provider = services.telephony
     assert isinstance(provider, SandboxProvider)
-    assert get_provider(services) is provider
+    assert services.telephony is provider
     twilio_settings = settings.with_overrides(
         telephony="twilio", twilio_account_sid=ACCOUNT, twilio_auth_token=TOKEN
     )
-    assert isinstance(get_provider(Services(twilio_settings)), TwilioProvider)
+    assert isinstance(Services(twilio_settings).telephony, TwilioProvider)

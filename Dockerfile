@@ -16,6 +16,8 @@ COPY ivr ./ivr
 COPY speech ./speech
 COPY campaigns ./campaigns
 COPY telephony ./telephony
+COPY devtools ./devtools
+COPY web ./web
 COPY webhooks.py call_flows.yaml alembic.ini ./
 COPY models/manifest.json ./models/manifest.json
 

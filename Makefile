@@ -54,7 +54,7 @@ test: venv
 # Flow coverage: which steps and branches the simulator-driven tests visit.
 flow-coverage: venv services
 	rm -rf var/flow-coverage && mkdir -p var/flow-coverage
-	TEST_DB=sqlite $(BIN)/pytest -n 2 -p telephony.coverage_plugin --flow-coverage=var/flow-coverage/ tests/ivr tests/telephony $(PYTEST_ARGS)
+	TEST_DB=sqlite $(BIN)/pytest -n 2 -p devtools.flow_coverage_plugin --flow-coverage=var/flow-coverage/ tests/ivr tests/telephony tests/devtools $(PYTEST_ARGS)
 	$(BIN)/contactcenter simulate coverage --data var/flow-coverage/
 
 bench: venv services

@@ -2,7 +2,7 @@
 
 ``python -m bench campaign [--consumers N] [--memory 10000,100000,1000000] [--json]``
 
-1. Throughput: demo consumers (``crm_store.demo``) in a fresh SQLite database and a private
+1. Throughput: demo consumers (``devtools.demo``) in a fresh SQLite database and a private
    redis-server; a voice campaign over every debtor runs on the sandbox provider (status
    callbacks, AMD, TwiML) with RQ ``SimpleWorker`` bursts and virtual time, to the end.
    The baseline is the same number of no-op RQ jobs through the same worker and Redis;
@@ -30,8 +30,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import redis
+from rq import Queue, SimpleWorker
+from sqlalchemy import insert
+
+from campaigns import service
+from campaigns.definition import parse_definition
+from campaigns.dispatcher import dispatch_once
+from campaigns.planner import plan_targets
+from campaigns.queueing import campaign_queue
+from campaigns.status import subscribe
+from contactcenter.config import Settings
+from contactcenter.services import Services, install_services
+from crm_store.db import Database
+from crm_store.migrate import upgrade
+from crm_store.models import Account, AccountPhone, Campaign, Charge, Consumer, PhoneNumber
+from devtools.demo import seed_demo
+from devtools.sandbox import SandboxProvider, Scenario, WebhookResponse
+from telephony.status import StatusKind, parse_status_callback
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 START = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.UTC)
 TWIML = (
@@ -61,8 +79,6 @@ def _redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    import redis
-
     client = redis.Redis(port=port)
     for _ in range(100):
         try:
@@ -83,58 +99,41 @@ class _Transport:
     def request(
         self, method: str, url: str, params: Mapping[str, str], headers: Mapping[str, str]
     ) -> Any:
-        from campaigns import jobs
-        from telephony.sandbox import WebhookResponse
-
         parts = urlsplit(url)
-        merged = {**dict(parse_qsl(parts.query)), **dict(params)}
         if parts.path == "/voice/outbound":
             return WebhookResponse(200, TWIML, {"content-type": "application/xml"})
-        handler = {
-            "/voice/status": jobs.handle_call_status,
-            "/voice/amd": jobs.handle_amd_status,
-            "/sms/status": jobs.handle_sms_status,
+        kind = {
+            "/voice/status": StatusKind.CALL,
+            "/voice/amd": StatusKind.AMD,
+            "/sms/status": StatusKind.SMS,
         }.get(parts.path)
-        if handler is None:
+        if kind is None:
             return WebhookResponse(404, "")
-        handler(self.services, merged)
+        callback = parse_status_callback(kind, dict(params), dict(parse_qsl(parts.query)))
+        self.services.status_hooks.publish(self.services, callback)
         return WebhookResponse(204, "")
 
 
-def _quiet_worker_class() -> Any:
-    from rq import SimpleWorker
+class QuietSimpleWorker(SimpleWorker):
+    """SimpleWorker without the remote-command pub/sub thread (costly per burst)."""
 
-    class QuietSimpleWorker(SimpleWorker):
-        """SimpleWorker without the remote-command pub/sub thread (costly per burst)."""
+    def subscribe(self) -> None:
+        """Not needed for a local burst."""
 
-        def subscribe(self) -> None:
-            """Not needed for a local burst."""
-
-        def unsubscribe(self) -> None:
-            """Nothing to tear down."""
-
-    return QuietSimpleWorker
+    def unsubscribe(self) -> None:
+        """Nothing to tear down."""
 
 
 def throughput(consumers: int, workdir: Path, redis_url: str) -> dict[str, Any]:
     """Run one campaign to the end; then the same number of no-op jobs."""
-    from rq import Queue
-
-    from campaigns import jobs, service
-    from campaigns.definition import parse_definition
-    from contactcenter.config import Settings
-    from contactcenter.services import Services, install_services
-    from crm_store.demo import seed_demo
-    from crm_store.migrate import upgrade
-    from telephony.sandbox import SandboxProvider, Scenario
-
     url = f"sqlite:///{workdir / 'bench.db'}"
     upgrade(url)
     settings = Settings(database_url=url, redis_url=redis_url, public_base_url="http://localhost")
     services = Services(settings)
+    subscribe(services.status_hooks)
     seed_demo(services.db, consumers=consumers, seed=5, as_of=START.date())
     now = [START]
-    services.set(jobs.CLOCK, lambda: now[0])
+    services.clock = lambda: now[0]
     scenario = Scenario.from_dict(
         {"seed": 3, "calls": {"random": [{"weight": 70, "answer": "human"},
                                          {"weight": 15, "answer": "busy"},
@@ -145,8 +144,8 @@ def throughput(consumers: int, workdir: Path, redis_url: str) -> dict[str, Any]:
     )
     services.telephony = provider
     install_services(services)
-    worker_class = _quiet_worker_class()
-    queue = jobs.campaign_queue(services)
+    worker_class = QuietSimpleWorker
+    queue = campaign_queue(services)
     definition = parse_definition(
         {
             "name": "bench",
@@ -164,7 +163,7 @@ def throughput(consumers: int, workdir: Path, redis_url: str) -> dict[str, Any]:
     planned_s = time.perf_counter() - started
     jobs_run = 0
     while True:
-        result = jobs.dispatch_once(services, cid)
+        result = dispatch_once(services, cid)
         if result.status != "running":
             break
         for _ in range(2):
@@ -211,11 +210,6 @@ def throughput(consumers: int, workdir: Path, redis_url: str) -> dict[str, Any]:
 
 def _synthetic_audience(url: str, size: int) -> None:
     """Bulk-insert ``size`` debtors (consumer, account, phone, link, one overdue charge)."""
-    from sqlalchemy import insert
-
-    from crm_store.db import Database
-    from crm_store.models import Account, AccountPhone, Charge, Consumer, PhoneNumber
-
     zones = ["Europe/Kaliningrad", "Europe/Moscow", "Europe/Samara", "Asia/Yekaterinburg",
              "Asia/Omsk", "Asia/Novosibirsk", "Asia/Irkutsk", "Asia/Yakutsk",
              "Asia/Vladivostok", "Asia/Srednekolymsk", "Asia/Kamchatka"]  # fmt: skip
@@ -258,11 +252,6 @@ def _proc_status_mib(field: str) -> float:
 
 def memory_child(url: str) -> None:
     """In a fresh process: plan a campaign over the whole audience; print RSS figures."""
-    from campaigns.definition import parse_definition
-    from campaigns.planner import plan_targets
-    from crm_store.db import Database
-    from crm_store.models import Campaign
-
     db = Database(url)
     definition = parse_definition({"name": "m", "channel": "voice", "audience": {"min_debt": 1}})
     with db.transaction() as s:
@@ -285,8 +274,6 @@ def memory_child(url: str) -> None:
 
 def memory(sizes: list[int], workdir: Path) -> list[dict[str, Any]]:
     """Planner peak RSS for each audience size (one child process each)."""
-    from crm_store.migrate import upgrade
-
     rows = []
     for size in sizes:
         url = f"sqlite:///{workdir / f'audience-{size}.db'}"

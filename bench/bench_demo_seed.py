@@ -24,8 +24,8 @@ from datetime import date
 from pathlib import Path
 
 from crm_store.db import Database, make_engine
-from crm_store.demo import seed_demo
 from crm_store.migrate import upgrade
+from devtools.demo import seed_demo
 
 AS_OF = date(2026, 11, 29)
 CHUNK = 20_000

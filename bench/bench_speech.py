@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import base64
 import concurrent.futures
+import heapq
 import json
 import logging
 import math
@@ -43,6 +44,8 @@ import multiprocessing
 import os
 import platform
 import queue
+import resource
+import select
 import socket
 import statistics
 import sys
@@ -53,12 +56,15 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import numpy as np
+from flask import Flask, request
+from flask_sock import Sock
+from werkzeug.serving import make_server
 
 from contactcenter.config import PROJECT_ROOT
 from speech.audio import (
-    AudioError,
     Samples,
     frames_energy_db,
     pcm16_to_bytes,
@@ -67,8 +73,9 @@ from speech.audio import (
     ulaw_decode,
     ulaw_encode,
 )
-from speech.grammar import Grammar, GrammarError, build_grammar
-from speech.model_store import LoadedModel, SpeechUnavailable, describe_model, load_model
+from speech.errors import AudioError, GrammarError, SpeechUnavailable
+from speech.grammar import Grammar, build_grammar
+from speech.model_store import LoadedModel, describe_model, load_model
 from speech.model_store import resolve_model as _resolve_model
 from speech.recognizer import EndpointConfig, RecognitionSession, vosk_recognizer
 from speech.stream import MediaStreamSession, StreamConfig, StreamEvent
@@ -248,8 +255,6 @@ def rss_mb() -> float:
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
-    import resource
-
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak, not current
 
 
@@ -674,10 +679,6 @@ class PipelineServer:
             self._record(lags, final[0] if final else None, final[1] if final else 0.0)
 
     def __enter__(self) -> Self:
-        from flask import Flask, request
-        from flask_sock import Sock
-        from werkzeug.serving import make_server
-
         app = Flask("bench_speech")
         app.config["SOCK_SERVER_OPTIONS"] = dict(WEBSOCKET_OPTIONS)  # as webhooks.create_app
         app.before_request(lambda: refuse_extensions(request.environ))
@@ -982,9 +983,6 @@ def _client_sender(
     its end before it is closed: closing with unread data would reset the connection, and
     the server could lose the last frames.
     """
-    import heapq
-    import select
-
     closing: dict[Any, float] = {}  # socket -> give-up time
     connecting: dict[Any, _Caller] = {}
     # (when, caller index, action): "open" a websocket, or "send" the frames due
@@ -1067,8 +1065,6 @@ def client_process(job: ClientJob, results: Any) -> None:
     Callers are spread over a few sender threads (``streams_per_sender`` each), all frames
     encoded up front; lateness is how long after its due time each frame was sent.
     """
-    from urllib.parse import urlsplit
-
     parts = urlsplit(job.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     callers = [_Caller(job, i, host, port, parts.path) for i in range(len(job.plans))]

@@ -1,57 +1,22 @@
-"""Outbound campaigns: definitions, audience, compliance, pacing and RQ jobs.
+"""Outbound campaigns: definitions, audience, compliance, pacing, and their RQ jobs.
 
-Public API (see docs/campaigns.md):
+The package's public API is its modules; other packages import names from them
+(``from campaigns.status import subscribe``), never from the package itself:
 
-* definitions — :func:`parse_definition`, :func:`load_definition`, :class:`CampaignDefinition`,
-  :class:`DefinitionError`;
-* contact policy — :func:`check_contact`, :class:`ContactPolicy`, :class:`ContactFacts`,
-  :class:`Allowed`, :class:`Skip`, :class:`SkipReason`, :func:`parse_sms_keyword`;
-* operations — :mod:`campaigns.service` (create, preview, launch, pause, resume, cancel,
-  status) and :func:`campaigns.report.build_report`;
-* webhook entry points — :func:`handle_call_status`, :func:`handle_amd_status`,
-  :func:`handle_sms_status`, :func:`handle_inbound_sms` (``campaigns.jobs``);
-* the REST blueprint — ``campaigns.api.bp``.
+* what a campaign is: :mod:`campaigns.definition`, :mod:`campaigns.audience`,
+  :mod:`campaigns.planner`, :mod:`campaigns.compliance` (with :mod:`campaigns.calendar`),
+  :mod:`campaigns.pacing`, :mod:`campaigns.sms`, :mod:`campaigns.keywords`;
+* its RQ jobs: :mod:`campaigns.dispatcher`, :mod:`campaigns.dialing` (with
+  :mod:`campaigns.facts`), :mod:`campaigns.reconcile`, over :mod:`campaigns.attempts` and
+  :mod:`campaigns.queueing` (``QUEUE_NAME``, the queue ``contactcenter worker`` listens to);
+* status callbacks: :mod:`campaigns.status` — ``subscribe(hooks)`` registers the campaign
+  handlers of call, AMD and SMS statuses (the composition root calls it), and the inbound SMS
+  keywords (``handle_inbound_sms``, ``keyword_reply``); :mod:`campaigns.outcomes`;
+* supervisor operations: :mod:`campaigns.service`, :mod:`campaigns.report`, the command
+  group ``campaigns.cli.campaign`` and the ``/api/campaigns`` blueprint over them;
+* the exceptions: :mod:`campaigns.errors`.
 """
 
-from campaigns.compliance import (
-    Allowed,
-    Channel,
-    ContactFacts,
-    ContactPolicy,
-    Skip,
-    SkipReason,
-    check_contact,
-)
-from campaigns.definition import (
-    CampaignDefinition,
-    DefinitionError,
-    load_definition,
-    parse_definition,
-)
-from campaigns.jobs import (
-    handle_amd_status,
-    handle_call_status,
-    handle_inbound_sms,
-    handle_sms_status,
-)
-from campaigns.keywords import KeywordAction, parse_sms_keyword
+from __future__ import annotations
 
-__all__ = [
-    "Allowed",
-    "CampaignDefinition",
-    "Channel",
-    "ContactFacts",
-    "ContactPolicy",
-    "DefinitionError",
-    "KeywordAction",
-    "Skip",
-    "SkipReason",
-    "check_contact",
-    "handle_amd_status",
-    "handle_call_status",
-    "handle_inbound_sms",
-    "handle_sms_status",
-    "load_definition",
-    "parse_definition",
-    "parse_sms_keyword",
-]
+__all__: list[str] = []

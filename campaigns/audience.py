@@ -28,6 +28,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from campaigns.definition import Audience
+from crm_store.accounts import normalize_account_number
+from crm_store.errors import InvalidAccountNumber
 from crm_store.models import (
     Account,
     AccountPhone,
@@ -238,9 +240,6 @@ def _account_chunks(audience: Audience, size: int) -> Iterator[list[str] | None]
     if audience.accounts is None:
         yield None
         return
-    from crm_store.accounts import normalize_account_number
-    from crm_store.errors import InvalidAccountNumber
-
     chunk: list[str] = []
     for raw in audience.accounts:
         try:

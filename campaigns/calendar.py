@@ -18,16 +18,14 @@ from typing import Any
 
 import yaml
 
+from campaigns.errors import CalendarError
+
 DEFAULT_CALENDAR_PATH = Path(__file__).resolve().parent / "data" / "production_calendar_ru.yaml"
 
 # (month, day) of the statutory non-working holidays (ст. 112 ТК РФ).
 STATUTORY_HOLIDAYS: frozenset[tuple[int, int]] = frozenset(
     [(1, d) for d in range(1, 9)] + [(2, 23), (3, 8), (5, 1), (5, 9), (6, 12), (11, 4)]
 )
-
-
-class CalendarError(ValueError):
-    """The production-calendar file is missing or malformed; the message says where."""
 
 
 class _DatesAsTextLoader(yaml.SafeLoader):

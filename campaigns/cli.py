@@ -7,11 +7,20 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import click
+from redis.exceptions import ConnectionError as RedisConnectionError
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import OperationalError
 
-from campaigns.definition import DefinitionError, flow_names_in, load_definition
+from campaigns import service
+from campaigns.audience import UNKNOWN_TIMEZONE_LABEL
+from campaigns.definition import flow_names_in, load_definition
+from campaigns.errors import CampaignError, DefinitionError
+from campaigns.report import build_report
+from campaigns.service import CampaignStatus
+from contactcenter.cli_support import settings_or_exit
+from contactcenter.services import Services, install_services
 
 STATE_ORDER = (
     "pending",
@@ -26,10 +35,7 @@ STATE_ORDER = (
 
 
 @contextmanager
-def _services() -> Iterator[Any]:
-    from contactcenter.cli_support import settings_or_exit
-    from contactcenter.services import Services, install_services
-
+def _services() -> Iterator[Services]:
     services = Services(settings_or_exit())
     install_services(services)
     try:
@@ -41,11 +47,6 @@ def _services() -> Iterator[Any]:
 @contextmanager
 def _errors() -> Iterator[None]:
     """Turn expected failures into a message and an exit status, never a traceback."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from sqlalchemy.exc import OperationalError
-
-    from campaigns.service import CampaignError
-
     try:
         yield
     except CampaignError as exc:
@@ -69,8 +70,6 @@ def campaign() -> None:
 @click.option("--created-by", default="cli", show_default=True, help="Author recorded on it.")
 def create_cmd(file: str, created_by: str) -> None:
     """Validate a campaign YAML FILE and store it as a draft; prints its id."""
-    from campaigns.service import create_campaign
-
     with _services() as services, _errors():
         try:
             definition = load_definition(
@@ -81,17 +80,15 @@ def create_cmd(file: str, created_by: str) -> None:
             for issue in exc.issues:
                 click.echo(f"  {issue}", err=True)
             sys.exit(2)
-        campaign_id = create_campaign(services, definition, created_by=created_by)
+        campaign_id = service.create_campaign(services, definition, created_by=created_by)
         click.echo(f"campaign {campaign_id} created (draft): {definition.name}")
 
 
 @campaign.command("list")
 def list_cmd() -> None:
     """The newest campaigns."""
-    from campaigns.service import list_campaigns
-
     with _services() as services, _errors():
-        for row in list_campaigns(services):
+        for row in service.list_campaigns(services):
             click.echo(f"{row['id']:>6}  {row['status']:<10} {row['channel']:<15} {row['name']}")
 
 
@@ -100,11 +97,8 @@ def list_cmd() -> None:
 @click.option("--sample", default=10, show_default=True, type=click.IntRange(0, 100))
 def preview_cmd(campaign_id: int, sample: int) -> None:
     """Audience size, a sample and the split by time zone, before launch."""
-    from campaigns.audience import UNKNOWN_TIMEZONE_LABEL
-    from campaigns.service import preview
-
     with _services() as services, _errors():
-        shown = preview(services, campaign_id, sample_size=sample)
+        shown = service.preview(services, campaign_id, sample_size=sample)
         click.echo(f"audience: {shown.count} accounts ({shown.without_phone} without a phone)")
         click.echo("by time zone:")
         for zone, count in shown.by_timezone.items():
@@ -120,8 +114,6 @@ def preview_cmd(campaign_id: int, sample: int) -> None:
 def _simple(action: str) -> click.Command:
     @click.argument("campaign_id", type=int)
     def command(campaign_id: int) -> None:
-        from campaigns import service
-
         with _services() as services, _errors():
             status = getattr(service, action)(services, campaign_id)
             click.echo(f"campaign {campaign_id}: {status}")
@@ -143,10 +135,8 @@ cancel_cmd = _simple("cancel")
 @click.argument("campaign_id", type=int)
 def launch_cmd(campaign_id: int) -> None:
     """Plan the targets (idempotent) and start the dispatcher (needs `contactcenter worker`)."""
-    from campaigns.service import launch
-
     with _services() as services, _errors():
-        result = launch(services, campaign_id)
+        result = service.launch(services, campaign_id)
         click.echo(
             f"campaign {campaign_id} running: {result.inserted} targets planned"
             f" ({result.control_group} in the control group, {result.invalid_number} without"
@@ -154,7 +144,7 @@ def launch_cmd(campaign_id: int) -> None:
         )
 
 
-def _status_line(st: Any) -> str:
+def _status_line(st: CampaignStatus) -> str:
     parts = [f"{k}={st.targets[k]}" for k in STATE_ORDER if st.targets.get(k)]
     return f"campaign {st.campaign_id} [{st.status}] " + " ".join(parts)
 
@@ -166,10 +156,8 @@ def _status_line(st: Any) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status_cmd(campaign_id: int, watch: bool, interval: float, as_json: bool) -> None:
     """Targets by state, attempts by status, and an ETA from the pacing."""
-    from campaigns.service import status
-
     with _services() as services, _errors():
-        st = status(services, campaign_id)
+        st = service.status(services, campaign_id)
         if as_json:
             click.echo(json.dumps(st.as_dict(), ensure_ascii=False, indent=2))
             return
@@ -182,12 +170,8 @@ def status_cmd(campaign_id: int, watch: bool, interval: float, as_json: bool) ->
         _watch(services, campaign_id, interval)
 
 
-def _watch(services: Any, campaign_id: int, interval: float) -> None:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from campaigns.service import status
-
-    st = status(services, campaign_id)
+def _watch(services: Services, campaign_id: int, interval: float) -> None:
+    st = service.status(services, campaign_id)
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -201,7 +185,7 @@ def _watch(services: Any, campaign_id: int, interval: float) -> None:
         )
         try:
             while True:
-                st = status(services, campaign_id)
+                st = service.status(services, campaign_id)
                 states = " ".join(f"{k}={st.targets[k]}" for k in STATE_ORDER if st.targets.get(k))
                 eta = "-" if st.eta_s is None else f"{st.eta_s / 60:.1f}m"
                 progress.update(
@@ -223,8 +207,6 @@ def _watch(services: Any, campaign_id: int, interval: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def report_cmd(campaign_id: int, as_json: bool) -> None:
     """Reach, right-party contacts, opt-outs, skips, payments within N days, cost."""
-    from campaigns.report import build_report
-
     with _services() as services, _errors():
         try:
             rep = build_report(services, campaign_id)

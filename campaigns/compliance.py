@@ -27,6 +27,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from campaigns.calendar import ProductionCalendar, default_calendar
+from campaigns.errors import PolicyError
 from contactcenter.phones import InvalidPhoneError, normalize_phone, timezones_for_phone
 
 UTC = dt.UTC
@@ -63,10 +64,6 @@ class SkipReason(StrEnum):
     NO_CONSENT = "no_consent"
     INVALID_NUMBER = "invalid_number"
     UNKNOWN_TIMEZONE = "unknown_timezone"
-
-
-class PolicyError(ValueError):
-    """A contact-policy setting is invalid (e.g. a window that ends before it starts)."""
 
 
 @dataclass(frozen=True)

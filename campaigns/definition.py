@@ -3,8 +3,9 @@
 A definition says *who* (audience filters or an imported list of account numbers), *how*
 (channel, voice flow, SMS template, answering-machine policy), *when* (dates, daily window,
 contact policy overrides), *how fast* (pacing) and *how often* (retry policy per outcome).
-Errors come back as a list of :class:`FieldIssue` (dotted field path, message and, for a
-YAML file, the line), never as a pydantic traceback. Example::
+Errors come back as a :class:`~campaigns.errors.DefinitionError` listing
+:class:`~campaigns.errors.FieldIssue` values (dotted field path, message and, for a YAML file,
+the line), never as a pydantic traceback. Example::
 
     name: Долг декабрь
     channel: voice_then_sms
@@ -20,12 +21,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -47,10 +48,12 @@ from campaigns.compliance import (
     ContactPolicy,
     DailyWindow,
     FrequencyCaps,
-    PolicyError,
     Purpose,
 )
-from campaigns.sms import MAX_SEGMENTS, SAMPLE_VARIABLES, TemplateError, count_segments, render
+from campaigns.errors import DefinitionError, FieldIssue, PolicyError, TemplateError
+from campaigns.sms import MAX_SEGMENTS, SAMPLE_VARIABLES, render
+from contactcenter.phones import InvalidPhoneError, normalize_phone
+from telephony.sms import count_segments
 
 # --------------------------------------------------------------------------- value types
 
@@ -99,8 +102,8 @@ Duration = Annotated[dt.timedelta, BeforeValidator(_parse_duration)]
 Window = Annotated[DailyWindow, BeforeValidator(_parse_window)]
 
 
-class Channel(StrEnum):
-    """Campaign channel."""
+class CampaignChannel(StrEnum):
+    """How a campaign contacts its targets: by call, by SMS, or a call then an SMS."""
 
     VOICE = "voice"
     SMS = "sms"
@@ -160,8 +163,6 @@ class Audience(_Model):
     @field_validator("timezones")
     @classmethod
     def _known_zones(cls, value: list[str] | None) -> list[str] | None:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         for name in value or []:
             try:
                 ZoneInfo(name)
@@ -197,8 +198,6 @@ class VoiceSettings(_Model):
     def _e164(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from contactcenter.phones import InvalidPhoneError, normalize_phone
-
         try:
             return normalize_phone(value)
         except InvalidPhoneError as exc:
@@ -322,7 +321,7 @@ class CampaignDefinition(_Model):
     """A whole campaign definition (YAML file or ``POST /api/campaigns`` body)."""
 
     name: str = Field(min_length=1, max_length=200)
-    channel: Channel
+    channel: CampaignChannel
     purpose: Purpose = Purpose.DEBT_NOTICE
     audience: Audience
     voice: VoiceSettings | None = None
@@ -347,11 +346,14 @@ class CampaignDefinition(_Model):
 
     @model_validator(mode="after")
     def _channel_needs(self) -> CampaignDefinition:
-        if self.channel in (Channel.SMS, Channel.VOICE_THEN_SMS) and self.sms is None:
+        if (
+            self.channel in (CampaignChannel.SMS, CampaignChannel.VOICE_THEN_SMS)
+            and self.sms is None
+        ):
             raise ValueError(f"channel {self.channel} needs an sms section with a template")
-        if self.channel is Channel.SMS and self.voice is not None:
+        if self.channel is CampaignChannel.SMS and self.voice is not None:
             raise ValueError("channel sms takes no voice section")
-        if self.purpose is Purpose.MARKETING and self.channel is not Channel.SMS:
+        if self.purpose is Purpose.MARKETING and self.channel is not CampaignChannel.SMS:
             raise ValueError("auto-dialled marketing calls are prohibited (38-ФЗ ст. 18)")
         return self
 
@@ -369,38 +371,6 @@ class CampaignDefinition(_Model):
         """A JSON-able form (stored in ``Campaign.definition``, re-parsed by :func:`parse`)."""
         data: dict[str, Any] = self.model_dump(mode="json", by_alias=True, exclude_none=True)
         return data
-
-
-# --------------------------------------------------------------------------- errors
-
-
-@dataclass(frozen=True)
-class FieldIssue:
-    """One problem in a definition: where (dotted path, YAML line) and what."""
-
-    path: str
-    message: str
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = self.path or "(top level)"
-        if self.line is not None:
-            where = f"line {self.line}: {where}"
-        return f"{where}: {self.message}"
-
-
-class DefinitionError(ValueError):
-    """A campaign definition is invalid; ``issues`` lists every problem."""
-
-    def __init__(self, issues: Sequence[FieldIssue], source: str | None = None) -> None:
-        self.issues = list(issues)
-        self.source = source
-        prefix = f"{source}: " if source else ""
-        super().__init__(prefix + "; ".join(str(i) for i in self.issues))
-
-    def as_dicts(self) -> list[dict[str, Any]]:
-        """The issues as JSON-able dicts (the API returns these)."""
-        return [{"path": i.path, "message": i.message, "line": i.line} for i in self.issues]
 
 
 def _line_map(text: str) -> dict[tuple[str, ...], int]:

@@ -18,10 +18,9 @@ tests may pass ``now_ms``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from redis import Redis
+from redis import Redis
 
 GLOBAL = "global"
 

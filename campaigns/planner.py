@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from campaigns.audience import AudienceRow, stream_audience
 from campaigns.compliance import SkipReason
 from campaigns.definition import CampaignDefinition
+from campaigns.errors import CampaignNotFound
 from contactcenter.phones import InvalidPhoneError, normalize_phone
 from crm_store.db import Database
 from crm_store.models import Campaign, CampaignTarget
@@ -98,7 +99,7 @@ def plan_targets(
     with db.transaction() as session:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
-            raise LookupError(f"no campaign {campaign_id}")
+            raise CampaignNotFound(f"no campaign {campaign_id}")
         definition = CampaignDefinition.model_validate(campaign.definition)
     percent = definition.control_group_percent
     dialect = db.engine.dialect.name

@@ -18,11 +18,14 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from campaigns.jobs import definition_of
+from campaigns.attempts import definition_of
+from campaigns.errors import CampaignNotFound
+from contactcenter.services import Services
 from crm_store.models import (
     Campaign,
     CampaignTarget,
@@ -31,11 +34,6 @@ from crm_store.models import (
     Interaction,
     Payment,
 )
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from contactcenter.services import Services
 
 ZERO = Decimal("0.00")
 
@@ -146,7 +144,7 @@ def build_report(services: Services, campaign_id: int) -> CampaignReport:
     with services.db.session() as s:
         campaign = s.get(Campaign, campaign_id)
         if campaign is None:
-            raise LookupError(f"campaign {campaign_id} does not exist")
+            raise CampaignNotFound(f"campaign {campaign_id} does not exist")
         definition = definition_of(campaign)
         days = definition.attribution_days
         launched = (campaign.launched_at or campaign.created_at).date()

@@ -11,32 +11,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from rq.exceptions import DuplicateJobError
 from sqlalchemy import func, select
 
+from campaigns.attempts import cancel_targets, definition_of, now_utc
 from campaigns.audience import AudiencePreview, preview_audience
 from campaigns.definition import CampaignDefinition
-from campaigns.jobs import (
-    cancel_targets,
-    definition_of,
-    now_utc,
-    start_dispatch,
-)
+from campaigns.dispatcher import start_dispatch
+from campaigns.errors import CampaignError, CampaignNotFound
 from campaigns.planner import PlanResult, plan_targets
+from campaigns.queueing import campaign_queue, launch_job_id
+from contactcenter.services import Services, current_services
 from crm_store.models import TARGET_STATES, Campaign, CampaignTarget, ContactAttempt
-
-if TYPE_CHECKING:
-    from contactcenter.services import Services
-
-
-class CampaignError(Exception):
-    """An operation is not possible (unknown campaign, wrong status); message for people."""
-
-
-class CampaignNotFound(CampaignError, LookupError):
-    """No campaign with this id."""
-
 
 _TRANSITIONS = {
     "launch": ({"draft", "planned"}, "running"),
@@ -62,6 +50,11 @@ def create_campaign(
         s.add(campaign)
         s.flush()
         return int(campaign.id)
+
+
+def today(services: Services) -> dt.date:
+    """Today's date (UTC) by the campaigns' clock (``services.clock``)."""
+    return now_utc(services).date()
 
 
 def get_definition(services: Services, campaign_id: int) -> tuple[Campaign, CampaignDefinition]:
@@ -120,22 +113,16 @@ def launch(
 
 def launch_job(campaign_id: int) -> dict[str, int]:
     """RQ job: :func:`launch` in a worker (the API's launch; planning may take minutes)."""
-    from contactcenter.services import current_services
-
     result = launch(current_services(), campaign_id)
     return {"planned": result.inserted, "control_group": result.control_group}
 
 
 def enqueue_launch(services: Services, campaign_id: int) -> str:
     """Check that the campaign can be launched and queue :func:`launch_job`; returns its id."""
-    from campaigns.jobs import campaign_queue
-
     campaign, _ = get_definition(services, campaign_id)
     if campaign.status not in ("draft", "planned"):
         raise CampaignError(f"cannot launch campaign {campaign_id}: it is {campaign.status}")
-    from rq.exceptions import DuplicateJobError
-
-    job_id = f"cc-launch-{campaign_id}"
+    job_id = launch_job_id(campaign_id)
     try:
         campaign_queue(services).enqueue(
             launch_job, campaign_id, job_id=job_id, unique=True, result_ttl=3600, job_timeout=3600

@@ -15,19 +15,19 @@ from rq import Queue, Worker
 from werkzeug.serving import run_simple
 
 from campaigns.cli import campaign
-from campaigns.jobs import QUEUE_NAME as CAMPAIGN_QUEUE
+from campaigns.queueing import QUEUE_NAME as CAMPAIGN_QUEUE
 from contactcenter.cli_support import settings_or_exit
 from contactcenter.config import ConfigError, configure_logging
 from contactcenter.services import install_services
 from contactcenter.wiring import build_services
 from crm_store.cli import db_group, users_group
-from crm_store.cli_data import demo_group, import_group
+from crm_store.cli_data import import_group
+from devtools.cli import demo_group, simulate
 from ivr.cli import flows
-from ivr.runtime import IVR_QUEUE
+from ivr.sms import IVR_QUEUE
 from speech.cli import speech
 from speech.models_cli import models_group
 from telephony import TELEPHONY_QUEUE
-from telephony.cli import simulate
 from webhooks import create_app
 
 __all__ = ["default_worker_queues", "main", "serve", "worker"]

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from contactcenter.phones import InvalidPhoneError, normalize_phone
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 TELEPHONY_CHOICES = ("sandbox", "twilio")
@@ -132,8 +134,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if sid is not None and not (sid.startswith("AC") and len(sid) == 34):
         raise ConfigError("TWILIO_ACCOUNT_SID", "must look like AC followed by 32 hex digits")
     if from_number is not None:
-        from contactcenter.phones import InvalidPhoneError, normalize_phone
-
         try:
             from_number = normalize_phone(from_number)
         except InvalidPhoneError as exc:

@@ -22,7 +22,6 @@ import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from redis import Redis
 
@@ -101,7 +100,6 @@ class Services:
         self._redis: Redis | None = None
         self._redis_pid = os.getpid()
         self._lock = threading.Lock()
-        self._extras: dict[str, Any] = {}
 
     @property
     def redis(self) -> Redis:
@@ -127,25 +125,6 @@ class Services:
     def telephony(self, provider: TelephonyProvider | None) -> None:
         """Replace the provider (None: build it again on next use)."""
         self._provider = provider
-
-    # TRANSITIONAL (removed before issue 13 lands): untyped extras while packages move to
-    # the typed attributes above.
-    def get(self, key: str) -> Any:
-        """Transitional untyped extra."""
-        if key == "clock":
-            return None if self.clock is utcnow else self.clock
-        if key == "outage_feed":
-            return self.outage_feed
-        return self._extras.get(key)
-
-    def set(self, key: str, value: Any) -> None:
-        """Transitional untyped extra."""
-        if key == "clock":
-            self.clock = value
-        elif key == "outage_feed":
-            self.outage_feed = value
-        else:
-            self._extras[key] = value
 
     def built_telephony(self) -> TelephonyProvider | None:
         """The provider if one has been built or assigned, else None (nothing is built)."""

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from rq import Queue
 
+from campaigns.status import subscribe as subscribe_campaigns
 from contactcenter.config import ConfigError, Settings
 from contactcenter.services import Services, default_provider
+from devtools.sandbox import HttpTransport, RedisCallState, SandboxProvider, ScenarioError
 from telephony.base import TELEPHONY_QUEUE, TelephonyProvider
-from telephony.sandbox import HttpTransport, RedisCallState, SandboxProvider, ScenarioError
 
 
 def provider_for(services: Services) -> TelephonyProvider:
@@ -45,4 +46,6 @@ def provider_for(services: Services) -> TelephonyProvider:
 
 def build_services(settings: Settings) -> Services:
     """The wired :class:`Services` of one process (provider factory, status subscribers)."""
-    return Services(settings, provider_factory=provider_for)
+    services = Services(settings, provider_factory=provider_for)
+    subscribe_campaigns(services.status_hooks)
+    return services

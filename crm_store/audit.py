@@ -181,7 +181,7 @@ def _load_deleted(session: Session, _flush_context: Any, _instances: Any) -> Non
 
 
 def install() -> None:
-    """Install the audit listeners (idempotent; called when ``crm_store`` is imported)."""
+    """Install the audit listeners (idempotent; ``crm_store/__init__.py`` calls it)."""
     if event.contains(Session, "before_flush", _load_deleted):
         return
     event.listen(Session, "before_flush", _load_deleted)
@@ -189,6 +189,3 @@ def install() -> None:
         event.listen(cls, "after_insert", _after_insert)
         event.listen(cls, "after_update", _after_update)
         event.listen(cls, "after_delete", _after_delete)
-
-
-install()

@@ -23,15 +23,17 @@ from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from contactcenter.cli_support import settings_or_exit
+from crm_store import migrate
+from crm_store.db import Database
+from crm_store.errors import Conflict, InvalidInput, MigrationDriftError, NotFound
 from crm_store.models import ROLE_NAMES
+from crm_store.users import create_user, issue_api_token, list_users
 
 _T = TypeVar("_T")
 
 
 def _database_url() -> str:
-    # Imported here: contactcenter.cli imports this module while it registers the areas.
-    from contactcenter.cli_support import settings_or_exit
-
     return settings_or_exit().database_url
 
 
@@ -55,8 +57,6 @@ def db_group() -> None:
 @click.argument("revision", default="head")
 def upgrade(revision: str) -> None:
     """Upgrade the database to REVISION (default: head)."""
-    from crm_store import migrate
-
     url = _database_url()
     _run(lambda: migrate.upgrade(url, revision))
     click.echo(f"database at revision {_run(lambda: migrate.current(url))}")
@@ -66,8 +66,6 @@ def upgrade(revision: str) -> None:
 @click.argument("revision")
 def downgrade(revision: str) -> None:
     """Downgrade the database to REVISION (``base`` drops every table)."""
-    from crm_store import migrate
-
     url = _database_url()
     _run(lambda: migrate.downgrade(url, revision))
     click.echo(f"database at revision {_run(lambda: migrate.current(url)) or 'base'}")
@@ -76,12 +74,10 @@ def downgrade(revision: str) -> None:
 @db_group.command()
 def check() -> None:
     """Fail (exit 1) when the ORM models and the migrated schema differ."""
-    from crm_store import migrate
-
     url = _database_url()
     try:
         _run(lambda: migrate.check(url))
-    except migrate.MigrationDriftError as exc:
+    except MigrationDriftError as exc:
         click.echo(f"schema drift: {exc}", err=True)
         sys.exit(1)
     click.echo("no drift: the models match the migrations")
@@ -90,8 +86,6 @@ def check() -> None:
 @db_group.command()
 def current() -> None:
     """Print the revision the database is at (``none`` when never migrated)."""
-    from crm_store import migrate
-
     url = _database_url()
     revision = _run(lambda: migrate.current(url))
     head = migrate.head()
@@ -101,8 +95,6 @@ def current() -> None:
 
 @contextmanager
 def _transaction() -> Iterator[Session]:
-    from crm_store.db import Database
-
     db = Database(_database_url())
     try:
         with db.transaction() as session:
@@ -134,9 +126,6 @@ def create_user_command(
     username: str, roles: tuple[str, ...], display_name: str, password_stdin: bool
 ) -> None:
     """Create USERNAME with the given roles."""
-    from crm_store.errors import Conflict, InvalidInput
-    from crm_store.users import create_user
-
     password = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -162,8 +151,6 @@ def create_user_command(
 @click.argument("username")
 def token_command(username: str) -> None:
     """Issue a new API token for USERNAME (replaces the old one; shown only once)."""
-    from crm_store.errors import InvalidInput, NotFound
-    from crm_store.users import issue_api_token
 
     def work() -> str:
         with _transaction() as session:
@@ -181,7 +168,6 @@ def token_command(username: str) -> None:
 @users_group.command(name="list")
 def list_command() -> None:
     """List users with their roles and whether they hold an API token."""
-    from crm_store.users import list_users
 
     def work() -> list[str]:
         with _transaction() as session:

@@ -19,10 +19,10 @@ from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from contactcenter.phones import InvalidPhoneError, normalize_phone
+from crm_store.db import insert_or_existing
 from crm_store.errors import InvalidInput
 from crm_store.models import (
     CONSENT_PURPOSES,
@@ -227,12 +227,8 @@ def add_do_not_contact(
         created_by=created_by,
         campaign_id=campaign_id,
     )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        return session.scalars(stmt).one()
-    return row
+    stored, _inserted = insert_or_existing(session, row, lambda: session.scalars(stmt).one())
+    return stored
 
 
 def is_do_not_contact(session: Session, value: str, channel: str) -> bool:

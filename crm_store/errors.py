@@ -2,12 +2,19 @@
 
 ::
 
-    CrmError                      anything this package raises on purpose
+    CrmError                      what the repositories raise on purpose (accounts, ledger …)
     ├── NotFound                  a referenced row does not exist
     ├── InvalidInput (ValueError) bad input from a caller or a user; ``str()`` is clear
     │   └── InvalidAccountNumber
     ├── InvalidTransition         a case status change that is not allowed
     └── Conflict                  a unique value is already taken (user name …)
+
+    The import and the migrations have their own roots:
+
+    ImportFileError               a consumer import file as a whole cannot be read (missing,
+                                  unreadable, wrong header); the message is plain Russian
+    MigrationDriftError           the models and the migrated schema differ
+    (RuntimeError)                (``contactcenter db check``)
 
 Callers that talk to people catch :class:`InvalidInput`; jobs let the others raise.
 """
@@ -16,7 +23,7 @@ from __future__ import annotations
 
 
 class CrmError(Exception):
-    """Base of every error raised on purpose by ``crm_store``."""
+    """Base of every error the ``crm_store`` repositories raise on purpose."""
 
 
 class NotFound(CrmError, LookupError):
@@ -37,3 +44,14 @@ class InvalidTransition(CrmError):
 
 class Conflict(CrmError):
     """A value that must be unique is already used."""
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be imported (missing, unreadable, wrong header).
+
+    The message is plain Russian, ready to print.
+    """
+
+
+class MigrationDriftError(RuntimeError):
+    """The models and the migrated database schema differ (``alembic check`` failed)."""

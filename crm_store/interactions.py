@@ -27,10 +27,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from contactcenter.phones import InvalidPhoneError, normalize_phone
+from crm_store.db import insert_or_existing
 from crm_store.errors import InvalidInput, NotFound
 from crm_store.models import (
     DIRECTIONS,
@@ -123,15 +123,13 @@ def start_interaction(
         data=dict(data or {}),
         **fill,
     )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        if provider_sid is None:
-            raise
-        # A concurrent webhook for the same SID won the race: use its row.
-        return _fill_missing(get_interaction(session, provider_sid), fill)
-    return row
+    # Refused with a SID: a concurrent webhook for the same SID won the race; use its row.
+    stored, inserted = insert_or_existing(
+        session,
+        row,
+        lambda: get_interaction(session, provider_sid) if provider_sid is not None else None,
+    )
+    return row if inserted else _fill_missing(stored, fill)
 
 
 def _fill_missing(row: Interaction, values: dict[str, Any]) -> Interaction:

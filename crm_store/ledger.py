@@ -14,10 +14,10 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Literal
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crm_store.accounts import get_account
+from crm_store.db import insert_or_existing
 from crm_store.errors import InvalidInput
 from crm_store.models import CHARGE_SOURCES, PAYMENT_CHANNELS, Charge, Payment
 
@@ -194,15 +194,12 @@ def add_charge(
         source=source,
         external_key=external_key,
     )
-    try:
-        with session.begin_nested():
-            session.add(charge)
-    except IntegrityError:
-        existing = charge_by_key(session, external_key) if external_key is not None else None
-        if existing is None:
-            raise
-        return _same_charge(existing, account_id, money)
-    return charge
+    stored, inserted = insert_or_existing(
+        session,
+        charge,
+        lambda: charge_by_key(session, external_key) if external_key is not None else None,
+    )
+    return stored if inserted else _same_charge(stored, account_id, money)
 
 
 def charge_by_key(session: Session, external_key: str) -> Charge | None:
@@ -250,16 +247,14 @@ def put_keyed_charge(
     }
     charge = charge_by_key(session, external_key)
     if charge is None:
-        charge = Charge(account_id=account_id, external_key=external_key, **values)
-        try:
-            with session.begin_nested():
-                session.add(charge)
-        except IntegrityError:
-            charge = charge_by_key(session, external_key)
-            if charge is None:
-                raise
-        else:
-            return charge, True
+        stored, inserted = insert_or_existing(
+            session,
+            Charge(account_id=account_id, external_key=external_key, **values),
+            lambda: charge_by_key(session, external_key),
+        )
+        if inserted:
+            return stored, True
+        charge = stored
     if charge.account_id != account_id:
         raise InvalidInput(f"начисление {external_key!r} относится к другому лицевому счёту")
     changed = False
@@ -305,17 +300,12 @@ def record_payment(
         channel=channel,
         external_id=external_id,
     )
-    try:
-        with session.begin_nested():
-            session.add(payment)
-    except IntegrityError:
-        if external_id is None:
-            raise
-        existing = _payment_by_external_id(session, external_id)
-        if existing is None:
-            raise
-        return _same_payment(existing, account_id, money)
-    return payment
+    stored, inserted = insert_or_existing(
+        session,
+        payment,
+        lambda: _payment_by_external_id(session, external_id) if external_id is not None else None,
+    )
+    return stored if inserted else _same_payment(stored, account_id, money)
 
 
 def _payment_by_external_id(session: Session, external_id: str) -> Payment | None:

@@ -16,26 +16,7 @@ from sqlalchemy.orm import Session
 from crm_store.accounts import accounts_for_phone
 from crm_store.interactions import finish_interaction, start_interaction
 from crm_store.models import Interaction
-
-# Rank of each MessageStatus; higher never goes back to lower.
-_STATUS_RANK: dict[str, int] = {
-    "accepted": 0,
-    "scheduled": 0,
-    "queued": 1,
-    "sending": 2,
-    "sent": 3,
-    "receiving": 3,
-    "received": 4,
-    "partially_delivered": 4,
-    "delivered": 5,
-    "read": 6,
-    "undelivered": 5,
-    "failed": 5,
-    "canceled": 5,
-}
-TERMINAL_STATUSES = frozenset(
-    {"delivered", "read", "undelivered", "failed", "canceled", "received"}
-)
+from telephony.status import TERMINAL_MESSAGE_STATUSES, message_status, message_status_supersedes
 
 
 def apply_message_status(
@@ -48,21 +29,18 @@ def apply_message_status(
 ) -> bool:
     """Record a delivery status of the outbound SMS ``sid``; False when it is not ours.
 
-    Idempotent and order-safe: a lower-ranked status after a higher one, or anything
-    after a terminal state, changes nothing.
+    Idempotent and order-safe (the order of :mod:`telephony.status`): a lower-ranked status
+    after a higher one, or anything after a terminal state, changes nothing. A status
+    outside the vocabulary raises :class:`~telephony.errors.InvalidStatusCallback` (a
+    ``ValueError``).
     """
-    status = status.strip().lower()
-    if status not in _STATUS_RANK:
-        raise ValueError(f"unknown MessageStatus {status!r}")
+    status = message_status(status)
     row = session.scalars(
         select(Interaction).where(Interaction.provider_sid == sid).with_for_update()
     ).one_or_none()
     if row is None or row.channel != "sms":
         return False
-    current = (row.status or "").lower()
-    if current in TERMINAL_STATUSES:
-        return True
-    if _STATUS_RANK.get(current, -1) >= _STATUS_RANK[status]:
+    if not message_status_supersedes(status, row.status):
         return True
     row.status = status
     data: dict[str, Any] = dict(row.data or {})
@@ -73,7 +51,7 @@ def apply_message_status(
     if error_code:
         data["error_code"] = error_code
     row.data = data
-    if status in TERMINAL_STATUSES:
+    if status in TERMINAL_MESSAGE_STATUSES:
         row.outcome = status
         row.ended_at = at or datetime.now(UTC)
     return True

@@ -12,12 +12,12 @@ Conventions used by every table:
 * Phones are E.164 strings (see :mod:`contactcenter.phones`).
 
 Changes to consumers, accounts, phones, account-phone links, meters, readings and consents
-are written to :class:`AuditLog` automatically by :mod:`crm_store.audit`.
+are written to :class:`AuditLog` automatically by :mod:`crm_store.audit` (which imports this
+module; its listeners are installed when the ``crm_store`` package is imported).
 """
 
 from __future__ import annotations
 
-import importlib
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -45,6 +45,8 @@ from sqlalchemy import (
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+from contactcenter.phones import InvalidPhoneError, normalize_phone
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -259,8 +261,6 @@ class PhoneNumber(Base):
 
     @validates("e164")
     def _check_e164(self, _key: str, value: str) -> str:
-        from contactcenter.phones import InvalidPhoneError, normalize_phone
-
         try:
             normalized = normalize_phone(value, require_russian=False)
         except InvalidPhoneError as exc:
@@ -748,9 +748,3 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(8), nullable=False)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-
-
-# Audited entities must be audited however the models are imported: load crm_store.audit,
-# which installs its listeners when it finishes importing. (If crm_store.audit is what is
-# importing this module, it is already in sys.modules and this is a no-op.)
-importlib.import_module("crm_store.audit")

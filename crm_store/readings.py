@@ -32,11 +32,11 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from contactcenter.config import Settings
 from contactcenter.russian import MONTHS_GENITIVE, MONTHS_NOMINATIVE
+from crm_store.db import insert_or_existing
 from crm_store.errors import InvalidInput, NotFound
 from crm_store.models import READING_SOURCES, Account, Meter, MeterReading, utcnow
 
@@ -652,13 +652,10 @@ def submit_reading(
         submitted_at=at,
         interaction_id=interaction_id,
     )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        # The same reading was stored concurrently (unique meter/zone/period/value).
-        same = _find_same(session, meter_id, zone, decision.period, decision.value)
-        if same is None:
-            raise
-        return _duplicate(same, decision.digits, decision.next_period, decision.message)
+    # Refused: the same reading was stored concurrently (unique meter/zone/period/value).
+    stored, inserted = insert_or_existing(
+        session, row, lambda: _find_same(session, meter_id, zone, decision.period, decision.value)
+    )
+    if not inserted:
+        return _duplicate(stored, decision.digits, decision.next_period, decision.message)
     return Submission(decision, row)

@@ -1,62 +1,31 @@
-"""IVR: flow schema, loader and validator, engine, TwiML rendering, actions.
+"""IVR: the flow language, its validation, the pure engine, TwiML, the voice runtime, actions.
 
-Flow language (``call_flows.yaml``)::
+The package surface is what other packages use of the flow files::
 
-    from ivr import load_flows, check_flows, flow_json_schema, FlowError
+    from ivr import load_flows, FlowError
 
     flows = load_flows("call_flows.yaml")     # FlowSet, or raises FlowError(.issues)
-    for issue in check_flows("broken.yaml"):  # [FlowIssue(file, line, column, message)]
-        print(issue)                          # broken.yaml:12:9: ...
 
-Engine (pure: no Flask, Redis or database inside; see ``ivr.engine``)::
+Everything else is imported from its module:
 
-    from ivr import Engine, Start, Input, CallSession, render_twiml
+- the flow language: :mod:`ivr.schema` (models), :mod:`ivr.expressions` (``branch``
+  conditions), :mod:`ivr.loader` (YAML with positions), :mod:`ivr.validate` (``load_flows``,
+  ``check_flows``: every problem as ``FILE:LINE:COL``) over :mod:`ivr.flow_checks`,
+  :mod:`ivr.graph` (step edges, drawings), :mod:`ivr.action_names` (the actions a flow may
+  call), :mod:`ivr.verbalize` (Russian prompt templates);
+- the engine, pure (no Flask, Redis or database inside): :mod:`ivr.engine`
+  (``Engine(flows, actions, clock).handle(session, event)``) with :mod:`ivr.events`,
+  :mod:`ivr.action_context`, :mod:`ivr.voice_policy` and :mod:`ivr.input_values`;
+  :mod:`ivr.twiml` renders its verbs; :mod:`ivr.session` keeps a call's state in Redis;
+- :mod:`ivr.errors`: every exception of the package, with their tree.
 
-    engine = Engine(flows, actions, clock, base_url="https://ivr.example")
-    outcome = engine.handle(session, Input(digits="1"))  # verbs, steps, effects
-    xml = render_twiml(outcome.verbs)
-
-At run time the webhooks use ``ivr.runtime.VoiceRuntime`` (Redis sessions, the CRM
-actions of ``ivr.actions``, the IVR path in the CRM, SMS via RQ).
+At run time the webhooks use the voice runtime (Redis sessions, the CRM actions of
+``ivr.actions``, the IVR path in the CRM, SMS via RQ).
 """
 
 from __future__ import annotations
 
-from ivr.engine import (
-    ActionContext,
-    ActionFailed,
-    ActionResult,
-    Engine,
-    Input,
-    Outcome,
-    Recording,
-    Start,
-    TransferEnded,
-)
-from ivr.loader import FlowError, FlowIssue
-from ivr.schema import FlowSet, flow_json_schema
-from ivr.session import CallSession, SessionStore
-from ivr.twiml import render as render_twiml
-from ivr.validate import check_flows, load_flows, load_flows_text
+from ivr.errors import FlowError
+from ivr.validate import load_flows
 
-__all__ = [
-    "ActionContext",
-    "ActionFailed",
-    "ActionResult",
-    "CallSession",
-    "Engine",
-    "FlowError",
-    "FlowIssue",
-    "FlowSet",
-    "Input",
-    "Outcome",
-    "Recording",
-    "SessionStore",
-    "Start",
-    "TransferEnded",
-    "check_flows",
-    "flow_json_schema",
-    "load_flows",
-    "load_flows_text",
-    "render_twiml",
-]
+__all__ = ["FlowError", "load_flows"]

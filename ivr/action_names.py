@@ -22,12 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ivr.errors import ActionContractError, UnknownActionError
+
 __all__ = [
     "ACTION_SPECS",
-    "ActionContractError",
     "ActionSpec",
     "ArgSpec",
-    "UnknownActionError",
     "VarKind",
     "get_action_spec",
     "variable_kinds",
@@ -35,14 +35,6 @@ __all__ = [
 
 #: What kind of value a variable holds (decides which prompt formats make sense).
 VarKind = Literal["text", "digits", "money", "number", "date", "time", "bool", "phone", "id"]
-
-
-class UnknownActionError(KeyError):
-    """No action with this name is declared."""
-
-
-class ActionContractError(ValueError):
-    """An action implementation returned an outcome or variables its declaration does not allow."""
 
 
 @dataclass(frozen=True)

@@ -10,29 +10,46 @@ with several, the meter-zone cursor of a readings session) lives in ``ctx.state`
 returned as ``ActionResult.state``; the engine stores it in the call session.
 
 Slow work (SMS) is never done here: an action that needs it returns
-:class:`~ivr.engine.SendSms` effects that the runtime enqueues on RQ; the shipped flows send
+:class:`~ivr.events.SendSms` effects that :mod:`ivr.sms` enqueues on RQ; the shipped flows send
 their texts with ``sms`` steps.
 """
 
 from __future__ import annotations
 
+import calendar
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ivr.action_names import ACTION_SPECS, ActionContractError, get_action_spec
-from ivr.engine import ActionContext, ActionFailed, ActionResult
+from contactcenter.services import Services
+from crm_store import readings
+from crm_store.accounts import accounts_for_phone, find_account_by_ivr_code, find_account_by_number
+from crm_store.audit import acting_as
+from crm_store.cases import open_case
+from crm_store.consent import add_do_not_contact, grant_consent, withdraw_consent
+from crm_store.errors import CrmError
+from crm_store.ledger import balance
+from crm_store.models import Account, Interaction, Meter
+from crm_store.readings import (
+    Accepted,
+    ReadingPolicy,
+    Rejected,
+    billing_period,
+    submit_reading,
+    zone_history,
+)
+from ivr.action_context import ActionContext, ActionResult
+from ivr.action_names import ACTION_SPECS, get_action_spec
+from ivr.errors import ActionContractError, ActionFailed
 from ivr.schema import ActionStep, CollectStep, FlowSet, RecordStep
-
-if TYPE_CHECKING:
-    from contactcenter.services import Services
-    from crm_store.models import Account
+from ivr.verbalize import plural, say_number
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +87,6 @@ def _checked(name: str, fn: ActionImpl) -> ActionImpl:
     spec = get_action_spec(name)
 
     def run(ctx: ActionContext) -> ActionResult:
-        from crm_store.errors import CrmError
-
         try:
             result = fn(ctx)
             spec.check_result(result.outcome, result.variables)
@@ -118,25 +133,15 @@ def _services(ctx: ActionContext) -> Services:
     return services
 
 
-def _session(ctx: ActionContext) -> Any:
+@contextmanager
+def _session(ctx: ActionContext) -> Iterator[Session]:
     """A CRM transaction acting as ``ivr`` (audit log actor)."""
-    from contextlib import contextmanager
-
-    from crm_store.audit import acting_as
-
     services = _services(ctx)
-
-    @contextmanager
-    def tx() -> Any:
-        with acting_as(ACTOR), services.db.transaction() as s:
-            yield s
-
-    return tx()
+    with acting_as(ACTOR), services.db.transaction() as s:
+        yield s
 
 
 def _current_account(ctx: ActionContext, s: Session) -> Account:
-    from crm_store.models import Account
-
     number = ctx.variables.get("account_number")
     if not number:
         raise ActionFailed(f"action {ctx.name}: no account identified yet")
@@ -175,9 +180,6 @@ def _mask_email(email: str) -> str:
 @action("identify_caller")
 def identify_caller(ctx: ActionContext) -> ActionResult:
     """Accounts linked to the caller's phone: one, several (listed) or none."""
-    from crm_store.accounts import accounts_for_phone
-    from ivr.verbalize import say_number
-
     phone = ctx.variables.get("caller_phone")
     if not phone:
         return ActionResult("unknown")
@@ -205,8 +207,6 @@ def identify_caller(ctx: ActionContext) -> ActionResult:
 @action("choose_account")
 def choose_account(ctx: ActionContext) -> ActionResult:
     """The account at the position the caller pressed in the list identify_caller spoke."""
-    from crm_store.models import Account
-
     choices = list(ctx.state.get("choices") or [])
     raw = str(ctx.args.get("choice") or "").strip()
     if not raw.isdigit() or not 1 <= int(raw) <= len(choices):
@@ -239,8 +239,6 @@ def check_account_number(ctx: ActionContext) -> ActionResult:
 @action("find_account")
 def find_account(ctx: ActionContext) -> ActionResult:
     """The account by typed number (normalised) or, failing that, by the bill's IVR code."""
-    from crm_store.accounts import find_account_by_ivr_code, find_account_by_number
-
     raw = str(ctx.args.get("number") or "").strip()
     if not raw:
         return ActionResult("not_found")
@@ -257,8 +255,6 @@ def find_account(ctx: ActionContext) -> ActionResult:
 
 
 def _balance(ctx: ActionContext) -> Any:
-    from crm_store.ledger import balance
-
     with _session(ctx) as s:
         account = _current_account(ctx, s)
         return balance(s, account.id, _local_today(account.local_timezone, ctx.now))
@@ -303,17 +299,13 @@ _REJECT_REASONS = {
 }
 
 
-def reading_policy(services: Services) -> Any:
+def reading_policy(services: Services) -> ReadingPolicy:
     """The reading rules of the IVR: the settings' window; short values are zero-padded
     (callers type the integer part without the display's leading zeros)."""
-    from crm_store.readings import ReadingPolicy
-
     return ReadingPolicy.from_settings(services.settings, length_mode="pad")
 
 
-def _window(policy: Any, local_day: date) -> dict[str, date]:
-    import calendar
-
+def _window(policy: ReadingPolicy, local_day: date) -> dict[str, date]:
     last = calendar.monthrange(local_day.year, local_day.month)[1]
     return {
         "window_opens": local_day.replace(day=min(policy.window_start_day, last)),
@@ -340,8 +332,6 @@ def _current_zone(state: Mapping[str, Any]) -> tuple[int, str, str]:
 @action("start_readings")
 def start_readings(ctx: ActionContext) -> ActionResult:
     """Begin a readings session: every manually read meter of the account, zone by zone."""
-    from crm_store.readings import Rejected, billing_period
-
     policy = reading_policy(_services(ctx))
     with _session(ctx) as s:
         account = _current_account(ctx, s)
@@ -363,8 +353,6 @@ def start_readings(ctx: ActionContext) -> ActionResult:
 @action("next_meter_zone")
 def next_meter_zone(ctx: ActionContext) -> ActionResult:
     """Advance to the next meter zone; ``done`` with the count saved when none is left."""
-    from crm_store.readings import Rejected, billing_period, zone_history
-
     state = _readings_state(ctx)
     state["index"] = int(state.get("index", -1)) + 1
     new_state = {**ctx.state, READINGS_KEY: state}
@@ -389,8 +377,6 @@ def next_meter_zone(ctx: ActionContext) -> ActionResult:
 
 
 def _reason_text(decision: Any) -> str:
-    from ivr.verbalize import plural, say_number
-
     if decision.reason == "implausible":
         used = decision.value - (decision.previous or 0)
         unit = plural(used, "киловатт-час", "киловатт-часа", "киловатт-часов")
@@ -401,9 +387,6 @@ def _reason_text(decision: Any) -> str:
 @action("check_reading")
 def check_reading(ctx: ActionContext) -> ActionResult:
     """Validate the current zone's reading against its history without saving it."""
-    from crm_store import readings
-    from crm_store.models import Meter
-
     state = _readings_state(ctx)
     meter_id, _serial, zone = _current_zone(state)
     policy = reading_policy(_services(ctx))
@@ -432,8 +415,6 @@ def check_reading(ctx: ActionContext) -> ActionResult:
 @action("save_reading")
 def save_reading(ctx: ActionContext) -> ActionResult:
     """Store the current zone's reading: source ``ivr_dtmf``, or ``ivr_voice`` from speech."""
-    from crm_store.readings import Accepted, submit_reading
-
     state = _readings_state(ctx)
     meter_id, _serial, zone = _current_zone(state)
     policy = reading_policy(_services(ctx))
@@ -475,8 +456,6 @@ def subscribe_e_receipt(ctx: ActionContext) -> ActionResult:
     The SMS confirmation is the flow's business (an ``sms`` step after ``ok``), so that the
     text stays editable in ``call_flows.yaml``.
     """
-    from crm_store.consent import grant_consent
-
     with _session(ctx) as s:
         account = _current_account(ctx, s)
         email = account.consumer.email
@@ -504,12 +483,12 @@ def subscribe_e_receipt(ctx: ActionContext) -> ActionResult:
 def outage_info(ctx: ActionContext) -> ActionResult:
     """Planned works at the caller's address, from the outage feed registered in Services.
 
-    The feed is ``services.get("outage_feed")``: a callable ``(address: str | None) -> str |
-    None`` returning speakable text. Without a feed nothing is known (``none``) and the flow
-    routes the caller to the grid company, which owns outage information.
+    The feed is ``services.outage_feed``: a callable ``(address: str | None) -> str | None``
+    returning speakable text. Without a feed nothing is known (``none``) and the flow routes
+    the caller to the grid company, which owns outage information.
     """
     services = _services(ctx)
-    feed = services.get("outage_feed")
+    feed = services.outage_feed
     if feed is None:
         return ActionResult("none")
     text = feed(ctx.variables.get("address"))
@@ -561,9 +540,6 @@ CASE_SUBJECTS = {
 @action("create_case")
 def create_case(ctx: ActionContext) -> ActionResult:
     """A CRM Case with the call's context (account or caller's phone, recording, path)."""
-    from crm_store.cases import open_case
-    from crm_store.models import Account
-
     kind = str(ctx.args.get("kind") or ctx.args.get("purpose") or "callback")
     if kind not in CASE_KINDS:
         raise ActionFailed(f"create_case: unknown kind {kind!r}")
@@ -597,8 +573,6 @@ def create_case(ctx: ActionContext) -> ActionResult:
 @action("opt_out_robot_calls")
 def opt_out_robot_calls(ctx: ActionContext) -> ActionResult:
     """Caller refuses robot calls: do-not-contact (voice) and robot_calls consent withdrawn."""
-    from crm_store.consent import add_do_not_contact, withdraw_consent
-
     phone = ctx.variables.get("caller_phone")
     if not phone:
         raise ActionFailed("opt_out_robot_calls: the caller's number is unknown")
@@ -616,8 +590,6 @@ def opt_out_robot_calls(ctx: ActionContext) -> ActionResult:
 
 
 def _note_on_interaction(ctx: ActionContext, key: str, value: Any, outcome: str | None) -> None:
-    from crm_store.models import Interaction
-
     if ctx.interaction_id is None:
         return
     with _session(ctx) as s:

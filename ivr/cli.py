@@ -7,15 +7,16 @@ import sys
 
 import click
 
+from contactcenter.cli_support import settings_or_exit
+from ivr.errors import FlowError
 from ivr.graph import render_dot, render_mermaid
-from ivr.loader import FlowError
+from ivr.schema import flow_json_schema
+from ivr.validate import check_flows, load_flows
 
 
 def _flows_file(file: str | None) -> str:
     if file is not None:
         return file
-    from contactcenter.cli_support import settings_or_exit
-
     return settings_or_exit().flows_file
 
 
@@ -28,8 +29,6 @@ def flows() -> None:
 @click.argument("file", required=False)
 def check(file: str | None) -> None:
     """Validate FILE (default: FLOWS_FILE); print every problem as FILE:LINE:COL: message."""
-    from ivr.validate import check_flows
-
     path = _flows_file(file)
     issues = check_flows(path)
     for issue in issues:
@@ -45,8 +44,6 @@ def check(file: str | None) -> None:
 @click.option("--indent", default=2, show_default=True, type=click.IntRange(0, 8))
 def schema(indent: int) -> None:
     """Print the JSON Schema of flow files (for editors)."""
-    from ivr.schema import flow_json_schema
-
     click.echo(json.dumps(flow_json_schema(), ensure_ascii=False, indent=indent or None))
 
 
@@ -67,8 +64,6 @@ def schema(indent: int) -> None:
 )
 def graph(file: str | None, flow_name: str | None, fmt: str, implicit: bool) -> None:
     """Print a Mermaid or Graphviz drawing of one flow of FILE (default: FLOWS_FILE)."""
-    from ivr.validate import load_flows
-
     path = _flows_file(file)
     try:
         flowset = load_flows(path)

@@ -25,15 +25,13 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from ivr.schema import KEY_PATTERN, NAME_PATTERN, TARGET_PATTERN, FlowSet
+from ivr.errors import FlowIssue
+from ivr.schema import KEY_PATTERN, NAME_PATTERN, TARGET_PATTERN
 
 __all__ = [
-    "FlowError",
-    "FlowIssue",
     "Path_",
     "SourceMap",
     "format_path",
-    "load_flows",
     "parse_yaml",
     "read_source",
     "schema_issues",
@@ -45,27 +43,6 @@ Path_ = tuple[str | int, ...]
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _MAX_DEPTH = 100
-
-
-@dataclass(frozen=True, order=True)
-class FlowIssue:
-    """One problem in a flow file, at a 1-based line and column."""
-
-    file: str
-    line: int
-    column: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
-
-
-class FlowError(Exception):
-    """A flow file is invalid; ``issues`` lists every problem found, in file order."""
-
-    def __init__(self, issues: Sequence[FlowIssue]) -> None:
-        self.issues: list[FlowIssue] = sorted(issues)
-        super().__init__("\n".join(str(issue) for issue in self.issues))
 
 
 @dataclass
@@ -374,14 +351,3 @@ def schema_issues(
         issues.append(FlowIssue(filename, line, column, message))
     return issues
 
-
-def load_flows(path: str | Path) -> FlowSet:
-    """Load and fully validate a flow file (the same as :func:`ivr.load_flows`).
-
-    Raises :class:`FlowError` listing every problem. Kept here for callers that import the
-    loader module directly; the validation stages live in :mod:`ivr.validate`, which imports
-    this module, hence the deferred import.
-    """
-    from ivr.validate import load_flows as load_and_validate
-
-    return load_and_validate(path)

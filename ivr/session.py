@@ -23,22 +23,16 @@ import time as _time
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from redis import Redis
+from redis import Redis
+from redis.exceptions import WatchError
+
+from ivr.errors import SessionConflict
 
 DEFAULT_TTL_S = 4 * 3600
 CLAIM_TTL_S = 30
 KEY_PREFIX = "ivr:call:"
-
-
-class SessionError(RuntimeError):
-    """Base of the session store errors."""
-
-
-class SessionConflict(SessionError):
-    """Another request changed the session first (the event was already applied)."""
 
 
 def encode_value(value: Any) -> Any:
@@ -183,8 +177,6 @@ class SessionStore:
         Raises :class:`SessionConflict` if the stored version is no longer
         ``expected_version`` (someone else applied an event in between).
         """
-        from redis.exceptions import WatchError
-
         key = self._key(session.call_sid)
         with self.redis.pipeline() as pipe:
             try:

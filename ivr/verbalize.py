@@ -45,12 +45,11 @@ from typing import Any, Literal
 from num2words import num2words
 
 from contactcenter.russian import MONTHS_GENITIVE
+from ivr.errors import PromptTemplateError, RenderError
 
 __all__ = [
     "FORMATS",
     "Field",
-    "RenderError",
-    "TemplateError",
     "parse_template",
     "plain_text",
     "plural",
@@ -83,19 +82,6 @@ FORMATS: Mapping[str, frozenset[str]] = {
 }
 
 _KOPECK = Decimal("0.01")
-
-
-class TemplateError(ValueError):
-    """A malformed template; ``position`` is the 0-based offset of the problem."""
-
-    def __init__(self, message: str, position: int) -> None:
-        super().__init__(f"{message} (at character {position + 1})")
-        self.message = message
-        self.position = position
-
-
-class RenderError(ValueError):
-    """A template field cannot be rendered (variable not set, or a value of the wrong kind)."""
 
 
 def plural(n: int, one: str, few: str, many: str) -> str:
@@ -314,7 +300,8 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 def parse_template(text: str) -> tuple[str | Field, ...]:
     """Split a template into literal text and :class:`Field` items.
 
-    Raises :class:`TemplateError` for unbalanced braces, bad names, unknown formats or options.
+    Raises :class:`PromptTemplateError` for unbalanced braces, bad names, unknown formats or
+    options.
     """
     parts: list[str | Field] = []
     literal: list[str] = []
@@ -330,11 +317,11 @@ def parse_template(text: str) -> tuple[str | Field, ...]:
             i += 2
             continue
         if char == "}":
-            raise TemplateError("unmatched '}' (write '}}' for a literal brace)", i)
+            raise PromptTemplateError("unmatched '}' (write '}}' for a literal brace)", i)
         if char == "{":
             end = text.find("}", i + 1)
             if end < 0:
-                raise TemplateError("unclosed '{' (write '{{' for a literal brace)", i)
+                raise PromptTemplateError("unclosed '{' (write '{{' for a literal brace)", i)
             if literal:
                 parts.append("".join(literal))
                 literal = []
@@ -351,13 +338,13 @@ def parse_template(text: str) -> tuple[str | Field, ...]:
 def _parse_field(body: str, position: int) -> Field:
     pieces = [piece.strip() for piece in body.split(":")]
     if len(pieces) > 3:
-        raise TemplateError(f"too many ':' in field {{{body}}}", position)
+        raise PromptTemplateError(f"too many ':' in field {{{body}}}", position)
     name = pieces[0]
     if not _NAME.match(name):
-        raise TemplateError(f"invalid variable name {name!r} in field {{{body}}}", position)
+        raise PromptTemplateError(f"invalid variable name {name!r} in field {{{body}}}", position)
     fmt = pieces[1] if len(pieces) > 1 else None
     if fmt is not None and fmt not in FORMATS:
-        raise TemplateError(
+        raise PromptTemplateError(
             f"unknown format {fmt!r} in field {{{body}}}; known: {', '.join(FORMATS)}", position
         )
     options = (
@@ -369,7 +356,7 @@ def _parse_field(body: str, position: int) -> Field:
     unknown = sorted(options - allowed)
     if unknown:
         known = ", ".join(sorted(allowed)) or "none"
-        raise TemplateError(
+        raise PromptTemplateError(
             f"unknown option {unknown[0]!r} for format {fmt!r} (options: {known})", position
         )
     if (
@@ -377,12 +364,12 @@ def _parse_field(body: str, position: int) -> Field:
         or {"year", "noyear"} <= options
         or len(options & {"m", "f", "n"}) > 1
     ):
-        raise TemplateError(f"conflicting options in field {{{body}}}", position)
+        raise PromptTemplateError(f"conflicting options in field {{{body}}}", position)
     return Field(name, fmt, options, position)
 
 
 def template_fields(text: str) -> tuple[Field, ...]:
-    """The fields of a template (raises :class:`TemplateError` when it is malformed)."""
+    """The fields of a template (raises :class:`PromptTemplateError` when it is malformed)."""
     return tuple(part for part in parse_template(text) if isinstance(part, Field))
 
 
@@ -416,7 +403,7 @@ def render_field(item: Field, value: Any, today: date | None = None) -> str:
 def render_template(text: str, variables: Mapping[str, Any], today: date | None = None) -> str:
     """Render a template with ``variables``; raises :class:`RenderError` when a field's
     variable is not set (or ``None``) or has a value its format cannot speak, and
-    :class:`TemplateError` when the template is malformed."""
+    :class:`PromptTemplateError` when the template is malformed."""
     out: list[str] = []
     for part in parse_template(text):
         if isinstance(part, str):

@@ -5,7 +5,7 @@ set -euo pipefail
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-5000}"
 BIN="${BIN:-.venv/bin}"
-export SANDBOX_SCENARIO="${SANDBOX_SCENARIO:-telephony/scenarios/demo.yaml}"
+export SANDBOX_SCENARIO="${SANDBOX_SCENARIO:-devtools/scenarios/demo.yaml}"
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://$HOST:$PORT}"
 
 "$BIN/contactcenter" worker &

@@ -1,11 +1,12 @@
 """Speech: audio decoding, Vosk recognition sessions, grammars, number understanding.
 
-Public API (other packages import from here)::
+Public API (other packages import from here; it holds what they use)::
 
-    from speech import get_model, resolve_model, SpeechUnavailable, recognize_wav
+    from speech import SpeechModel, SpeechUnavailable, resolve_model, recognize_wav
 
     info = resolve_model("ru", model_path=settings.vosk_model_path)  # raises SpeechUnavailable
-    model = load_model(info)                      # once per process, shared by all threads
+    speech_model = SpeechModel("ru", info)     # loaded on first use, shared by all threads
+    model = speech_model.get()                 # a LoadedModel, or None: use the keypad
     check_vocabulary(model, "ru", {"main_menu": ["показания", "баланс"]})
     result = recognize_wav(model, wav_bytes, "digits", "ru")  # RecognitionResult
     value = parse_value("digits", result.text, "ru")
@@ -13,53 +14,46 @@ Public API (other packages import from here)::
     session = MediaStreamSession(model, on_event, StreamConfig())  # Twilio Media Streams
     session.handle_message(raw_text); session.close()
 
+    samples = ulaw_decode(payload)              # G.711 and WAV helpers (the sandbox's audio)
+
+The exceptions are in :mod:`speech.errors` (the tree is drawn there). The modules behind the
+API (:mod:`speech.audio`, :mod:`speech.model_store`, :mod:`speech.recognizer`,
+:mod:`speech.grammar`, :mod:`speech.numbers`, :mod:`speech.lang`, :mod:`speech.stream`) hold
+more for the speech CLI, the benchmarks and the tests.
+
 Nothing here loads a model or builds a recognizer at import time.
 """
 
 from __future__ import annotations
 
-from speech.audio import AudioError
-from speech.grammar import (
-    GRAMMAR_KINDS,
-    Grammar,
-    GrammarError,
-    build_grammar,
-    check_vocabulary,
-    grammar_words,
-    parse_value,
-)
-from speech.model_store import (
-    LoadedModel,
-    ModelInfo,
-    SpeechUnavailable,
-    get_model,
-    load_model,
-    missing_words,
-    resolve_model,
-)
-from speech.recognizer import EndpointConfig, RecognitionResult, recognize_wav
+from speech.audio import decode_wav, encode_wav, resample, ulaw_decode, ulaw_encode
+from speech.errors import AudioError, GrammarError, SpeechError, SpeechUnavailable
+from speech.grammar import check_vocabulary, grammar_words, parse_value
+from speech.model_holder import SpeechModel
+from speech.model_store import LoadedModel, ModelInfo, resolve_model
+from speech.recognizer import RecognitionResult, recognize_wav
 from speech.stream import MediaStreamSession, StreamConfig, StreamEvent
 
 __all__ = [
-    "GRAMMAR_KINDS",
     "AudioError",
-    "EndpointConfig",
-    "Grammar",
     "GrammarError",
     "LoadedModel",
     "MediaStreamSession",
     "ModelInfo",
     "RecognitionResult",
+    "SpeechError",
+    "SpeechModel",
     "SpeechUnavailable",
     "StreamConfig",
     "StreamEvent",
-    "build_grammar",
     "check_vocabulary",
-    "get_model",
+    "decode_wav",
+    "encode_wav",
     "grammar_words",
-    "load_model",
-    "missing_words",
     "parse_value",
     "recognize_wav",
+    "resample",
     "resolve_model",
+    "ulaw_decode",
+    "ulaw_encode",
 ]

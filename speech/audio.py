@@ -19,6 +19,8 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from speech.errors import AudioError
+
 Samples = npt.NDArray[np.int16]
 
 DEFAULT_ALLOWED_RATES: Final = (8000, 16000)
@@ -30,10 +32,6 @@ _WAVE_FORMAT_MULAW: Final = 0x0007
 _WAVE_FORMAT_EXTENSIBLE: Final = 0xFFFE
 
 _ULAW_BIAS: Final = 0x84
-
-
-class AudioError(ValueError):
-    """Audio that cannot be used: corrupt, empty, wrong format or too long."""
 
 
 # --------------------------------------------------------------------------- G.711

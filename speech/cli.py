@@ -16,13 +16,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-if TYPE_CHECKING:
-    from speech.grammar import Grammar
-    from speech.model_store import LoadedModel
+from speech.audio import read_wav
+from speech.errors import (
+    AudioError,
+    DatasetError,
+    GrammarError,
+    SpeechUnavailable,
+    UnknownLanguageError,
+)
+from speech.grammar import Grammar, build_grammar, parse_value
+from speech.model_store import LoadedModel, get_model
+from speech.numbers import parse_digits, parse_number, parse_yes_no
+from speech.recognizer import transcribe
 
 GRAMMAR_CHOICES = ("digits", "number", "yes_no", "free")
 EVAL_KINDS = (*GRAMMAR_CHOICES, "menu")
@@ -50,9 +59,6 @@ def parse(lang: str, text: tuple[str, ...]) -> None:
 
     Example: contactcenter speech parse --lang ru "ноль ноль сорок пять"
     """
-    from speech.lang import UnknownLanguageError
-    from speech.numbers import parse_digits, parse_number, parse_yes_no
-
     phrase = " ".join(text)
     try:
         digits = parse_digits(phrase, lang)
@@ -66,8 +72,6 @@ def parse(lang: str, text: tuple[str, ...]) -> None:
 
 
 def _load_model_or_exit(lang: str, model_path: Path | None) -> LoadedModel:
-    from speech.model_store import SpeechUnavailable, get_model
-
     try:
         return get_model(lang, model_path=model_path)
     except SpeechUnavailable as exc:
@@ -88,9 +92,6 @@ def _understood(kind: str, text: str, lang: str, keywords: Sequence[str] = ()) -
 
     For a menu it is the first keyword heard.
     """
-    from speech.grammar import parse_value
-    from speech.lang import UnknownLanguageError
-
     tokens = [t for t in text.split() if t != "[unk]"]
     if kind == "menu":
         return next((t for t in tokens if t in keywords), None)
@@ -122,10 +123,6 @@ def transcribe_command(
     Prints the text, its confidence, the value understood and the real-time factor.
     Exit status: 2 for unusable audio, 1 when no model is available.
     """
-    from speech.audio import AudioError, read_wav
-    from speech.grammar import GrammarError, build_grammar
-    from speech.recognizer import transcribe
-
     try:
         clip = read_wav(wav)
     except AudioError as exc:
@@ -164,10 +161,6 @@ def transcribe_command(
 
 
 # --------------------------------------------------------------------------- evaluation
-
-
-class DatasetError(ValueError):
-    """The dataset folder or its manifest is unusable."""
 
 
 @dataclass(frozen=True)
@@ -325,10 +318,6 @@ def load_dataset(directory: Path, default_lang: str = "ru") -> list[EvalItem]:
 
 def evaluate(model: LoadedModel, directory: Path, items: Sequence[EvalItem]) -> EvalReport:
     """Recognise every item with its kind's grammar and compare with its labels."""
-    from speech.audio import AudioError, read_wav
-    from speech.grammar import GrammarError, build_grammar
-    from speech.recognizer import transcribe
-
     report = EvalReport()
     grammars: dict[tuple[str, str, tuple[str, ...]], Grammar] = {}
     for item in items:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final, Literal, get_args
 
+from speech import numbers
+from speech.errors import GrammarError, UnknownLanguageError
 from speech.model_store import LoadedModel, missing_words
 
 log = logging.getLogger(__name__)
@@ -53,10 +55,6 @@ _DEV_WORDS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         "yes_no": (*_KO_YES, *_KO_NO),
     }
 }
-
-
-class GrammarError(ValueError):
-    """A grammar cannot be built (unknown kind or language, no usable word)."""
 
 
 @dataclass(frozen=True)
@@ -107,9 +105,6 @@ def grammar_words(kind: str, lang: str = "ru", keywords: Sequence[str] = ()) -> 
     dev = _DEV_WORDS.get(lang)
     if dev is not None:
         return list(dev[kind])
-    from speech import numbers
-    from speech.lang import UnknownLanguageError
-
     try:
         return _unique(numbers.grammar_words(kind, lang))
     except UnknownLanguageError:
@@ -264,8 +259,6 @@ def parse_value(kind: str, text: str, lang: str = "ru") -> str | Decimal | bool 
     """
     if lang in _DEV_WORDS:
         return _parse_dev(kind, text)
-    from speech import numbers
-
     if kind == "digits":
         return numbers.parse_digits(text, lang)
     if kind == "number":

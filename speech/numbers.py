@@ -7,16 +7,19 @@ Public API::
     parse_yes_no(text, lang="ru") -> bool | None     # True, False or None (undecided)
     grammar_words(kind, lang="ru") -> list[str]      # vocabulary for a recognizer grammar
 
-All four raise :class:`speech.lang.UnknownLanguageError` (a ``ValueError``) for a language
+All four raise :class:`speech.errors.UnknownLanguageError` (a ``ValueError``) for a language
 without a pack, and ``grammar_words`` raises ``ValueError`` for an unknown kind; any text
 gives a result, never an exception.
 
-Why our own parser: of the packages measured (``../shared/docs/speech.md``), ``text2num``
-2.5.2 is the best for Russian but splits digit runs inconsistently («семь семь ноль ноль
+Why our own parser: of the word-to-number packages we measured on 17 Russian and 8 English
+IVR phrases, ``text2num`` 2.5.2 does best for Russian (16 of 17; its 3.x releases dropped
+Russian, hence the ``<3`` pin) but splits digit runs inconsistently («семь семь ноль ноль
 один» → "7 7 001"), leaves «запятая» and «десятых» in the text, and has no notion of fillers,
-self-corrections or stutters; ``text2digits`` does not know "double". So the parser below
-works from the language-pack tables (``speech.lang``) and the tests cross-check it against
-``num2words`` and ``text2num`` on compound numerals.
+self-corrections or stutters; the others (``number-parser``, ``russian-numerals``,
+``rus2num`` …) fail on decimals or add up digit runs instead of joining them, and
+``text2digits`` (English) does not know "double". None covers the whole job, so the parser
+below works from the language-pack tables (``speech.lang``) and the tests cross-check it
+against ``num2words`` and ``text2num`` on compound numerals.
 
 How a phrase is read
 --------------------
@@ -407,7 +410,7 @@ def parse_digits(text: str, lang: str = "ru") -> str | None:
 
     «ноль ноль сорок пять» → "0045", «сто двадцать три четыреста пятьдесят шесть» →
     "123456", "double five oh" → "550". Decimal markers are ignored. Raises
-    :class:`speech.lang.UnknownLanguageError` for an unsupported language.
+    :class:`speech.errors.UnknownLanguageError` for an unsupported language.
     """
     parts = [
         digits
@@ -423,7 +426,7 @@ def parse_number(text: str, lang: str = "ru") -> Decimal | None:
     «двенадцать тысяч триста сорок пять» → 12345, «сто двадцать целых пять десятых» →
     120.5, «сто двадцать запятая пять» → 120.5, "three point one four" → 3.14. Several
     groups are concatenated like digits («сто двадцать три четыреста пятьдесят шесть» →
-    123456). Raises :class:`speech.lang.UnknownLanguageError` for an unsupported language.
+    123456). Raises :class:`speech.errors.UnknownLanguageError` for an unsupported language.
     """
     events = _understand(text, lang)
     groups = [event for event in events if isinstance(event, _Group)]
@@ -459,7 +462,7 @@ def parse_yes_no(text: str, lang: str = "ru") -> bool | None:
 
     «да», «верно», «всё верно», «ага» → True; «нет», «неверно», «не верно», «не так» → False;
     «не знаю» or noise → None. The last decisive expression wins («нет-нет, всё верно» →
-    True). Raises :class:`speech.lang.UnknownLanguageError` for an unsupported language.
+    True). Raises :class:`speech.errors.UnknownLanguageError` for an unsupported language.
     """
     pack = get_pack(lang)
     tokens = _tokens(text, pack)

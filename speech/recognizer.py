@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+import vosk
 
 from speech.audio import (
     AudioClip,
@@ -71,8 +72,6 @@ RecognizerFactory = Callable[[Any, int, "str | None"], Any]
 
 def vosk_recognizer(model: Any, rate: int, grammar_json: str | None) -> Any:
     """A new ``vosk.KaldiRecognizer`` (with a grammar unless ``grammar_json`` is None)."""
-    import vosk
-
     if grammar_json is None:
         return vosk.KaldiRecognizer(model, rate)
     return vosk.KaldiRecognizer(model, rate, grammar_json)
@@ -796,8 +795,8 @@ def recognize_wav(
 ) -> RecognitionResult:
     """Recognise a whole WAV recording (e.g. a ``<Record>`` fetched from the provider).
 
-    Raises :class:`~speech.audio.AudioError` for unusable audio and
-    :class:`~speech.grammar.GrammarError` for a grammar the model cannot serve.
+    Raises :class:`~speech.errors.AudioError` for unusable audio and
+    :class:`~speech.errors.GrammarError` for a grammar the model cannot serve.
     """
     clip = decode_wav(data, max_seconds=max_seconds)
     return transcribe(model, clip, build_grammar(model, kind, lang, keywords))

@@ -29,7 +29,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from speech.grammar import Grammar, GrammarError, build_grammar
+from speech.errors import GrammarError
+from speech.grammar import Grammar, build_grammar
 from speech.model_store import LoadedModel
 from speech.recognizer import (
     EndpointConfig,

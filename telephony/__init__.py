@@ -1,4 +1,11 @@
-"""Telephony providers: the Twilio adapter and the local sandbox emulator.
+"""The provider seam: how the application reaches the phone network.
+
+The provider interface, the Twilio adapter (:mod:`telephony.twilio_provider`), the status
+vocabularies (:mod:`telephony.status`), webhook signatures, SMS segments
+(:mod:`telephony.sms`) and the ``/media-stream`` websocket transport
+(:mod:`telephony.websocket`). It imports nothing of the application above
+:mod:`contactcenter.config` and :mod:`contactcenter.phones`; the local Twilio emulator is a
+developer tool (:mod:`devtools.sandbox`).
 
 Public API: :class:`TelephonyProvider` (the interface), :class:`CallInfo`,
 :data:`TELEPHONY_QUEUE` (the RQ queue of the sandbox provider's call and SMS lives),

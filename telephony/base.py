@@ -1,8 +1,8 @@
 """The provider interface the whole application uses to reach the phone network.
 
 Two implementations: :class:`telephony.twilio_provider.TwilioProvider` (Twilio's REST API
-through the official SDK) and :class:`telephony.sandbox.SandboxProvider` (a local Twilio
-emulator). Both raise only the exceptions of :mod:`telephony.errors`.
+through the official SDK) and the developer tools' :class:`devtools.sandbox.SandboxProvider`
+(a local Twilio emulator). Both raise only the exceptions of :mod:`telephony.errors`.
 """
 
 from __future__ import annotations

@@ -16,13 +16,14 @@ import random
 import re
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import requests
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
+from contactcenter.config import Settings
 from telephony.base import (
     CallInfo,
     CallStatusUpdate,
@@ -33,9 +34,6 @@ from telephony.base import (
 )
 from telephony.errors import ProviderUnavailable, TelephonyError, error_for
 from telephony.status import DEFAULT_STATUS_EVENTS
-
-if TYPE_CHECKING:
-    from contactcenter.config import Settings
 
 log = logging.getLogger(__name__)
 

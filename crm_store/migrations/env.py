@@ -7,6 +7,7 @@ from typing import Any, Literal
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
 
+from contactcenter.config import load_settings
 from crm_store.db import make_engine
 from crm_store.models import Base, UTCDateTime
 
@@ -22,8 +23,6 @@ def _url() -> str:
     x_args = context.get_x_argument(as_dictionary=True)
     if "url" in x_args:
         return x_args["url"]
-    from contactcenter.config import load_settings
-
     return load_settings().database_url
 
 

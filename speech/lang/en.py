@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from speech.lang import LanguagePack
+from speech.lang.pack import LanguagePack
 
 PACK = LanguagePack(
     code="en",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from speech.lang import LanguagePack
+from speech.lang.pack import LanguagePack
 
 PACK = LanguagePack(
     code="ru",

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from campaign_ledger import LedgerProvider
 from rq import Queue, Worker
 
-from campaigns.jobs import CLOCK, QUEUE_NAME
+from campaigns.queueing import QUEUE_NAME
 from contactcenter.config import Settings
 from contactcenter.services import Services, install_services
 
@@ -25,9 +25,11 @@ def main() -> None:
     database_url, redis_url, now_iso = sys.argv[1:4]
     now = dt.datetime.fromisoformat(now_iso)
     services = Services(
-        Settings(database_url=database_url, redis_url=redis_url, public_base_url="http://localhost")
+        Settings(
+            database_url=database_url, redis_url=redis_url, public_base_url="http://localhost"
+        ),
+        clock=lambda: now,
     )
-    services.set(CLOCK, lambda: now)
     services.telephony = LedgerProvider(services)
     install_services(services)
     queue = Queue(QUEUE_NAME, connection=services.redis)

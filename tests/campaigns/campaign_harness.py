@@ -1,8 +1,9 @@
 """Drive campaigns in tests: the real sandbox provider, RQ SimpleWorker, virtual time.
 
 The sandbox posts its webhooks through :class:`CampaignTransport`, which answers the voice
-URL with a short TwiML message and hands status / AMD / SMS callbacks (form fields plus the
-URL's query, as the webhook views do) to the campaign handlers.
+URL with a short TwiML message and, as the web layer does, checks status / AMD / SMS
+callbacks (form fields plus the URL's query) and publishes them to ``services.status_hooks``,
+where the campaigns package is subscribed.
 """
 
 from __future__ import annotations
@@ -14,19 +15,14 @@ from urllib.parse import parse_qsl, urlsplit
 
 from rq import SimpleWorker
 
-from campaigns.jobs import (
-    CLOCK,
-    DispatchResult,
-    campaign_queue,
-    dispatch_once,
-    handle_amd_status,
-    handle_call_status,
-    handle_sms_status,
-)
+from campaigns.dispatcher import DispatchResult, dispatch_once
+from campaigns.queueing import campaign_queue
+from campaigns.status import subscribe
 from contactcenter.config import Settings
 from contactcenter.services import Services, install_services
 from crm_store.models import Campaign
-from telephony.sandbox import SandboxProvider, Scenario, WebhookResponse
+from devtools.sandbox import SandboxProvider, Scenario, WebhookResponse
+from telephony.status import StatusKind, parse_status_callback
 
 TWIML = (
     '<?xml version="1.0" encoding="UTF-8"?><Response>'
@@ -35,7 +31,7 @@ TWIML = (
 
 
 class Clock:
-    """A settable clock for ``Services`` (campaign jobs read it through ``CLOCK``)."""
+    """A settable clock for ``Services.clock`` (the campaign jobs' time)."""
 
     def __init__(self, start: dt.datetime) -> None:
         self.now = start
@@ -47,8 +43,15 @@ class Clock:
         self.now += dt.timedelta(**delta)
 
 
+STATUS_PATHS = {
+    "/voice/status": StatusKind.CALL,
+    "/voice/amd": StatusKind.AMD,
+    "/sms/status": StatusKind.SMS,
+}
+
+
 class CampaignTransport:
-    """Routes sandbox webhooks to the campaign handlers (what webhooks.py views do)."""
+    """Routes sandbox webhooks to the campaign status hooks (what the web views do)."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -58,30 +61,25 @@ class CampaignTransport:
         self, method: str, url: str, params: Mapping[str, str], headers: Mapping[str, str]
     ) -> WebhookResponse:
         parts = urlsplit(url)
-        merged = {**dict(parse_qsl(parts.query)), **dict(params)}
         if parts.path == "/voice/outbound":
             self.outbound_fetches += 1
             return WebhookResponse(200, TWIML, {"content-type": "application/xml"})
-        if parts.path == "/voice/status":
-            handle_call_status(self.services, merged)
-            return WebhookResponse(204, "")
-        if parts.path == "/voice/amd":
-            handle_amd_status(self.services, merged)
-            return WebhookResponse(204, "")
-        if parts.path == "/sms/status":
-            handle_sms_status(self.services, merged)
-            return WebhookResponse(204, "")
-        return WebhookResponse(404, "not found")
+        kind = STATUS_PATHS.get(parts.path)
+        if kind is None:
+            return WebhookResponse(404, "not found")
+        callback = parse_status_callback(kind, dict(params), dict(parse_qsl(parts.query)))
+        self.services.status_hooks.publish(self.services, callback)
+        return WebhookResponse(204, "")
 
 
 def make_services(
     settings: Settings, clock: Clock, scenario: dict[str, Any] | None = None
 ) -> tuple[Services, SandboxProvider]:
     """Services with the sandbox provider and the virtual clock, installed process-wide."""
-    services = Services(settings)
+    services = Services(settings, clock=clock)
+    subscribe(services.status_hooks)
     # The private Redis outlives a test: start from an empty one (queues, pacing slots).
     services.redis.flushdb()
-    services.set(CLOCK, clock)
     provider = SandboxProvider(
         CampaignTransport(services),
         settings.sandbox_auth_token,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from campaigns.calendar import CalendarError, default_calendar, load_calendar
+from campaigns.calendar import default_calendar, load_calendar
 from campaigns.compliance import (
     Allowed,
     Channel,
@@ -19,7 +19,6 @@ from campaigns.compliance import (
     ContactPolicy,
     DailyWindow,
     FrequencyCaps,
-    PolicyError,
     Purpose,
     Skip,
     SkipReason,
@@ -28,6 +27,7 @@ from campaigns.compliance import (
     next_window_opening,
     zones_for_contact,
 )
+from campaigns.errors import CalendarError, PolicyError
 from contactcenter.phones import is_russian_mobile
 
 UTC = dt.UTC

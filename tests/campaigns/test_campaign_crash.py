@@ -21,12 +21,17 @@ from campaign_ledger import DIE_AT, DIE_WHEN, READY, LedgerProvider, ledger_call
 from rq import SimpleWorker
 from sqlalchemy import select
 
-from campaigns import jobs, service
+from campaigns import service
+from campaigns.attempts import INTENT_GRACE
 from campaigns.definition import parse_definition
+from campaigns.dispatcher import dispatch_once
+from campaigns.queueing import campaign_queue
+from campaigns.status import subscribe
 from contactcenter.config import Settings
 from contactcenter.services import Services, install_services
 from crm_store.db import Database
 from crm_store.models import CampaignTarget, ContactAttempt, Interaction
+from telephony.status import StatusKind, parse_status_callback
 
 START = dt.datetime(2026, 12, 1, 7, 0, tzinfo=dt.UTC)
 WORKER = Path(__file__).with_name("campaign_crash_worker.py")
@@ -60,9 +65,10 @@ def _deliver_callbacks(services: Services, delivered: set[str]) -> None:
         delivered.add(call["sid"])
         query = dict(parse_qsl(urlsplit(call["status_callback"]).query))
         for seq, status in enumerate(("initiated", "ringing", "in-progress", "completed")):
-            params = {**query, "CallSid": call["sid"], "CallStatus": status,
-                      "SequenceNumber": str(seq), "CallDuration": "20"}  # fmt: skip
-            jobs.handle_call_status(services, params)
+            form = {"CallSid": call["sid"], "CallStatus": status,
+                    "SequenceNumber": str(seq), "CallDuration": "20"}  # fmt: skip
+            callback = parse_status_callback(StatusKind.CALL, form, query)
+            services.status_hooks.publish(services, callback)
 
 
 @pytest.mark.integration
@@ -71,8 +77,8 @@ def test_sigkill_mid_dial_loses_and_duplicates_nothing(
     db: Database, settings: Settings, redis_client: object, moment: str
 ) -> None:
     clock = Clock(START)
-    services = Services(settings)
-    services.set(jobs.CLOCK, clock)
+    services = Services(settings, clock=clock)
+    subscribe(services.status_hooks)
     services.telephony = LedgerProvider(services)
     install_services(services)
     worker: subprocess.Popen[bytes] | None = None
@@ -96,7 +102,7 @@ def test_sigkill_mid_dial_loses_and_duplicates_nothing(
         )
         cid = service.create_campaign(services, definition)
         service.launch(services, cid, start=False)
-        assert jobs.dispatch_once(services, cid).enqueued == TARGETS
+        assert dispatch_once(services, cid).enqueued == TARGETS
 
         # The third call: the worker dies after the provider accepted it (or just before).
         services.redis.set(DIE_AT, 3)
@@ -125,10 +131,10 @@ def test_sigkill_mid_dial_loses_and_duplicates_nothing(
 
         # Time passes: the dispatcher reconciles the orphan intent and finishes the campaign.
         for _ in range(20):
-            clock.advance(seconds=jobs.INTENT_GRACE.total_seconds() + 1)
-            if jobs.dispatch_once(services, cid).status != "running":
+            clock.advance(seconds=INTENT_GRACE.total_seconds() + 1)
+            if dispatch_once(services, cid).status != "running":
                 break
-            SimpleWorker([jobs.campaign_queue(services)], connection=services.redis).work(
+            SimpleWorker([campaign_queue(services)], connection=services.redis).work(
                 burst=True, logging_level="WARNING"
             )
             _deliver_callbacks(services, delivered)

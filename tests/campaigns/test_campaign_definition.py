@@ -11,13 +11,13 @@ import pytest
 from campaigns.compliance import DailyWindow
 from campaigns.definition import (
     AmdPolicy,
-    Channel,
-    DefinitionError,
+    CampaignChannel,
     flow_names_in,
     load_definition,
     parse_definition,
     parse_definition_text,
 )
+from campaigns.errors import DefinitionError
 
 GOOD = """\
 name: Долг декабрь
@@ -46,7 +46,7 @@ control_group_percent: 10
 
 def test_good_definition_parses_with_defaults() -> None:
     d = parse_definition_text(GOOD, flow_names={"debt_reminder", "hotline"})
-    assert d.channel is Channel.VOICE_THEN_SMS
+    assert d.channel is CampaignChannel.VOICE_THEN_SMS
     assert d.audience.min_debt == Decimal("1000.50")
     assert d.voice is not None
     assert d.voice.amd_policy is AmdPolicy.HANGUP_RETRY

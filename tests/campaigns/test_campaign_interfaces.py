@@ -13,17 +13,23 @@ from campaign_factories import RUSSIAN_ZONES, add_debtor, phone_for
 from campaign_harness import Clock, make_services, run_to_end, work
 from click.testing import CliRunner
 from flask import Flask
+from rq import Queue
 from sqlalchemy import select
 
 from campaigns import service
-from campaigns.api import bp
 from campaigns.definition import parse_definition
+from campaigns.queueing import QUEUE_NAME
 from campaigns.report import build_report
 from contactcenter.cli import main
 from contactcenter.config import Settings
+from contactcenter.services import Services
 from crm_store.consent import add_do_not_contact
 from crm_store.db import Database
 from crm_store.models import CampaignTarget, Interaction, Payment
+from crm_store.users import create_user, issue_api_token
+from ivr.sms import IVR_QUEUE
+from telephony import TELEPHONY_QUEUE
+from web.api import bp
 
 START = dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.UTC)
 
@@ -153,8 +159,6 @@ def test_cli_lifecycle(db: Database, cli_env: CliRunner, tmp_path: Path) -> None
 
 
 def _client(settings: Settings) -> Any:
-    from contactcenter.services import Services
-
     app = Flask(__name__)
     services = Services(settings.with_overrides(api_token="secret-token"))
     app.extensions["services"] = services
@@ -166,8 +170,6 @@ def test_api_requires_a_token(db: Database, settings: Settings, redis_client: An
     client, services = _client(settings)
     assert client.get("/api/campaigns").status_code == 401
     assert client.get("/api/campaigns", headers={"Authorization": "Bearer nope"}).status_code == 401
-    from crm_store.users import create_user, issue_api_token
-
     with db.transaction() as s:
         create_user(s, "olga", roles=["supervisor"])
         create_user(s, "op", roles=["operator"])
@@ -247,12 +249,6 @@ def test_default_worker_serves_campaign_ivr_and_telephony_queues(
 ) -> None:
     """The sandbox provider's call and SMS lives run on the telephony queue: a default
     worker must take jobs from it as well as from the campaigns and ivr queues."""
-    from rq import Queue
-
-    from campaigns.jobs import QUEUE_NAME
-    from ivr.runtime import IVR_QUEUE
-    from telephony import TELEPHONY_QUEUE
-
     names = [QUEUE_NAME, IVR_QUEUE, TELEPHONY_QUEUE]
     assert len(set(names)) == 3
     jobs = [

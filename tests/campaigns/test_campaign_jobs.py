@@ -13,12 +13,33 @@ from campaign_harness import Clock, make_services, run_to_end, step, work
 from rq.exceptions import DuplicateJobError
 from sqlalchemy import select
 
-from campaigns import jobs, service
+from campaigns import service
+from campaigns.attempts import INTENT_GRACE
+from campaigns.compliance import Channel
 from campaigns.definition import parse_definition
+from campaigns.dialing import dial_target, prepare
+from campaigns.dispatcher import dispatch_once
+from campaigns.keywords import KeywordAction
+from campaigns.outcomes import CALL_OUTCOMES, SMS_OUTCOMES
+from campaigns.queueing import campaign_queue, dial_job_id
+from campaigns.status import (
+    handle_amd_status,
+    handle_call_status,
+    handle_inbound_sms,
+    handle_sms_status,
+)
 from contactcenter.config import Settings
-from crm_store.consent import add_do_not_contact, withdraw_consent
+from contactcenter.wiring import build_services
+from crm_store.consent import add_do_not_contact, is_do_not_contact, withdraw_consent
 from crm_store.db import Database
 from crm_store.models import Campaign, CampaignTarget, ContactAttempt, Interaction
+from telephony.status import (
+    TERMINAL_CALL_STATUSES,
+    TERMINAL_MESSAGE_STATUSES,
+    StatusCallback,
+    StatusKind,
+    parse_status_callback,
+)
 
 START = dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.UTC)  # Tuesday: 08:00 Kaliningrad
 
@@ -49,6 +70,11 @@ def _debtors(db: Database, count: int) -> None:
     with db.transaction() as s:
         for n in range(1, count + 1):
             add_debtor(s, n, today=START.date(), timezone=RUSSIAN_ZONES[n % len(RUSSIAN_ZONES)])
+
+
+def _call(**form: str) -> StatusCallback:
+    """A checked call status callback, as the web layer hands it to the status hooks."""
+    return parse_status_callback(StatusKind.CALL, form)
 
 
 def _launch(services: Any, definition: Any) -> int:
@@ -121,7 +147,7 @@ def test_opt_out_after_the_job_was_queued_is_respected(db: Database, settings: S
     services, provider = make_services(settings, clock)
     _debtors(db, 3)
     cid = _launch(services, _definition())
-    jobs.dispatch_once(services, cid)  # the dial jobs are queued now
+    dispatch_once(services, cid)  # the dial jobs are queued now
     with db.transaction() as s:
         add_do_not_contact(s, phone_for(1), channel="voice", reason="supervisor")
         withdraw_consent(
@@ -167,14 +193,14 @@ def test_pause_resume_and_cancel_reach_queued_jobs(db: Database, settings: Setti
     services, provider = make_services(settings, clock)
     _debtors(db, 4)
     cid = _launch(services, _definition())
-    jobs.dispatch_once(services, cid)
+    dispatch_once(services, cid)
     service.pause(services, cid)
     work(services)  # the queued jobs see "paused" and put their targets back
     assert provider.calls == {}
     assert {t.state for t in _targets(db, cid).values()} == {"pending"}
-    assert jobs.dispatch_once(services, cid).status == "paused"
+    assert dispatch_once(services, cid).status == "paused"
     service.resume(services, cid, start=False)
-    jobs.dispatch_once(services, cid)
+    dispatch_once(services, cid)
     service.cancel(services, cid)
     work(services)
     assert provider.calls == {}
@@ -188,15 +214,15 @@ def test_duplicate_jobs_and_workers_never_dial_twice(db: Database, settings: Set
     services, provider = make_services(settings, clock)
     _debtors(db, 1)
     cid = _launch(services, _definition())
-    jobs.dispatch_once(services, cid)
+    dispatch_once(services, cid)
     target = next(iter(_targets(db, cid).values()))
-    queue = jobs.campaign_queue(services)
+    queue = campaign_queue(services)
     with pytest.raises(DuplicateJobError):
-        queue.enqueue(jobs.dial_target, target.id, 1, job_id=jobs.dial_job_id(target.id, 1),
+        queue.enqueue(dial_target, target.id, 1, job_id=dial_job_id(target.id, 1),
                       unique=True)  # fmt: skip
     # The same attempt run again (a second worker, an RQ retry) reconciles, never dials.
-    assert jobs.dial_target(target.id, 1) == "placed"
-    assert jobs.dial_target(target.id, 1) in ("reconciled", "not_scheduled")
+    assert dial_target(target.id, 1) == "placed"
+    assert dial_target(target.id, 1) in ("reconciled", "not_scheduled")
     work(services)
     assert len(provider.calls) == 1
 
@@ -206,20 +232,20 @@ def test_callbacks_out_of_order_and_duplicated(db: Database, settings: Settings)
     services, _provider = make_services(settings, clock)
     _debtors(db, 1)
     cid = _launch(services, _definition())
-    jobs.dispatch_once(services, cid)
+    dispatch_once(services, cid)
     target = next(iter(_targets(db, cid).values()))
-    assert jobs.dial_target(target.id, 1) == "placed"
+    assert dial_target(target.id, 1) == "placed"
     with db.transaction() as s:
         attempt = s.scalars(select(ContactAttempt)).one()
         sid, attempt_id = attempt.provider_sid, attempt.id
     assert sid is not None
-    done = {"CallSid": sid, "CallStatus": "completed", "SequenceNumber": "3", "CallDuration": "42"}
-    assert jobs.handle_call_status(services, done)
-    assert jobs.handle_call_status(services, done)  # duplicate
-    ringing = {"CallSid": sid, "CallStatus": "ringing", "SequenceNumber": "1"}
-    assert jobs.handle_call_status(services, ringing)  # late: ignored
-    busy = {"CallSid": sid, "CallStatus": "busy", "SequenceNumber": "4"}
-    assert jobs.handle_call_status(services, busy)  # terminal is never overwritten
+    done = _call(CallSid=sid, CallStatus="completed", SequenceNumber="3", CallDuration="42")
+    assert handle_call_status(services, done)
+    assert handle_call_status(services, done)  # duplicate
+    ringing = _call(CallSid=sid, CallStatus="ringing", SequenceNumber="1")
+    assert handle_call_status(services, ringing)  # late: ignored
+    busy = _call(CallSid=sid, CallStatus="busy", SequenceNumber="4")
+    assert handle_call_status(services, busy)  # terminal is never overwritten
     with db.transaction() as s:
         settled = s.get(ContactAttempt, attempt_id)
         assert settled is not None
@@ -228,7 +254,9 @@ def test_callbacks_out_of_order_and_duplicated(db: Database, settings: Settings)
             "answered",
             42,
         )
-    assert not jobs.handle_call_status(services, {"CallSid": "CAunknown", "CallStatus": "ringing"})
+    assert not handle_call_status(services, _call(CallSid="CAunknown", CallStatus="ringing"))
+    # Through the hooks the web layer publishes to: not a campaign call, nobody handles it.
+    assert not services.status_hooks.publish(services, _call(CallSid="CAx", CallStatus="busy"))
 
 
 def test_intent_left_by_a_dead_worker_is_reconciled(db: Database, settings: Settings) -> None:
@@ -236,21 +264,21 @@ def test_intent_left_by_a_dead_worker_is_reconciled(db: Database, settings: Sett
     services, provider = make_services(settings, clock)
     _debtors(db, 2)
     cid = _launch(services, _definition())
-    jobs.dispatch_once(services, cid)
+    dispatch_once(services, cid)
     first, second = sorted(_targets(db, cid).values(), key=lambda t: t.id)
     # A worker dies after the intent was committed, before the provider call.
-    prepared = jobs._prepare(services, first.id, 1, jobs.Channel.VOICE)
+    prepared = prepare(services, first.id, 1, Channel.VOICE)
     assert not isinstance(prepared, str)
     # A worker dies after the provider accepted, before the SID was stored.
-    prepared2 = jobs._prepare(services, second.id, 1, jobs.Channel.VOICE)
+    prepared2 = prepare(services, second.id, 1, Channel.VOICE)
     assert not isinstance(prepared2, str)
     info = provider.place_call(
         prepared2.phone, "+74950000000", "http://localhost/voice/outbound",
         status_callback=f"http://localhost/voice/status?attempt={prepared2.attempt_id}",
     )  # fmt: skip
     # Re-running the jobs must not dial either target again.
-    assert jobs.dial_target(first.id, 1) == "reconciled"
-    assert jobs.dial_target(second.id, 1) == "reconciled"
+    assert dial_target(first.id, 1) == "reconciled"
+    assert dial_target(second.id, 1) == "reconciled"
     provider.run_until_idle()  # callbacks carry ?attempt=<id>: the SID is adopted
     assert len(provider.calls) == 1
     with db.transaction() as s:
@@ -261,7 +289,7 @@ def test_intent_left_by_a_dead_worker_is_reconciled(db: Database, settings: Sett
         assert orphan is not None
         assert orphan.status == "intent"
     # After the grace period the orphan intent is declared not placed and retried.
-    clock.advance(seconds=jobs.INTENT_GRACE.total_seconds() + 1)
+    clock.advance(seconds=INTENT_GRACE.total_seconds() + 1)
     run_to_end(services, provider, clock, cid)
     with db.transaction() as s:
         orphan = s.get(ContactAttempt, prepared.attempt_id)
@@ -309,15 +337,25 @@ def test_inbound_sms_keywords_update_the_do_not_contact_list(
     db: Database, settings: Settings
 ) -> None:
     services, _ = make_services(settings, Clock(START))
-    from campaigns.keywords import KeywordAction
-    from crm_store.consent import is_do_not_contact
-
     stop = {"From": phone_for(7), "Body": "СТОП"}
-    assert jobs.handle_inbound_sms(services, stop) is KeywordAction.OPT_OUT
+    assert handle_inbound_sms(services, stop) is KeywordAction.OPT_OUT
     with db.transaction() as s:
         assert is_do_not_contact(s, phone_for(7), "sms")
     start = {"From": phone_for(7), "Body": "whatever", "OptOutType": "START"}
-    assert jobs.handle_inbound_sms(services, start) is KeywordAction.OPT_IN
+    assert handle_inbound_sms(services, start) is KeywordAction.OPT_IN
     with db.transaction() as s:
         assert not is_do_not_contact(s, phone_for(7), "sms")
-    assert jobs.handle_inbound_sms(services, {"From": phone_for(7), "Body": "спасибо"}) is None
+    assert handle_inbound_sms(services, {"From": phone_for(7), "Body": "спасибо"}) is None
+
+
+def test_outcomes_are_keyed_by_the_shared_status_vocabulary() -> None:
+    assert set(CALL_OUTCOMES) == TERMINAL_CALL_STATUSES
+    # ``received`` is the status of an inbound message, never of a campaign SMS.
+    assert set(SMS_OUTCOMES) == TERMINAL_MESSAGE_STATUSES - {"received"}
+
+
+def test_the_application_subscribes_the_campaign_status_handlers(settings: Settings) -> None:
+    hooks = build_services(settings).status_hooks
+    assert hooks.subscribers(StatusKind.CALL) == (handle_call_status,)
+    assert hooks.subscribers(StatusKind.AMD) == (handle_amd_status,)
+    assert hooks.subscribers(StatusKind.SMS) == (handle_sms_status,)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from campaigns.keywords import KeywordAction, parse_sms_keyword
+from campaigns.status import keyword_reply
+from contactcenter.config import Settings
 
 
 @pytest.mark.parametrize(
@@ -35,3 +37,12 @@ def test_help_and_twilio_opt_out_type() -> None:
     assert parse_sms_keyword("whatever", "STOP") is KeywordAction.OPT_OUT
     assert parse_sms_keyword("whatever", "start") is KeywordAction.OPT_IN
     assert parse_sms_keyword("стоп", "unknown-type") is KeywordAction.OPT_OUT
+
+
+def test_keyword_replies(settings: Settings) -> None:
+    assert "отписаны" in str(keyword_reply(settings, KeywordAction.OPT_OUT))
+    assert "снова подписаны" in str(keyword_reply(settings, KeywordAction.OPT_IN))
+    help_text = str(keyword_reply(settings, KeywordAction.HELP))
+    assert help_text.startswith(f"{settings.supplier_name}: справка по телефону")
+    assert settings.operator_phone in help_text
+    assert keyword_reply(settings, None) is None

@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import pytest
+import redis
 
 from campaigns.pacing import GLOBAL, Limits, Pacer
 
@@ -72,8 +73,6 @@ def test_re_admitting_the_same_holder_keeps_one_slot(pacer: Pacer) -> None:
 
 
 def test_real_clock_and_concurrent_workers_never_exceed_the_slot_limit(redis_url: str) -> None:
-    import redis
-
     limits = Limits(rate=1000, global_rate=1000, max_concurrent=5, global_max_concurrent=5)
     admitted: list[str] = []
     lock = threading.Lock()

@@ -12,7 +12,7 @@ from campaigns.audience import preview_audience, stream_audience
 from campaigns.definition import Audience, parse_definition
 from campaigns.planner import in_control_group, plan_targets
 from crm_store.db import Database
-from crm_store.models import Campaign, CampaignTarget, Interaction
+from crm_store.models import Campaign, CampaignTarget, Charge, Interaction, Payment
 
 NOW = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 TODAY = NOW.date()
@@ -45,8 +45,6 @@ def test_debt_and_overdue_filters(db: Database) -> None:
 def test_partial_payment_moves_the_oldest_unpaid_date(db: Database) -> None:
     with db.transaction() as s:
         acc = add_debtor(s, 1, debt=Decimal(1000), overdue_days=100, today=TODAY)
-        from crm_store.models import Charge, Payment
-
         s.add(Charge(account_id=acc.id, period=TODAY.replace(day=1) - dt.timedelta(days=40),
                      amount=Decimal(1000), due_date=TODAY - dt.timedelta(days=20)))  # fmt: skip
         # Paying the first bill leaves only the one that fell due 20 days ago.

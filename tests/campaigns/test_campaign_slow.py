@@ -25,8 +25,8 @@ from campaigns.definition import parse_definition
 from contactcenter.config import Settings
 from crm_store.consent import add_do_not_contact
 from crm_store.db import Database
-from crm_store.demo import seed_demo
 from crm_store.models import CampaignTarget, ContactAttempt, DoNotContact, Interaction
+from devtools.demo import seed_demo
 
 START = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.UTC)  # Tuesday; Moscow 06:00: mostly closed
 CONSUMERS = int(os.environ.get("CAMPAIGN_SLOW_CONSUMERS", "1500"))

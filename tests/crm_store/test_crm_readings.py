@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from contactcenter.config import Settings
+from crm_store.audit import acting_as
 from crm_store.db import Database
 from crm_store.errors import InvalidInput, NotFound
 from crm_store.models import Account, AuditLog, Meter, MeterReading
@@ -406,8 +407,6 @@ def test_submit_bad_references_raise(db: Database, meter: Meter) -> None:
 
 
 def test_submitted_reading_is_audited_with_the_actor(db: Database, meter: Meter) -> None:
-    from crm_store.audit import acting_as
-
     with acting_as("ivr"), db.transaction() as s:
         submit_reading(s, meter.id, "день", "000154", "ivr_voice", submitted_at=IN_WINDOW)
     with db.transaction() as s:

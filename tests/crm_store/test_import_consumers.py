@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 from datetime import date, datetime
 from decimal import Decimal
@@ -10,9 +11,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from openpyxl import Workbook
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from crm_store import importer
+from crm_store.cli_data import import_group
 from crm_store.db import Database
 from crm_store.importer import COLUMNS, ImportFileError, import_consumers, read_rows
 from crm_store.ledger import add_charge, balance, record_payment
@@ -263,8 +268,6 @@ def test_dry_run_validates_without_writing(db: Database) -> None:
 
 
 def _write_xlsx(path: Path, rows: list[list[object]]) -> None:
-    from openpyxl import Workbook
-
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None
@@ -274,8 +277,6 @@ def _write_xlsx(path: Path, rows: list[list[object]]) -> None:
 
 
 def test_xlsx_gives_the_same_report(db: Database, tmp_path: Path) -> None:
-    import csv
-
     with FIXTURE.open(encoding="utf-8", newline="") as fh:
         table: list[list[object]] = [list(r) for r in csv.reader(fh)]
     # Typed cells as Excel keeps them: numbers and dates, not text.
@@ -359,8 +360,6 @@ def test_missing_file_raises(tmp_path: Path) -> None:
 def test_cli_prints_report_and_exit_codes(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from crm_store.cli_data import import_group
-
     monkeypatch.setenv("DATABASE_URL", db.url)
     path = tmp_path / "consumers.csv"
     shutil.copy(FIXTURE, path)
@@ -422,10 +421,6 @@ def test_reading_already_known_from_another_channel_is_not_duplicated(
 def test_a_row_failing_in_the_database_is_rolled_back_alone(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sqlalchemy.exc import OperationalError
-
-    from crm_store import importer
-
     real = importer._reconcile_debt
 
     def flaky(session: Any, account: Account, *args: Any) -> bool:

@@ -13,9 +13,10 @@ from contactcenter.config import Settings
 from contactcenter.services import Services
 from crm_store.db import Database
 from crm_store.models import Account, MeterReading
+from ivr.action_context import ActionContext, ActionResult, CallContext
 from ivr.action_names import ACTION_SPECS
 from ivr.actions import missing_implementations, operator_hours, registry
-from ivr.engine import ActionContext, ActionFailed, ActionResult, CallInfo
+from ivr.errors import ActionFailed
 
 from .test_hotline_calls import IN_WINDOW, add_customer
 
@@ -41,7 +42,7 @@ def run(
         name=name,
         args=args or {},
         variables={"caller_phone": "+79161234567", "path": ["hotline:greet"], **(variables or {})},
-        call=CallInfo("CA" + "5" * 32, "+79161234567", "+78001234567"),
+        call=CallContext("CA" + "5" * 32, "+79161234567", "+78001234567"),
         now=now,
         interaction_id=None,
         deps=services,

@@ -20,8 +20,8 @@ from contactcenter.config import Settings
 from contactcenter.services import Services
 from crm_store.db import Database
 from crm_store.models import Account, Meter, MeterReading
+from ivr.action_context import ActionContext, ActionResult, CallContext
 from ivr.actions import registry
-from ivr.engine import ActionContext, ActionResult, CallInfo
 
 from .test_hotline_calls import add_customer
 
@@ -59,7 +59,7 @@ def run(
         name=name,
         args=args or {},
         variables={"caller_phone": "+79161234567", "path": ["hotline:greet"], **variables},
-        call=CallInfo("CA" + "7" * 32, "+79161234567", "+78001234567"),
+        call=CallContext("CA" + "7" * 32, "+79161234567", "+78001234567"),
         now=now,
         interaction_id=None,
         deps=services,

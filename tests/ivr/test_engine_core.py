@@ -9,20 +9,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from ivr import twiml
-from ivr.engine import (
-    MAX_INPUT_VISITS,
-    ActionContext,
-    ActionFailed,
-    ActionResult,
-    Engine,
-    Handoff,
-    Heard,
-    Input,
-    Recording,
-    SendSms,
-    Start,
-    TransferEnded,
-)
+from ivr.action_context import ActionContext, ActionResult
+from ivr.engine import Engine
+from ivr.engine_input import MAX_INPUT_VISITS
+from ivr.errors import ActionFailed
+from ivr.events import Handoff, Heard, Input, Recording, SendSms, Start, TransferEnded
 from ivr.schema import FlowSet
 from ivr.session import CallSession
 

@@ -12,21 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ivr import twiml
+from ivr.action_context import ActionContext, ActionResult
 from ivr.action_names import ACTION_SPECS, variable_kinds
-from ivr.engine import (
-    ActionContext,
-    ActionResult,
-    Engine,
-    Event,
-    Input,
-    Recording,
-    Start,
-    TransferEnded,
-)
-from ivr.runtime import prompt_renderer
+from ivr.engine import Engine
+from ivr.events import Event, Input, Recording, Start, TransferEnded
 from ivr.schema import FlowSet
 from ivr.session import CallSession
 from ivr.validate import load_flows
+from ivr.voice import prompt_renderer
 
 FLOWS_FILE = Path(__file__).resolve().parents[2] / "call_flows.yaml"
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from ivr.session import CallSession, Frame, SessionConflict, SessionStore
+from ivr.errors import SessionConflict
+from ivr.session import CallSession, Frame, SessionStore
 
 
 def _session(**kw: Any) -> CallSession:

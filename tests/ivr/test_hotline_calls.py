@@ -30,8 +30,8 @@ from crm_store.models import (
     Payment,
     PhoneNumber,
 )
-from ivr.engine import VOICE_UNAVAILABLE_PROMPT
-from ivr.runtime import CLOCK, IVR_QUEUE
+from ivr.sms import IVR_QUEUE
+from ivr.voice_policy import VOICE_UNAVAILABLE_PROMPT
 from webhooks import create_app, services_of
 
 from .test_webhooks_app import TwilioCall, interaction_of, path_of
@@ -66,7 +66,7 @@ def clock() -> Clock:
 @pytest.fixture
 def app(settings: Settings, db: Database, redis_client: Any, clock: Clock) -> Iterator[Flask]:
     application = create_app(settings)
-    services_of(application).set(CLOCK, clock)
+    services_of(application).clock = clock
     yield application
     services_of(application).db.dispose()
 
@@ -478,9 +478,8 @@ def test_e_receipt_without_email(app: Flask, settings: Settings, db: Database) -
 
 def test_outages_then_grid_company_transfer(app: Flask, settings: Settings, db: Database) -> None:
     add_customer(db, "5500123456", address="улица Мира, дом семь", phones=(KNOWN_CALLER,))
-    services_of(app).set(
-        "outage_feed",
-        lambda address: f"По адресу {address} плановые работы двадцать первого ноября.",
+    services_of(app).outage_feed = lambda address: (
+        f"По адресу {address} плановые работы двадцать первого ноября."
     )
     call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
     call.start()

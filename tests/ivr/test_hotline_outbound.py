@@ -1,4 +1,4 @@
-"""Outbound campaign calls on the shipped ``debt_reminder`` flow, and campaign status hooks."""
+"""Outbound campaign calls on the shipped ``debt_reminder`` flow, and status hooks."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from contactcenter.config import Settings
 from contactcenter.services import Services
 from crm_store.db import Database
 from crm_store.models import Campaign, CampaignTarget, Case, Consent, ContactAttempt, DoNotContact
-from ivr.runtime import CAMPAIGN_AMD_HANDLER, CAMPAIGN_STATUS_HANDLER, CLOCK
+from telephony.signing import sign
+from telephony.status import StatusCallback, StatusKind
 from webhooks import create_app, services_of
 
 from .test_hotline_calls import IN_WINDOW, Clock, add_customer
@@ -27,14 +28,18 @@ OUR_NUMBER = "+78001234567"
 @pytest.fixture
 def app(settings: Settings, db: Database, redis_client: Any) -> Iterator[Flask]:
     application = create_app(settings)
-    services_of(application).set(CLOCK, Clock(IN_WINDOW))
+    services_of(application).clock = Clock(IN_WINDOW)
     yield application
     services_of(application).db.dispose()
 
 
 def add_attempt(db: Database, account_id: int, sid: str) -> int:
     with db.transaction() as s:
-        campaign = Campaign(name="Долги ноябрь", channel="voice", status="running")
+        # A valid definition: the app's campaign status hooks read it for this attempt.
+        definition = {"name": "Долги ноябрь", "channel": "voice", "audience": {"min_debt": 1}}
+        campaign = Campaign(
+            name="Долги ноябрь", channel="voice", status="running", definition=definition
+        )
         s.add(campaign)
         s.flush()
         target = CampaignTarget(
@@ -130,35 +135,48 @@ def test_outbound_url_without_attempt_is_a_400(app: Flask, settings: Settings) -
     assert call.post("/voice/outbound?attempt=1&flow=nope", call.base_params()).status == 400
 
 
-def test_campaign_call_status_goes_to_the_campaign_handler(
+def test_call_statuses_go_to_the_status_hooks_then_the_crm(
     app: Flask, settings: Settings, db: Database
 ) -> None:
-    seen: list[tuple[str, str]] = []
+    seen: list[tuple[str, str, bool]] = []
+    campaign_calls: set[str] = set()
 
-    def handler(services: Services, params: Any) -> None:
-        seen.append((params["CallSid"], params["CallStatus"]))
+    def hook(services: Services, callback: StatusCallback) -> bool:
+        ours = callback.sid in campaign_calls
+        seen.append((callback.sid, callback.status, ours))
+        return ours
 
-    services_of(app).set(CAMPAIGN_STATUS_HANDLER, handler)
+    services_of(app).status_hooks.subscribe(StatusKind.CALL, hook)
     call, _ = answered(app, settings, db)
+    campaign_calls.add(call.call_sid)
     assert call.status("completed", 4, duration=30) == 204
-    assert seen == [(call.call_sid, "completed")]
+    assert seen == [(call.call_sid, "completed", True)]
     assert interaction_of(db, call.call_sid).status == "completed"
-    # An inbound call's status is not a campaign's business.
+    # An inbound call's status is published too (the hook says it is not its own) and stored.
     inbound = TwilioCall(app.test_client(), settings)
     inbound.start()
     assert inbound.status("completed", 2) == 204
-    assert seen == [(call.call_sid, "completed")]
+    assert seen[1:] == [(inbound.call_sid, "completed", False)]
+    assert interaction_of(db, inbound.call_sid).status == "completed"
 
 
-def test_status_url_with_attempt_and_amd_results_reach_the_campaigns_package(
+def test_status_url_with_attempt_and_amd_results_reach_the_status_hooks(
     app: Flask, settings: Settings, db: Database
 ) -> None:
-    from telephony.signing import sign
-
     statuses: list[dict[str, str]] = []
     amd: list[dict[str, str]] = []
-    services_of(app).set(CAMPAIGN_STATUS_HANDLER, lambda _s, params: statuses.append(dict(params)))
-    services_of(app).set(CAMPAIGN_AMD_HANDLER, lambda _s, params: amd.append(dict(params)))
+
+    def on_status(_services: Services, callback: StatusCallback) -> bool:
+        statuses.append(dict(callback.params))
+        return True
+
+    def on_amd(_services: Services, callback: StatusCallback) -> bool:
+        amd.append(dict(callback.params))
+        return True
+
+    hooks = services_of(app).status_hooks
+    hooks.subscribe(StatusKind.CALL, on_status)
+    hooks.subscribe(StatusKind.AMD, on_amd)
     client = app.test_client()
     token = settings.webhook_auth_token
     ringing = {"CallSid": "CA" + "9" * 32, "CallStatus": "ringing", "SequenceNumber": "1"}

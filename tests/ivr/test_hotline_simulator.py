@@ -10,8 +10,7 @@ from flask import Flask
 
 from contactcenter.config import Settings
 from crm_store.db import Database
-from ivr.runtime import CLOCK
-from telephony.simulator import Simulator
+from devtools.simulator import Simulator
 from webhooks import create_app, services_of
 
 from .test_hotline_calls import IN_WINDOW, UNKNOWN_CALLER, Clock, add_customer, readings_of
@@ -21,7 +20,7 @@ from .test_webhooks_app import interaction_of, path_of
 @pytest.fixture
 def app(settings: Settings, db: Database, redis_client: Any) -> Iterator[Flask]:
     application = create_app(settings)
-    services_of(application).set(CLOCK, Clock(IN_WINDOW))
+    services_of(application).clock = Clock(IN_WINDOW)
     yield application
     services_of(application).db.dispose()
 

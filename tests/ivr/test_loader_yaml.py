@@ -7,7 +7,8 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from ivr.loader import FlowError, FlowIssue, SourceMap, format_path, parse_yaml, schema_issues
+from ivr.errors import FlowError, FlowIssue
+from ivr.loader import SourceMap, format_path, parse_yaml, schema_issues
 from ivr.schema import FlowSet
 
 TEXT = """\

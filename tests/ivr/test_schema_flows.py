@@ -11,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from ivr.errors import ExpressionError
+from ivr.expressions import parse_expression
 from ivr.schema import (
     CollectStep,
     ConfirmBelow,
-    ExpressionError,
     FlowSet,
     MenuStep,
     PlayPrompt,
@@ -22,7 +23,6 @@ from ivr.schema import (
     SayStep,
     TransferStep,
     flow_json_schema,
-    parse_expression,
     split_target,
 )
 

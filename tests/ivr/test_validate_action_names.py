@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.action_names import (
-    ACTION_SPECS,
-    ActionContractError,
-    UnknownActionError,
-    get_action_spec,
-    variable_kinds,
-)
+from ivr.action_names import ACTION_SPECS, get_action_spec, variable_kinds
+from ivr.errors import ActionContractError, UnknownActionError
 
 
 def test_every_variable_has_a_kind() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ivr.action_names import ACTION_SPECS
-from ivr.loader import FlowError
+from ivr.errors import FlowError
 from ivr.schema import CollectStep, FlowSet, MenuStep, SubflowStep
 from ivr.validate import check_flows, check_text, load_flows, load_flows_text, validate_flowset
 
@@ -213,8 +214,6 @@ def test_recursive_alias_is_an_issue() -> None:
 
 
 def test_floats_are_read_as_decimal() -> None:
-    from decimal import Decimal
-
     flowset = load_flows_text(
         "defaults: {variables: {fee: 12.10}}\n"
         "flows:\n  main:\n    start: bye\n    steps:\n      bye: {type: hangup}\n"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from ivr.errors import PromptTemplateError, RenderError
+from ivr.validate import iter_templates, known_variables, load_flows
 from ivr.verbalize import (
-    RenderError,
-    TemplateError,
     parse_template,
     plain_text,
     plural,
@@ -270,7 +270,7 @@ def test_render_missing_variable() -> None:
     ],
 )
 def test_template_errors(template: str, error: str) -> None:
-    with pytest.raises(TemplateError, match=error):
+    with pytest.raises(PromptTemplateError, match=error):
         parse_template(template)
 
 
@@ -299,8 +299,6 @@ _SAMPLES: dict[str, object] = {
 
 
 def test_every_shipped_template_renders() -> None:
-    from ivr.validate import iter_templates, known_variables, load_flows
-
     flowset = load_flows(Path(__file__).resolve().parents[2] / "call_flows.yaml")
     kinds = known_variables(flowset)
     values = {name: _SAMPLES[kind or "text"] for name, kind in kinds.items()}

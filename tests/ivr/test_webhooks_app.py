@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from contactcenter.config import ConfigError, Settings
+from contactcenter.services import Services
 from crm_store.db import Database
 from crm_store.models import (
     Account,
@@ -29,7 +30,10 @@ from crm_store.models import (
     InteractionStep,
     PhoneNumber,
 )
+from ivr.errors import WebhookError
+from ivr.status import handle_status
 from telephony.signing import sign
+from telephony.status import StatusKind, parse_status_callback
 from webhooks import create_app, services_of
 
 SMALL_FLOWS = """\
@@ -602,9 +606,9 @@ def test_a_start_that_failed_midway_is_applied_on_the_retry(
 ) -> None:
     from sqlalchemy.exc import OperationalError
 
-    import ivr.runtime
+    import ivr.voice
 
-    original = ivr.runtime.record_steps
+    original = ivr.voice.record_steps
     failures = [OperationalError("INSERT", {}, Exception("connection lost"))]
 
     def flaky(*args: Any, **kwargs: Any) -> None:
@@ -612,7 +616,7 @@ def test_a_start_that_failed_midway_is_applied_on_the_retry(
             raise failures.pop()
         original(*args, **kwargs)
 
-    monkeypatch.setattr(ivr.runtime, "record_steps", flaky)
+    monkeypatch.setattr(ivr.voice, "record_steps", flaky)
     call = TwilioCall(small_app.test_client(), settings)
     first = call.start()
     assert first.step == "outage"
@@ -632,3 +636,44 @@ def test_flows_calling_an_unimplemented_action_refuse_to_start(
     monkeypatch.delitem(ivr.actions._IMPLEMENTATIONS, "find_account")
     with pytest.raises(ConfigError, match="no implementation: find_account"):
         create_app(settings.with_overrides(flows_file=write_flows(tmp_path, SMALL_FLOWS)))
+
+
+def _post_signed(client: FlaskClient, settings: Settings, path: str, params: dict[str, str]) -> Any:
+    public = settings.public_base_url + path
+    headers = {"X-Twilio-Signature": sign(settings.webhook_auth_token, public, params)}
+    return client.post(path, data=params, headers=headers)
+
+
+def test_unknown_call_status_is_a_400_and_nothing_is_stored(
+    small_app: Flask, settings: Settings, db: Database
+) -> None:
+    call_sid = "CA" + uuid.uuid4().hex
+    params = {"CallSid": call_sid, "CallStatus": "bogus", "SequenceNumber": "1"}
+    response = _post_signed(small_app.test_client(), settings, "/voice/status", params)
+    assert response.status_code == 400
+    assert "bogus" in response.get_data(as_text=True)
+    with db.transaction() as s:
+        assert (
+            s.scalars(select(Interaction).where(Interaction.provider_sid == call_sid)).all() == []
+        )
+
+
+def test_unknown_message_status_and_answered_by_are_400s(
+    small_app: Flask, settings: Settings, db: Database
+) -> None:
+    client = small_app.test_client()
+    sms = {"MessageSid": "SM" + "7" * 32, "MessageStatus": "bogus"}
+    assert _post_signed(client, settings, "/sms/status", sms).status_code == 400
+    amd = {"CallSid": "CA" + "7" * 32, "AnsweredBy": "bogus"}
+    assert _post_signed(client, settings, "/voice/amd", amd).status_code == 400
+    with db.transaction() as s:
+        assert s.scalars(select(Interaction)).all() == []
+
+
+def test_amd_result_without_a_subscriber_is_refused(settings: Settings) -> None:
+    services = Services(settings)  # no status hooks subscribed
+    callback = parse_status_callback(
+        StatusKind.AMD, {"CallSid": "CA" + "6" * 32, "AnsweredBy": "human"}
+    )
+    with pytest.raises(WebhookError, match="only expected for campaign calls"):
+        handle_status(services, callback)

@@ -11,16 +11,18 @@ import base64
 import json
 import os
 import resource
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from speech.audio import AudioError, read_wav, ulaw_encode
+from speech.audio import read_wav, ulaw_encode
+from speech.errors import AudioError
 from speech.grammar import build_grammar, parse_value
 from speech.model_store import LoadedModel, describe_model, load_model
-from speech.recognizer import RecognitionSession, recognize_wav, transcribe
+from speech.recognizer import EndpointConfig, RecognitionSession, recognize_wav, transcribe
 from speech.stream import MediaStreamSession, StreamConfig, StreamEvent
 
 pytestmark = pytest.mark.asr
@@ -77,8 +79,6 @@ def test_gated_decoder_hears_what_an_ungated_one_does(ko_model: LoadedModel, nam
     with 2 s of noise, the ungated decoder loses menu_gyejwa; the gated one (0.3 s pre-roll)
     loses menu_gyejwa and yes_ye_fast (a 0.45 s pre-roll keeps yes_ye_fast).
     """
-    from speech.recognizer import EndpointConfig
-
     item = next(i for i in RELIABLE_KO if i["file"] == name)
     clip = read_wav(FIXTURES / "ko" / name)
     noise = np.random.default_rng(5).normal(0, 30, 8000 * 2)
@@ -115,8 +115,6 @@ def test_recognize_a_recording(ko_model: LoadedModel) -> None:
 
 
 def test_threads_share_one_model(ko_model: LoadedModel) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     items = [i for i in RELIABLE_KO if i["kind"] == "yes_no"]
 
     def run(item: dict[str, Any]) -> str:

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from speech.audio import (
-    AudioError,
     Resampler,
     alaw_decode,
     decode_wav,
@@ -21,6 +20,7 @@ from speech.audio import (
     ulaw_decode,
     ulaw_encode,
 )
+from speech.errors import AudioError
 
 # Values from the ITU-T G.711 tables (as printed by Sun's g711.c and audioop).
 ULAW_KNOWN = {0x00: -32124, 0x7F: 0, 0x80: 32124, 0xFF: 0, 0x7E: -8, 0xFE: 8, 0x0F: -16764}

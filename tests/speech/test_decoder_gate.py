@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from speech.audio import Resampler, pcm16_to_bytes
+from speech.audio import AudioClip, Resampler, pcm16_to_bytes
 from speech.model_store import LoadedModel
 from speech.recognizer import EndpointConfig, RecognitionSession, transcribe
 
@@ -168,8 +168,6 @@ def test_no_partial_result_is_searched_for_in_a_held_pause(
 def test_whole_recordings_are_decoded_whole(
     fake_loaded_model: LoadedModel, fake_factory: Any, fake_recognizers: list[FakeKaldi]
 ) -> None:
-    from speech.audio import AudioClip
-
     audio = np.concatenate([quiet(2.0), tone(0.5), silence(0.5)])
     clip = AudioClip(samples=audio, sample_rate=RATE, encoding="pcm16")
     session_factory = fake_factory()

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from speech import grammar as grammar_module
-from speech.grammar import GrammarError, build_grammar, check_vocabulary, clear_grammar_cache
+from speech.errors import GrammarError
+from speech.grammar import build_grammar, check_vocabulary, clear_grammar_cache
 from speech.model_store import LoadedModel
 from speech.stream import MediaStreamSession, StreamConfig
 

@@ -25,7 +25,7 @@ from werkzeug.serving import make_server
 
 from contactcenter.config import Settings
 from crm_store.db import Database
-from ivr.runtime import StreamResults
+from ivr.media_stream import StreamResults
 from speech.audio import decode_wav, ulaw_encode
 from telephony.signing import sign
 from tests.ivr.test_voice_capture import (
@@ -258,7 +258,7 @@ def test_socket_dropped_mid_utterance(
 def test_a_silent_half_open_stream_is_closed_as_dead(
     served: tuple[Flask, AppProvider, int], settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("ivr.runtime.STREAM_IDLE_CLOSE_S", 0.6)
+    monkeypatch.setattr("ivr.media_stream.STREAM_IDLE_CLOSE_S", 0.6)
     app, provider, port = served
     call, node = start_call(app, settings)
     stream = TwilioStream(port, settings.webhook_auth_token, node)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from speech.grammar import GrammarError, build_grammar, check_vocabulary, grammar_words
+from speech.errors import GrammarError, SpeechUnavailable
+from speech.grammar import build_grammar, check_vocabulary, grammar_words
 from speech.model_store import (
     LoadedModel,
-    SpeechUnavailable,
     describe_model,
     dev_fallback_path,
     load_model,

@@ -172,7 +172,7 @@ def test_number_and_yes_no_grammars() -> None:
 
 
 def test_cli_parse_english() -> None:
-    from contactcenter.cli import main  # here, so the CLI's imports never hide the tables
+    from contactcenter.cli import main  # deferred: the CLI's imports must not hide the tables
 
     result = CliRunner().invoke(main, ["speech", "parse", "--lang", "en", "double oh seven"])
     assert result.exit_code == 0, result.output

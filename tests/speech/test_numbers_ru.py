@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from num2words import num2words
 from text_to_num import text2num
 
-from speech.lang import UnknownLanguageError, available_languages, get_pack, language_code
+from speech.errors import UnknownLanguageError
+from speech.lang import available_languages, get_pack, language_code
 from speech.numbers import grammar_words, parse_digits, parse_number, parse_yes_no
 
 DATA = Path(__file__).parent / "data"
@@ -243,7 +244,7 @@ def test_language_tags() -> None:
 
 
 def _cli(*args: str) -> tuple[int, dict[str, object], str]:
-    from contactcenter.cli import main  # here, so the CLI's imports never hide the tables
+    from contactcenter.cli import main  # deferred: the CLI's imports must not hide the tables
 
     result = CliRunner().invoke(main, ["speech", "parse", *args])
     values = {}

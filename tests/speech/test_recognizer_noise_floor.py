@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench.bench_speech import load_utterances
 from speech.grammar import build_grammar
 from speech.model_store import LoadedModel
 from speech.recognizer import EndpointConfig, EnergyVad, RecognitionSession
@@ -160,8 +161,6 @@ def test_hiss_false_start_then_long_speech_over_it(
 def test_ten_digit_fixture_over_line_noise_is_not_cut(ko_model: LoadedModel) -> None:
     """The benchmark's case, built the benchmark's way: the speech of the 10-digit ko
     recording cut out and put between 0.5 s and 1.0 s of −60 dBFS line noise, μ-law."""
-    from bench.bench_speech import load_utterances
-
     (utterance,) = [
         u
         for u in load_utterances("ko", ko_model.info.sample_rate, kinds=["digits"])

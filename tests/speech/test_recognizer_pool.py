@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import threading
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 
-from speech.grammar import Grammar
+from speech.audio import read_wav
+from speech.grammar import Grammar, build_grammar
 from speech.model_store import LoadedModel
 from speech.recognizer import (
     EndpointConfig,
@@ -19,7 +21,7 @@ from speech.recognizer import (
     shared_recognizer_pool,
 )
 
-from .conftest import silence, tone, yes_no_grammar
+from .conftest import fake_model, silence, tone, yes_no_grammar
 
 FREE = Grammar(kind="free", lang="ko", words=())
 
@@ -155,8 +157,6 @@ def test_a_session_never_finished_keeps_its_recognizer(fake_loaded_model: Loaded
 
 
 def test_other_model_or_factory_is_not_mixed_up(fake_loaded_model: LoadedModel) -> None:
-    from .conftest import fake_model
-
     pool = RecognizerPool()
     utterance(fake_loaded_model, pool)
     utterance(fake_model(), pool)
@@ -238,11 +238,6 @@ def test_invalid_limits() -> None:
 @pytest.mark.asr
 def test_reused_real_recognizer_decodes_like_a_new_one(ko_model: LoadedModel) -> None:
     """Nothing of an utterance leaks into the next (dither 0: decodes are repeatable)."""
-    from pathlib import Path
-
-    from speech.audio import read_wav
-    from speech.grammar import build_grammar
-
     fixtures = Path(__file__).resolve().parent.parent / "fixtures" / "audio" / "ko"
     free = build_grammar(ko_model, "free", "ko")
 

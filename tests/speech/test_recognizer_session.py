@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from speech.audio import Resampler, pcm16_to_bytes, ulaw_encode
+from speech.grammar import build_grammar
 from speech.model_store import LoadedModel
 from speech.recognizer import EndpointConfig, RecognitionEvent, RecognitionSession
 
@@ -240,8 +241,6 @@ def test_new_recognizer_per_session(
 def test_free_vocabulary_only_when_asked(
     fake_loaded_model: LoadedModel, fake_factory: Any, fake_recognizers: list[FakeKaldi]
 ) -> None:
-    from speech.grammar import build_grammar
-
     RecognitionSession(
         fake_loaded_model,
         build_grammar(fake_loaded_model, "yes_no", "ko"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import socket
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -16,8 +17,10 @@ import pytest
 from click.testing import CliRunner
 
 from contactcenter.cli import main
+from speech.cli import edit_distance
+from speech.errors import DownloadError
 from speech.model_store import LoadedModel
-from speech.models_cli import DownloadError, download_model
+from speech.models_cli import download_model
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "audio"
 
@@ -167,8 +170,6 @@ def test_eval_bad_dataset_exits_2(
 
 
 def test_edit_distance() -> None:
-    from speech.cli import edit_distance
-
     assert edit_distance(list("7700112233"), list("7700112233")) == 0
     assert edit_distance(list("1234"), list("124")) == 1
     assert edit_distance(["a", "b"], ["c", "a", "b", "d"]) == 2
@@ -304,8 +305,6 @@ def test_download_rejects_an_archive_without_a_model(archive_url: str, tmp_path:
 
 
 def test_download_offline_is_clear(tmp_path: Path) -> None:
-    import socket
-
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

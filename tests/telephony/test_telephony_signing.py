@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from telephony_testapp import PUBLIC, TOKEN, make_twiml_app, twiml
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import Client
 
 from telephony.signing import SIGNATURE_HEADER, is_valid, sign
+from tests.twiml_testapp import PUBLIC, TOKEN, make_twiml_app, twiml
 
 URL = "https://example.ru/voice/incoming?lang=ru"
 PARAMS = {"CallSid": "CA" + "1" * 32, "Digits": "1234", "From": "+79161234501"}

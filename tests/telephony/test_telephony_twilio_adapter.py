@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from telephony_testapp import PUBLIC, TOKEN, TwimlApp, make_twiml_app, twiml
 
 from contactcenter.config import Settings
 from contactcenter.services import Services
 from contactcenter.wiring import build_services
+from devtools.sandbox import SandboxProvider, Scenario, WsgiTransport
+from devtools.sandbox.audio import pcm_to_wav
+from devtools.sandbox.rest import Fault, RestServer, inject_fault
 from telephony import (
     AuthenticationFailed,
     CallNotFound,
@@ -22,10 +24,8 @@ from telephony import (
     RateLimited,
     TelephonyProvider,
 )
-from telephony.sandbox import SandboxProvider, Scenario, WsgiTransport
-from telephony.sandbox.audio import pcm_to_wav
-from telephony.sandbox.rest import Fault, RestServer, inject_fault
 from telephony.twilio_provider import TwilioProvider
+from tests.twiml_testapp import PUBLIC, TOKEN, TwimlApp, make_twiml_app, twiml
 
 ACCOUNT = "AC" + "12" * 16
 FROM = "+78001234567"

@@ -32,7 +32,7 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 from werkzeug.serving import make_server
 
-from telephony.sandbox.wsclient import WebSocketClient, WebSocketClosed
+from devtools.sandbox.wsclient import WebSocketClient, WebSocketClosed
 from telephony.websocket import (
     CLOSE_INVALID_DATA,
     CLOSE_NORMAL,

@@ -23,7 +23,7 @@ import pytest
 from flask import Flask, request
 from flask_sock import Sock
 
-from telephony.sandbox.wsclient import WebSocketClient
+from devtools.sandbox.wsclient import WebSocketClient
 from telephony.websocket import SERVER_OPTIONS, InlineWebSocket, refuse_extensions, shared_hub
 
 ROOT = Path(__file__).resolve().parents[2]

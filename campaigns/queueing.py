@@ -1,0 +1,84 @@
+"""The campaigns' RQ queue: enqueueing a job exactly once, and the ids of campaign jobs.
+
+An RQ job id alone does not deduplicate (the same id enqueued twice runs twice), so every
+campaign job goes through :func:`enqueue_unique` with ``unique=True`` and a deterministic id
+made of letters, digits and ``-`` only: duplicated dispatchers, callbacks or launches
+enqueue nothing twice. ``contactcenter worker`` listens to :data:`QUEUE_NAME` (with the
+scheduler, for the jobs enqueued ``at`` a time).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from rq import Queue
+from rq.exceptions import DuplicateJobError
+from rq.job import JobStatus
+
+from contactcenter.services import Services
+
+QUEUE_NAME = "campaigns"
+"""The RQ queue of campaign jobs (``contactcenter worker`` listens to it)."""
+FAILURE_TTL_S = 86400
+"""How long a failed campaign job stays in RQ's failed registry."""
+
+
+def campaign_queue(services: Services) -> Queue:
+    """The RQ queue of campaign jobs on ``services.redis``."""
+    return Queue(QUEUE_NAME, connection=services.redis)
+
+
+def enqueue_unique(
+    services: Services,
+    func: Callable[..., Any],
+    *args: Any,
+    job_id: str,
+    at: dt.datetime | None = None,
+) -> bool:
+    """Enqueue (or schedule ``at``) a job once: False when a job with this id already exists."""
+    queue = campaign_queue(services)
+    try:
+        if at is None:
+            queue.enqueue(
+                func, *args, job_id=job_id, unique=True, result_ttl=0, failure_ttl=FAILURE_TTL_S
+            )
+        else:
+            job = queue.create_job(
+                func,
+                args=args,
+                job_id=job_id,
+                result_ttl=0,
+                failure_ttl=FAILURE_TTL_S,
+                status=JobStatus.SCHEDULED,
+            )
+            queue.schedule_job(job, at, unique=True)
+    except DuplicateJobError:
+        return False
+    return True
+
+
+def dial_job_id(target_id: int, attempt_no: int) -> str:
+    """The job of a target's attempt (a call or an SMS)."""
+    return f"cc-dial-{target_id}-{attempt_no}"
+
+
+def dispatch_job_id(campaign_id: int, tick: int, *, now: bool = False) -> str:
+    """A dispatcher run of a tick (``now``: the run a launch or resume starts at once)."""
+    return f"cc-dispatch-{campaign_id}-{tick}" + ("-now" if now else "")
+
+
+def reconcile_job_id(attempt_id: int) -> str:
+    """The reconciliation of an attempt's intent."""
+    return f"cc-reconcile-{attempt_id}"
+
+
+def hangup_job_id(attempt_id: int) -> str:
+    """The hang-up of a call answered by a machine."""
+    return f"cc-hangup-{attempt_id}"
+
+
+def launch_job_id(campaign_id: int) -> str:
+    """The planning of a campaign launched through the API."""
+    return f"cc-launch-{campaign_id}"

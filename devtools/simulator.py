@@ -1,0 +1,575 @@
+"""The call simulator: inbound calls through our real webhooks, driven from a test or the CLI.
+
+::
+
+    sim = Simulator(app, auth_token, "http://localhost")   # or Simulator("http://host:5000", token)
+    call = sim.call(from_="+79161234501", to="+78001234567")  # POST /voice/incoming
+    call.press("1")
+    call.say("tests/fixtures/audio/ru/account_7700112233.wav")  # Record / Media Streams capture
+    call.say_text("да")                                        # SpeechResult of a speech Gather
+    call.wait_silence()                                        # no input: the timeout path
+    assert call.heard("принят")
+    print(call.transcript_text())
+
+Every request is signed like Twilio's. The app may report what it did through response
+headers (see ``devtools/README.md``): ``X-IVR-Step`` (the steps visited, comma-separated)
+and ``X-IVR-Recognized`` (``<percent-encoded text>;confidence=0.87``); they appear in the
+transcript (``heard: … (confidence 0.87)``), ``call.steps`` and ``call.recognized``.
+
+The simulator is also a :class:`~telephony.base.TelephonyProvider` for in-process runs:
+:meth:`Simulator.for_app` registers it in the app's ``Services`` under
+``Services.telephony`` (until :meth:`Simulator.close`), so ``update_call`` from our
+``/media-stream`` route redirects the simulated call as Twilio's REST API would, and
+``fetch_recording`` serves the recordings the simulated caller made. Outbound calls and SMS
+go to the provider the app had before (built on demand from the settings).
+
+Flow coverage: with a :class:`~devtools.flow_coverage.CoverageRecorder` (the ``coverage``
+argument, or ``CC_FLOW_COVERAGE`` in the environment) every call appends the steps it
+visited to a coverage data file after each caller action (see :mod:`devtools.flow_coverage`).
+Calls into an in-process app that is not ours (no ``create_app`` services) are not recorded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import urlsplit, urlunsplit
+
+from werkzeug.serving import make_server
+
+from contactcenter.phones import InvalidPhoneError, normalize_phone
+from contactcenter.services import Services
+from devtools.flow_coverage import CoverageError, CoverageRecorder
+from devtools.sandbox.audio import AudioError, read_wav
+from devtools.sandbox.clock import Clock, RealClock, VirtualClock
+from devtools.sandbox.interpreter import LiveCall
+from devtools.sandbox.media import WsConnect, default_ws_connect
+from devtools.sandbox.records import SANDBOX_ACCOUNT_SID, TWILIO_API_BASE, StoredRecording
+from devtools.sandbox.transport import (
+    HttpTransport,
+    Transport,
+    WebhookTransportError,
+    WsgiTransport,
+    signed_request,
+)
+from devtools.sandbox.twiml import (
+    CallBehaviour,
+    CallerAction,
+    CallUpdate,
+    InputRequest,
+    TranscriptEntry,
+    new_sid,
+)
+from telephony.base import (
+    CallInfo,
+    CallStatusUpdate,
+    MachineDetection,
+    MessageInfo,
+    TelephonyProvider,
+    check_update_arguments,
+)
+from telephony.errors import CallNotFound, ProviderRejected
+from telephony.status import DEFAULT_STATUS_EVENTS
+from webhooks import services_of
+
+
+class SimulatorError(Exception):
+    """The simulator was used wrongly (e.g. input after the call ended, a bad number)."""
+
+
+class RecordingNotFound(SimulatorError, CallNotFound):
+    """No simulated call made the recording asked for (a provider 404 as well)."""
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.lower().replace("ё", "е").split())
+
+
+class _LoopbackServer:
+    """Serves an in-process app on 127.0.0.1 so Media Streams websockets can reach it."""
+
+    def __init__(self, app: Any) -> None:
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = int(self._server.server_port)
+        self._thread = threading.Thread(
+            target=lambda: self._server.serve_forever(poll_interval=0.05),
+            name="simulator-ws",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def _flows_file_of(app: Any) -> str | None:
+    """The flow file of an app made by ``webhooks.create_app`` (None for other apps)."""
+    services = getattr(app, "extensions", {}).get("services")
+    settings = getattr(services, "settings", None)
+    flows_file = getattr(settings, "flows_file", None)
+    return str(flows_file) if flows_file else None
+
+
+class Simulator:
+    """Places simulated inbound calls to our app (in-process Flask app or a URL)."""
+
+    def __init__(
+        self,
+        app_or_url: Any,
+        auth_token: str,
+        public_base_url: str | None = None,
+        *,
+        incoming_path: str = "/voice/incoming",
+        status_callback_path: str | None = None,
+        account_sid: str = SANDBOX_ACCOUNT_SID,
+        api_base_url: str = TWILIO_API_BASE,
+        clock: Clock | None = None,
+        realtime: bool = False,
+        behaviour: CallBehaviour | None = None,
+        ws_connect: WsConnect | None = None,
+        transport: Transport | None = None,
+        coverage: CoverageRecorder | str | Path | None = None,
+        flows_file: str | Path | None = None,
+    ) -> None:
+        """``coverage``: where to record visited steps (a recorder or a path; default
+        ``CC_FLOW_COVERAGE``); ``flows_file``: the app's flow file, stored with the data
+        (default: the in-process app's ``Settings.flows_file``)."""
+        if not auth_token:
+            raise SimulatorError("an auth token is needed to sign webhooks")
+        self._app: Any = None
+        if isinstance(app_or_url, str):
+            parsed = urlsplit(app_or_url)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise SimulatorError(f"not an http(s) URL: {app_or_url!r}")
+            base = public_base_url or app_or_url
+            self.transport: Transport = transport or HttpTransport()
+        else:
+            if not callable(app_or_url):
+                raise SimulatorError("app_or_url must be a WSGI app or an http(s) URL")
+            if not public_base_url:
+                raise SimulatorError("public_base_url is needed with an in-process app")
+            base = public_base_url
+            self._app = app_or_url
+            self.transport = transport or WsgiTransport(app_or_url)
+        self.public_base_url = base.rstrip("/")
+        self.auth_token = auth_token
+        self.incoming_path = incoming_path
+        self.status_callback_path = status_callback_path
+        self.account_sid = account_sid
+        self.api_base_url = api_base_url
+        self.realtime = realtime
+        self.clock: Clock = clock or (RealClock() if realtime else VirtualClock())
+        self.behaviour = behaviour or CallBehaviour()
+        self._ws_connect = ws_connect
+        self._loopback: _LoopbackServer | None = None
+        self._lock = threading.Lock()
+        self.recordings: dict[str, StoredRecording] = {}
+        self.calls: list[SimulatedCall] = []
+        self._live: dict[str, LiveCall] = {}
+        self._pending: dict[str, list[CallUpdate]] = {}
+        self._services: Services | None = None
+        self._previous_provider: TelephonyProvider | None = None
+        self._outbound_provider: TelephonyProvider | None = None
+        if flows_file is None and self._app is not None:
+            flows_file = _flows_file_of(self._app)
+        self.flows_file = str(flows_file) if flows_file is not None else None
+        recorder = CoverageRecorder(coverage) if isinstance(coverage, str | Path) else coverage
+        if recorder is None and (self._app is None or self.flows_file is not None):
+            try:
+                recorder = CoverageRecorder.from_env()
+            except CoverageError as exc:
+                raise SimulatorError(str(exc)) from None
+        self.coverage = recorder
+
+    @classmethod
+    def for_app(cls, app: Any, *, as_provider: bool = True, **kwargs: Any) -> Self:
+        """A simulator for an app made by ``webhooks.create_app``: its token and public URL.
+
+        Status callbacks go to ``/voice/status`` unless ``status_callback_path`` is given.
+        With ``as_provider`` (the default) the simulator becomes the app's telephony
+        provider until it is closed (see :meth:`register_as_provider`).
+        """
+        services = services_of(app)
+        settings = services.settings
+        kwargs.setdefault("status_callback_path", "/voice/status")
+        sim = cls(app, settings.webhook_auth_token, settings.public_base_url, **kwargs)
+        if as_provider:
+            sim.register_as_provider(services)
+        return sim
+
+    # -- the provider side (Twilio's REST API for the simulated calls) -------------------
+
+    def register_as_provider(self, services: Services) -> None:
+        """Become the telephony provider of ``services`` (the in-process app's) until
+        :meth:`close`, which puts the previous provider back."""
+        if self._services is not None:
+            raise SimulatorError("the simulator is already registered as a provider")
+        self._previous_provider = services.built_telephony()
+        self._services = services
+        services.telephony = self
+
+    def _unregister(self) -> None:
+        services, self._services = self._services, None
+        if services is not None and services.built_telephony() is self:
+            services.telephony = self._previous_provider
+
+    def _outbound(self) -> TelephonyProvider:
+        """Where outbound calls and SMS go: the app's provider from before the simulator."""
+        if self._services is None:
+            raise ProviderRejected(
+                "the call simulator places no outbound calls or SMS "
+                "(it is not registered as an app's provider)"
+            )
+        if self._outbound_provider is None:
+            self._outbound_provider = self._previous_provider or self._services.provider_factory(
+                self._services
+            )
+        return self._outbound_provider
+
+    def place_call(
+        self,
+        to: str,
+        from_: str,
+        url: str,
+        *,
+        status_callback: str | None,
+        status_events: Sequence[str] = DEFAULT_STATUS_EVENTS,
+        machine_detection: MachineDetection | None = None,
+        async_amd: bool = True,
+        amd_callback: str | None = None,
+        timeout_s: int = 30,
+        time_limit_s: int | None = None,
+    ) -> CallInfo:
+        """Outbound calls are not simulated: they go to the app's previous provider."""
+        return self._outbound().place_call(
+            to,
+            from_,
+            url,
+            status_callback=status_callback,
+            status_events=status_events,
+            machine_detection=machine_detection,
+            async_amd=async_amd,
+            amd_callback=amd_callback,
+            timeout_s=timeout_s,
+            time_limit_s=time_limit_s,
+        )
+
+    def send_sms(
+        self, to: str, from_: str, body: str, *, status_callback: str | None
+    ) -> MessageInfo:
+        """SMS are not simulated: they go to the app's previous provider."""
+        return self._outbound().send_sms(to, from_, body, status_callback=status_callback)
+
+    def update_call(
+        self,
+        sid: str,
+        *,
+        url: str | None = None,
+        twiml: str | None = None,
+        status: CallStatusUpdate | None = None,
+    ) -> CallInfo:
+        """Redirect a simulated call to ``url`` / ``twiml`` or end it, as Twilio's REST API
+        does; the call takes the update before its next verb or after the caller's input.
+
+        Raises :class:`~telephony.errors.CallNotFound` for an unknown or ended call and
+        ``ValueError`` unless exactly one of ``url``, ``twiml`` and ``status`` is given.
+        """
+        check_update_arguments(url, twiml, status)
+        with self._lock:
+            live = self._live.get(sid)
+            if live is None:
+                raise CallNotFound(f"call {sid} was not found", code=20404, status=404)
+            if live.ended:
+                raise CallNotFound(
+                    f"call {sid} is not in progress ({live.status})", code=21220, status=400
+                )
+            self._pending.setdefault(sid, []).append(
+                CallUpdate(url=url, twiml=twiml, status=status)
+            )
+            return CallInfo(sid, status or live.status)
+
+    def _poll_update(self, sid: str) -> CallUpdate | None:
+        with self._lock:
+            queue = self._pending.get(sid)
+            return queue.pop(0) if queue else None
+
+    def url(self, path: str) -> str:
+        """The public URL of ``path`` on our app."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.public_base_url}/{path.lstrip('/')}"
+
+    def _connect(self, url: str, headers: Mapping[str, str]) -> Any:
+        if self._ws_connect is not None:
+            return self._ws_connect(url, headers)
+        if self._app is None:
+            return default_ws_connect(url, headers)
+        # In-process app: serve it on loopback and point the websocket there; the
+        # signature still covers the public URL, as behind a reverse proxy.
+        with self._lock:
+            if self._loopback is None:
+                self._loopback = _LoopbackServer(self._app)
+            port = self._loopback.port
+        parts = urlsplit(url)
+        local = urlunsplit(("ws", f"127.0.0.1:{port}", parts.path, parts.query, ""))
+        return default_ws_connect(local, headers)
+
+    def _store_recording(self, sid: str, call_sid: str, wav: bytes, duration: int) -> None:
+        self.recordings[sid] = StoredRecording(sid, call_sid, wav, duration)
+
+    def fetch_recording(self, recording_url_or_sid: str) -> bytes:
+        """WAV bytes of a recording a simulated call made (by SID or recording URL).
+
+        Raises :class:`RecordingNotFound` (a :class:`~telephony.errors.CallNotFound`) when
+        no simulated call made it.
+        """
+        sid = recording_url_or_sid.rstrip("/").rsplit("/", 1)[-1].removesuffix(".wav")
+        recording = self.recordings.get(sid)
+        if recording is None:
+            raise RecordingNotFound(f"no recording {sid}", code=20404, status=404)
+        return recording.wav
+
+    def call(
+        self,
+        from_: str = "+79161234501",
+        to: str = "+78001234567",
+        *,
+        behaviour: CallBehaviour | None = None,
+        path: str | None = None,
+    ) -> SimulatedCall:
+        """Start an inbound call: POST ``/voice/incoming`` and play until input is needed."""
+        try:
+            caller = normalize_phone(from_, require_russian=False)
+            called = normalize_phone(to, require_russian=False)
+        except InvalidPhoneError as exc:
+            raise SimulatorError(f"invalid phone number: {exc}") from None
+        sid = new_sid("CA")
+        live = LiveCall(
+            sid=sid,
+            account_sid=self.account_sid,
+            from_=caller,
+            to=called,
+            direction="inbound",
+            url=self.url(path or self.incoming_path),
+            token=self.auth_token,
+            transport=self.transport,
+            clock=self.clock,
+            api_base_url=self.api_base_url,
+            behaviour=behaviour or self.behaviour,
+            store_recording=self._store_recording,
+            poll_update=lambda: self._poll_update(sid),
+            ws_connect=self._connect,
+            realtime=self.realtime,
+            first_status="ringing",
+        )
+        with self._lock:
+            self._live[sid] = live  # update_call may reach it while the greeting plays
+        call = SimulatedCall(self, live)
+        self.calls.append(call)
+        return call
+
+    def close(self) -> None:
+        """Hang up live calls, stop the loopback server (if one was started) and give the
+        app its previous telephony provider back."""
+        for call in self.calls:
+            if not call.ended:
+                call.hangup()
+        with self._lock:
+            server, self._loopback = self._loopback, None
+        if server is not None:
+            server.stop()
+        self._unregister()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SimulatedCall:
+    """One simulated inbound call; every input method returns the call for chaining."""
+
+    def __init__(self, simulator: Simulator, live: LiveCall) -> None:
+        self._sim = simulator
+        self.live = live
+        self._conversation = live.run()
+        self.waiting_for: InputRequest | None = None
+        self._status_sent = False
+        self._steps_recorded = 0
+        self._coverage_parts = 0
+        self._advance(None)
+
+    # -- driving ----------------------------------------------------------------------
+
+    def _advance(self, action: CallerAction | None) -> None:
+        try:
+            if action is None:
+                self.waiting_for = next(self._conversation)
+            else:
+                self.waiting_for = self._conversation.send(action)
+        except StopIteration:
+            self.waiting_for = None
+            self._on_end()
+        finally:
+            self._record_coverage()
+
+    def _record_coverage(self) -> None:
+        """Append the steps reported since the last write to the coverage data."""
+        recorder = self._sim.coverage
+        new = self.live.steps[self._steps_recorded :]
+        if recorder is None or not new:
+            return
+        try:
+            recorder.record(
+                self.live.sid, self._coverage_parts, new, flows_file=self._sim.flows_file
+            )
+        except CoverageError as exc:
+            raise SimulatorError(str(exc)) from None
+        self._steps_recorded += len(new)
+        self._coverage_parts += 1
+
+    def _on_end(self) -> None:
+        if self._status_sent or not self._sim.status_callback_path:
+            return
+        self._status_sent = True
+        live = self.live
+        params = live.base_params()
+        params.update(
+            CallStatus=live.status,
+            CallDuration=str(live.duration_s),
+            SequenceNumber="0",
+            Timestamp=format_datetime(live.clock.now()),
+            CallbackSource="call-progress-events",
+        )
+        url = self._sim.url(self._sim.status_callback_path)
+        try:
+            resp = signed_request(self._sim.transport, self._sim.auth_token, "POST", url, params)
+            live.note("status", f"status callback {live.status} → {resp.status}")
+        except WebhookTransportError as exc:
+            live.note("error", f"status callback failed: {exc}")
+
+    def _act(self, action: CallerAction) -> SimulatedCall:
+        if self.ended:
+            raise SimulatorError(f"the call has already ended ({self.live.end_reason})")
+        self._advance(action)
+        return self
+
+    def press(self, keys: str) -> SimulatedCall:
+        """Press DTMF keys, e.g. ``"1"`` or ``"7700112233#"``."""
+        try:
+            return self._act(CallerAction.press(keys))
+        except ValueError as exc:
+            raise SimulatorError(str(exc)) from None
+
+    def say(self, wav_path: str | Path, text: str = "") -> SimulatedCall:
+        """Say a WAV file (recorded by ``<Record>``, streamed to Media Streams).
+
+        ``text`` is what Twilio's own recogniser would return if the call waits at a
+        speech ``<Gather>`` (the sandbox has no recogniser of its own).
+        """
+        try:
+            audio = read_wav(wav_path)
+        except AudioError as exc:
+            raise SimulatorError(str(exc)) from None
+        return self._act(CallerAction("audio", text, audio=audio, label=Path(wav_path).name))
+
+    def say_text(self, text: str, confidence: float = 0.92) -> SimulatedCall:
+        """Say words to a speech ``<Gather>`` (they arrive as ``SpeechResult``)."""
+        try:
+            return self._act(CallerAction.speech(text, confidence))
+        except ValueError as exc:
+            raise SimulatorError(str(exc)) from None
+
+    def wait_silence(self) -> SimulatedCall:
+        """Do nothing until the input times out."""
+        return self._act(CallerAction.silence())
+
+    def hangup(self) -> SimulatedCall:
+        """Hang up (a no-op when the call has ended)."""
+        if not self.ended:
+            self._advance(CallerAction.hangup())
+            if not self.ended:  # pragma: no cover - run() always ends on hangup
+                self.live.hang_up()
+                self._on_end()
+        return self
+
+    # -- what happened ----------------------------------------------------------------
+
+    @property
+    def sid(self) -> str:
+        """The call SID."""
+        return self.live.sid
+
+    @property
+    def ended(self) -> bool:
+        """Whether the call is over."""
+        return self.live.ended
+
+    @property
+    def status(self) -> str:
+        """Twilio's ``CallStatus`` now (``in-progress``, ``completed``, ``busy`` …)."""
+        return self.live.status
+
+    @property
+    def end_reason(self) -> str | None:
+        """Why the call ended (None while it lasts)."""
+        return self.live.end_reason
+
+    @property
+    def transcript(self) -> list[TranscriptEntry]:
+        """Everything that happened, in order."""
+        return list(self.live.transcript)
+
+    @property
+    def prompts(self) -> list[str]:
+        """The texts the caller heard (``<Say>``), in order."""
+        return [e.text for e in self.live.transcript if e.kind == "say"]
+
+    @property
+    def steps(self) -> list[str]:
+        """IVR steps the app reported via ``X-IVR-Step``."""
+        return list(self.live.steps)
+
+    @property
+    def recognized(self) -> list[dict[str, Any]]:
+        """Recogniser results the app reported via ``X-IVR-Recognized``."""
+        return list(self.live.recognized)
+
+    @property
+    def recordings(self) -> list[dict[str, Any]]:
+        """Recordings made on this call (sid, url, duration)."""
+        return list(self.live.recordings)
+
+    def heard(self, fragment: str) -> bool:
+        """Whether some prompt contained ``fragment`` (case and ё/е insensitive)."""
+        needle = _normalise(fragment)
+        return any(needle in _normalise(text) for text in self.prompts)
+
+    def transcript_text(self, *, verbose: bool = False) -> str:
+        """A readable transcript (``verbose`` adds every webhook request)."""
+        live = self.live
+        lines = [f"call {live.sid}: {live.from_} → {live.to}"]
+        for entry in live.transcript:
+            if entry.kind == "webhook" and not verbose:
+                continue
+            text = entry.text
+            if entry.kind == "recognized":
+                text = f"heard: {_heard(entry.data)}"
+            lines.append(f"[{entry.at_s:7.1f}s] {entry.kind.upper():<10} {text}")
+        return "\n".join(lines)
+
+
+def _heard(info: Mapping[str, Any]) -> str:
+    """``text (confidence 0.87)`` from an ``X-IVR-Recognized`` entry."""
+    confidence = info.get("confidence")
+    suffix = f" (confidence {confidence:.2f})" if isinstance(confidence, float) else ""
+    return f"{info.get('text', '')}{suffix}"
+
+
+__all__ = ["SimulatedCall", "Simulator", "SimulatorError"]

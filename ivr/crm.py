@@ -1,0 +1,114 @@
+"""What a call writes to the CRM as it goes: its ``Interaction`` and the IVR path.
+
+Cheap single inserts, inline in the webhook, one short transaction each:
+:func:`start_interaction` (the call's Interaction, created or adopted from an earlier status
+callback), :func:`record_steps` (the steps entered and the speech acted on) and, for an
+answered campaign call, :func:`attempt_variables` (the flow's parameters from the attempt).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from contactcenter.services import Services
+from crm_store import interactions
+from crm_store.models import Account, CampaignTarget, ContactAttempt
+from ivr.errors import WebhookError
+from ivr.events import Handoff, Outcome
+from ivr.session import CallSession
+from telephony.status import TERMINAL_CALL_STATUSES
+
+
+def start_interaction(
+    services: Services,
+    *,
+    call_sid: str,
+    phone: str | None,
+    direction: str,
+    campaign_id: int | None = None,
+    attempt_id: int | None = None,
+) -> int:
+    """The ``Interaction`` of a call (created, or the one a status callback made first)."""
+    with services.db.transaction() as s:
+        interaction = interactions.start_interaction(
+            s,
+            channel="voice",
+            direction=direction,
+            provider_sid=call_sid,
+            phone=phone,
+            campaign_id=campaign_id,
+            attempt_id=attempt_id,
+            status="in-progress",
+        )
+        if interaction.status not in TERMINAL_CALL_STATUSES:
+            interaction.status = "in-progress"
+        s.flush()
+        return int(interaction.id)
+
+
+def record_steps(services: Services, session: CallSession, outcome: Outcome) -> None:
+    """Append the outcome's IVR path (and the speech it acted on, as ``Transcript`` rows) to
+    the call's Interaction, in one short transaction."""
+    if session.interaction_id is None or not (outcome.steps or outcome.heard):
+        return
+    account = session.variables.get("account_number")
+    handoffs = [e for e in outcome.effects if isinstance(e, Handoff)]
+    with services.db.transaction() as s:
+        for record in outcome.steps:
+            session.step_seq += 1
+            interactions.append_step(
+                s,
+                session.interaction_id,
+                record.step[:128],
+                event=record.event[:64],
+                input=record.input[:500] if record.input else None,
+                outcome=record.outcome[:64] if record.outcome else None,
+                seq=session.step_seq,
+            )
+        for heard in outcome.heard:
+            confidence = heard.confidence
+            interactions.add_transcript(
+                s,
+                session.interaction_id,
+                heard.step[:128],
+                heard.text,
+                confidence=min(max(confidence, 0.0), 1.0) if confidence is not None else None,
+                audio_ref=heard.audio_ref[:500] if heard.audio_ref else None,
+                decision=heard.decision[:64] if heard.decision else None,
+            )
+        interaction = interactions.get_interaction(s, session.interaction_id)
+        if account and interaction.account_id is None:
+            found = _account(s, str(account))
+            if found is not None:
+                interaction.account_id = found.id
+                interaction.consumer_id = interaction.consumer_id or found.consumer_id
+        if handoffs:
+            handoff = handoffs[-1]
+            interaction.outcome = f"transferred_{handoff.kind}"
+            interaction.data = {**(interaction.data or {}), "handoff": dict(handoff.context)}
+        elif session.ended and interaction.outcome is None:
+            interaction.outcome = "completed_in_ivr"
+
+
+def _account(s: Session, number: str) -> Account | None:
+    return s.scalars(select(Account).where(Account.number == number)).one_or_none()
+
+
+def attempt_variables(services: Services, attempt_id: int) -> tuple[dict[str, Any], int]:
+    """Flow parameters of a campaign attempt (account number, holder) and its campaign id."""
+    with services.db.transaction() as s:
+        attempt = s.get(ContactAttempt, attempt_id)
+        if attempt is None:
+            raise WebhookError(f"no contact attempt {attempt_id}")
+        target = s.get(CampaignTarget, attempt.target_id)
+        account = s.get(Account, target.account_id) if target is not None else None
+        if account is None:
+            raise WebhookError(f"contact attempt {attempt_id} has no account")
+        variables = {
+            "account_number": account.number,
+            "holder_name": account.consumer.full_name,
+        }
+        return variables, int(attempt.campaign_id)

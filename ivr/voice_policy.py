@@ -1,0 +1,135 @@
+"""Voice input: what the runtime can serve, and which grammar each voice step is heard with.
+
+The engine never touches a speech model. The runtime tells it what it can serve through a
+:class:`SpeechPolicy` (the usable model's language, the capture modes); the engine picks a
+step's :class:`VoiceGrammar` with :func:`step_grammar` and renders the capture (``<Record>``
+or ``<Start><Stream>``); the runtime recognises the audio with :func:`session_grammar` and
+answers with a :class:`ivr.events.VoiceInput`. The capture's parameters and the ``ev``
+values of its webhooks are the contract between the two, defined here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from ivr.schema import CollectStep, FlowSet, MenuStep
+from ivr.session import CallSession
+
+__all__ = [
+    "EV_LISTEN",
+    "EV_RECORD",
+    "EV_SPEECH",
+    "RECORD_SILENCE_S",
+    "SAY_CHARS_PER_S",
+    "VALUE_GRAMMARS",
+    "VOICE_MAX_SECONDS",
+    "VOICE_UNAVAILABLE_PROMPT",
+    "CaptureMode",
+    "SpeechPolicy",
+    "VoiceGrammar",
+    "session_grammar",
+    "speech_lang",
+    "step_grammar",
+    "voice_steps",
+]
+
+#: Said once per call when a step asks for speech and voice input cannot be served.
+VOICE_UNAVAILABLE_PROMPT = (
+    "Голосовой ввод сейчас недоступен, пожалуйста, используйте клавиатуру телефона."
+)
+#: Longest utterance a voice capture takes (seconds; ``<Record maxLength>``).
+VOICE_MAX_SECONDS = 15
+#: Seconds of silence that end a ``<Record>`` capture.
+RECORD_SILENCE_S = 3
+#: Rough text-to-speech rate, to tell the stream recognizer how long the prompt plays.
+SAY_CHARS_PER_S = 14.0
+#: ``ev`` values of voice captures: a ``<Record>`` finished, the stream's fall-through
+#: ``<Redirect>`` (no key pressed), the provider redirect after a stream's final result.
+EV_RECORD, EV_LISTEN, EV_SPEECH = "record", "listen", "speech"
+
+CaptureMode = Literal["record", "stream"]
+
+
+@dataclass(frozen=True)
+class SpeechPolicy:
+    """What voice input the runtime can serve; the engine itself never touches a model.
+
+    ``lang``: the language of the usable speech model (``ru``), None when there is none —
+    voice steps then run keypad-only after :data:`VOICE_UNAVAILABLE_PROMPT`. ``capture``
+    forces one capture mode for every voice step (the simulator's ``--capture``); otherwise
+    a collect step's ``capture`` or ``default_capture`` applies, and menus use
+    ``menu_capture`` — ``stream`` by default, because its keypad ``<Gather>`` runs in
+    parallel (Twilio drops a key pressed into an empty ``<Record>``). ``stream_url`` is the
+    ``wss://`` URL of our ``/media-stream`` websocket.
+    """
+
+    lang: str | None = None
+    capture: CaptureMode | None = None
+    default_capture: CaptureMode = "record"
+    menu_capture: CaptureMode = "stream"
+    stream_url: str = ""
+
+
+@dataclass(frozen=True)
+class VoiceGrammar:
+    """The recognizer grammar of a voice step: kind (``speech.grammar``), language, keywords."""
+
+    kind: str
+    lang: str
+    keywords: tuple[str, ...] = ()
+
+
+#: The ``speech.grammar`` kind a ``collect`` value is recognised (and parsed) with.
+VALUE_GRAMMARS: Mapping[str, str] = {
+    "digits": "digits",
+    "account_number": "digits",
+    "meter_reading": "digits",
+    "number": "number",
+    "yes_no": "yes_no",
+}
+
+
+def speech_lang(language: str) -> str:
+    """The recognizer language of a ``<Say>``/flow language tag: ``ru-RU`` → ``ru``."""
+    return language.split("-", 1)[0].strip().lower()
+
+
+def step_grammar(
+    flowset: FlowSet, step: MenuStep | CollectStep, *, confirming: bool = False
+) -> VoiceGrammar | None:
+    """The grammar ``step`` is recognised with (None: the step cannot take voice input)."""
+    lang = speech_lang(step.language or flowset.defaults.language)
+    if confirming:
+        return VoiceGrammar("yes_no", lang)
+    if isinstance(step, MenuStep):
+        words = [k for o in step.options for k in o.keywords]
+        if step.universal:
+            u = flowset.defaults.universal
+            words += [*u.operator_keywords, *u.repeat_keywords]
+        unique = tuple(dict.fromkeys(w.strip().lower() for w in words if w.strip()))
+        return VoiceGrammar("menu", lang, unique) if unique else None
+    kind = VALUE_GRAMMARS.get(step.value)
+    return VoiceGrammar(kind, lang) if kind else None
+
+
+def session_grammar(flowset: FlowSet, session: CallSession) -> VoiceGrammar | None:
+    """The grammar of the input ``session`` waits for now (its step, or its read-back)."""
+    try:
+        step = flowset.step(session.flow, session.step)
+    except KeyError:
+        return None
+    if not isinstance(step, MenuStep | CollectStep) or step.input == "dtmf":
+        return None
+    confirming = bool(session.pending and session.pending.get("kind") == "confirm")
+    return step_grammar(flowset, step, confirming=confirming and isinstance(step, CollectStep))
+
+
+def voice_steps(flowset: FlowSet) -> dict[str, VoiceGrammar | None]:
+    """Every step that asks for speech (``flow:step`` → its grammar, None if it has none)."""
+    found: dict[str, VoiceGrammar | None] = {}
+    for flow, name, step in flowset.iter_steps():
+        if isinstance(step, MenuStep | CollectStep) and step.input != "dtmf":
+            found[f"{flow}:{name}"] = step_grammar(flowset, step)
+    return found

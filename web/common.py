@@ -1,0 +1,172 @@
+"""What the blueprints share: the app's services, the signature check, the outage guard.
+
+Every Twilio route is wrapped in :func:`twilio_signed` (``X-Twilio-Signature`` against
+``Settings.public_base_url`` + path + query; 403 otherwise) and in :func:`on_outage`, which
+turns a database or Redis outage into the answer the route gives then: for a call, an apology
+and a transfer to an operator (:func:`apology`); for a callback Twilio retries, 503
+(:func:`retry_later`). Never a 500, never silence.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+from urllib.parse import quote
+
+from flask import Flask, Response, current_app, request
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from contactcenter.phones import mask_phone
+from contactcenter.services import Services
+from ivr.errors import WebhookError
+from ivr.startup import IvrSetup
+from ivr.voice import VoiceReply, outage_twiml
+from telephony.errors import InvalidStatusCallback
+from telephony.signing import is_valid
+
+log = logging.getLogger(__name__)
+
+TWIML_MIMETYPE = "application/xml"
+STEP_HEADER = "X-IVR-Step"
+RECOGNIZED_HEADER = "X-IVR-Recognized"
+#: The exceptions that mean the database or Redis is unreachable (not a bug).
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def services_of(app: Flask) -> Services:
+    """The :class:`Services` container of an app made by ``webhooks.create_app``."""
+    services: Services = app.extensions["services"]
+    return services
+
+
+def ivr_of(app: Flask) -> IvrSetup:
+    """The :class:`~ivr.startup.IvrSetup` of an app made by ``webhooks.create_app``."""
+    setup: IvrSetup = app.extensions["ivr"]
+    return setup
+
+
+def current_services() -> Services:
+    """The services of the app serving this request."""
+    return services_of(current_app)
+
+
+def current_ivr() -> IvrSetup:
+    """The IVR set-up of the app serving this request."""
+    return ivr_of(current_app)
+
+
+def request_url() -> str:
+    """The URL Twilio signed: the public base URL + path + query string."""
+    url = current_services().settings.public_base_url + request.path
+    if request.query_string:
+        url += "?" + request.query_string.decode("utf-8", "replace")
+    return url
+
+
+def twilio_signed(view: Callable[P, R]) -> Callable[P, R | Response]:
+    """Reject (403) a request whose ``X-Twilio-Signature`` is missing or wrong."""
+
+    @functools.wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | Response:
+        signature = request.headers.get("X-Twilio-Signature", "")
+        token = current_services().settings.webhook_auth_token
+        if not signature or not is_valid(token, request_url(), request.form, signature):
+            caller = request.form.get("From", "")
+            log.warning(
+                "rejected %s %s: %s signature (call %s, from %s)",
+                request.method,
+                request.path,
+                "missing" if not signature else "invalid",
+                request.form.get("CallSid", "-"),
+                mask_phone(caller) if caller else "-",
+            )
+            return Response("forbidden\n", status=403, mimetype="text/plain")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def on_outage(
+    answer: Callable[[], Response],
+) -> Callable[[Callable[P, R]], Callable[P, R | Response]]:
+    """Answer ``answer()`` when the view meets a database or Redis outage (logged)."""
+
+    def decorate(view: Callable[P, R]) -> Callable[P, R | Response]:
+        @functools.wraps(view)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | Response:
+            try:
+                return view(*args, **kwargs)
+            except OUTAGE_ERRORS as exc:
+                log.warning(
+                    "outage during %s (call %s): %s: %s",
+                    request.path,
+                    request.form.get("CallSid", "-"),
+                    type(exc).__name__,
+                    str(exc).splitlines()[0] if str(exc) else "",
+                )
+                return answer()
+
+        return wrapper
+
+    return decorate
+
+
+def apology() -> Response:
+    """A call during an outage: an apology in Russian and a transfer to an operator."""
+    return twiml_response(outage_twiml(current_ivr()), step="outage")
+
+
+def retry_later() -> Response:
+    """A callback that cannot be stored during an outage: 503, so Twilio retries it."""
+    return Response("temporarily unavailable\n", status=503, mimetype="text/plain")
+
+
+def bad_request(exc: WebhookError | InvalidStatusCallback) -> Response:
+    """A webhook that lacks what we need, or breaks Twilio's contract: 400, nothing stored."""
+    log.warning("bad webhook %s %s: %s", request.method, request.path, exc)
+    return Response(f"bad request: {exc}\n", status=400, mimetype="text/plain")
+
+
+def twiml_response(
+    twiml: str, *, step: str | None = None, reply: VoiceReply | None = None
+) -> Response:
+    """A TwiML HTTP response with the IVR's report headers for simulators and logs.
+
+    ``X-IVR-Step``: the steps entered while answering, comma-separated, the last being
+    where the call is now; ``X-IVR-Recognized``: the percent-encoded speech the answer
+    acted on, with ``;confidence=0.87``.
+    """
+    response = Response(twiml, status=200, mimetype=TWIML_MIMETYPE)
+    steps = reply.steps if reply is not None else ((step,) if step else ())
+    if steps:
+        response.headers[STEP_HEADER] = ",".join(quote(s, safe=":_-") for s in steps)
+    if reply is not None and reply.recognized:
+        header = quote(reply.recognized, safe="")
+        if reply.confidence is not None:
+            header += f";confidence={reply.confidence:.2f}"
+        response.headers[RECOGNIZED_HEADER] = header
+    return response
+
+
+def form() -> dict[str, str]:
+    """The request's form fields (one value each)."""
+    return request.form.to_dict(flat=True)
+
+
+def query() -> dict[str, str]:
+    """The request URL's query arguments (one value each)."""
+    return request.args.to_dict(flat=True)

@@ -1,0 +1,108 @@
+"""The ``voice`` blueprint: the hotline's webhooks and the call status callbacks.
+
+- ``POST /voice/incoming`` — the number's Voice URL: the ``hotline`` flow for the caller;
+- ``POST /voice/outbound?attempt=ID[&flow=NAME]`` — an answered campaign call;
+- ``POST /voice/step`` — the action URL of every Gather/Record/Dial/Enqueue;
+- ``POST /voice/fallback`` — Twilio's fallback URL: an apology and the operator queue;
+- ``POST /voice/status`` — call status callbacks, ``POST /voice/amd`` — asynchronous
+  answering-machine detection results of campaign calls: checked by
+  :func:`telephony.status.parse_status_callback` (400 on an unknown status, nothing stored),
+  then :func:`ivr.status.handle_status` (the subscribed status hooks, then the CRM).
+
+A call meets an outage with an apology and a transfer, a status callback with 503.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from flask import Blueprint, Response
+
+from ivr.status import handle_status
+from ivr.voice import VoiceReply, VoiceRuntime, fallback_twiml
+from telephony.status import StatusKind, parse_status_callback
+from web.common import (
+    apology,
+    current_ivr,
+    current_services,
+    form,
+    on_outage,
+    query,
+    retry_later,
+    twilio_signed,
+    twiml_response,
+)
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+
+
+def _voice(
+    answer: Callable[[VoiceRuntime, dict[str, str], dict[str, str]], VoiceReply],
+) -> Response:
+    """Run one voice webhook through the IVR (query args, form params)."""
+    runtime = VoiceRuntime(current_services(), current_ivr())
+    reply = answer(runtime, query(), form())
+    return twiml_response(reply.twiml, reply=reply)
+
+
+@bp.post("/incoming")
+@twilio_signed
+@on_outage(apology)
+def incoming() -> Response:
+    """The number's Voice URL: start the ``hotline`` flow for the caller."""
+    return _voice(lambda runtime, _query, params: runtime.incoming(params))
+
+
+@bp.post("/outbound")
+@twilio_signed
+@on_outage(apology)
+def outbound() -> Response:
+    """URL of an answered campaign call: ``/voice/outbound?attempt=ID[&flow=NAME]``."""
+    return _voice(lambda runtime, args, params: runtime.outbound(args, params))
+
+
+@bp.post("/step")
+@twilio_signed
+@on_outage(apology)
+def step() -> Response:
+    """Action URL of every Gather/Record/Enqueue/Dial the engine renders."""
+    return _voice(lambda runtime, args, params: runtime.step(args, params))
+
+
+@bp.post("/fallback")
+@twilio_signed
+def fallback() -> Response:
+    """Twilio's fallback URL: apologise in Russian and transfer to an operator."""
+    params = form()
+    log.error(
+        "fallback for call %s: ErrorCode=%s ErrorUrl=%s",
+        params.get("CallSid", "-"),
+        params.get("ErrorCode", "-"),
+        params.get("ErrorUrl", "-"),
+    )
+    return twiml_response(fallback_twiml(current_ivr(), params), step="fallback")
+
+
+def status_callback(kind: StatusKind) -> Response:
+    """Check a status callback (400 on a bad one, nothing stored), handle it, answer 204."""
+    handle_status(current_services(), parse_status_callback(kind, form(), query()))
+    return Response(status=204)
+
+
+@bp.post("/status")
+@twilio_signed
+@on_outage(retry_later)
+def status() -> Response:
+    """Call status callback: stored idempotently and in order, then acknowledged."""
+    return status_callback(StatusKind.CALL)
+
+
+@bp.post("/amd")
+@twilio_signed
+@on_outage(retry_later)
+def amd() -> Response:
+    """Asynchronous answering-machine detection result of a campaign call."""
+    return status_callback(StatusKind.AMD)

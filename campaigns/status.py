@@ -82,6 +82,24 @@ def _find_attempt(session: Session, callback: StatusCallback) -> ContactAttempt 
     return None
 
 
+def _claim_attempt(
+    session: Session, callback: StatusCallback, answered_by: str
+) -> ContactAttempt | None:
+    """The callback's attempt, with the callback's SID adopted and ``AnsweredBy`` recorded
+    where the attempt has none yet (a worker may have died before storing them)."""
+    attempt = _find_attempt(session, callback)
+    if attempt is None:
+        return None
+    if callback.sid and attempt.provider_sid is None:
+        attempt.provider_sid = callback.sid
+        log.info(
+            "attempt %s: adopted SID %s from a callback", attempt.idempotency_key, callback.sid
+        )
+    if answered_by and attempt.answered_by is None:
+        attempt.answered_by = answered_by
+    return attempt
+
+
 def _money(raw: str | None) -> Decimal | None:
     if not raw:
         return None
@@ -97,19 +115,13 @@ def handle_call_status(services: Services, callback: StatusCallback) -> bool:
     Returns False when the call is not a campaign call. Idempotent and out-of-order safe; a
     final status is never overwritten.
     """
-    sid, status, params = callback.sid, callback.status, callback.params
+    status, params = callback.status, callback.params
     now = now_utc(services)
     release: tuple[int, str] | None = None
     with services.db.transaction() as s:
-        attempt = _find_attempt(s, callback)
+        attempt = _claim_attempt(s, callback, (params.get("AnsweredBy") or "").strip())
         if attempt is None:
             return False
-        if sid and attempt.provider_sid is None:
-            attempt.provider_sid = sid
-            log.info("attempt %s: adopted SID %s from a callback", attempt.idempotency_key, sid)
-        answered_by = (params.get("AnsweredBy") or "").strip()
-        if answered_by and attempt.answered_by is None:
-            attempt.answered_by = answered_by
         if attempt.status in FINAL_ATTEMPT_STATUSES:
             return True
         seq = callback.sequence
@@ -158,16 +170,12 @@ def handle_call_status(services: Services, callback: StatusCallback) -> bool:
 
 def handle_amd_status(services: Services, callback: StatusCallback) -> bool:
     """Apply an asynchronous AMD result (``AnsweredBy``); hang up machines if the policy says so."""
-    sid, answered_by = callback.sid, callback.status
+    answered_by = callback.status
     hang_up: int | None = None
     with services.db.transaction() as s:
-        attempt = _find_attempt(s, callback)
+        attempt = _claim_attempt(s, callback, answered_by)
         if attempt is None:
             return False
-        if sid and attempt.provider_sid is None:
-            attempt.provider_sid = sid
-        if answered_by and attempt.answered_by is None:
-            attempt.answered_by = answered_by
         campaign = s.get(Campaign, attempt.campaign_id)
         if (
             answered_by.startswith("machine")

@@ -350,4 +350,3 @@ def schema_issues(
             message = f"{format_path(path)}: invalid name {path[-1]!r}" if path else message
         issues.append(FlowIssue(filename, line, column, message))
     return issues
-

@@ -25,7 +25,7 @@ from crm_store.messages import apply_message_status
 from crm_store.models import Interaction
 from ivr.errors import WebhookError
 from ivr.session import SessionStore
-from ivr.voice import call_sid_of, caller_e164
+from ivr.voice import caller_e164
 from telephony.status import (
     TERMINAL_CALL_STATUSES,
     StatusCallback,
@@ -48,7 +48,6 @@ def handle_status(services: Services, callback: StatusCallback) -> None:
                     error_code=callback.params.get("ErrorCode") or None,
                 )
         return
-    call_sid_of(callback.params)
     if callback.kind is StatusKind.AMD:
         if not services.status_hooks.subscribers(StatusKind.AMD):
             raise WebhookError("AMD results are only expected for campaign calls")

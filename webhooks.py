@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, jsonify
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from contactcenter.config import ConfigError, Settings, configure_logging, load_settings
 from contactcenter.services import install_services
@@ -29,7 +30,7 @@ from ivr.errors import WebhookError
 from ivr.startup import load_flowset, setup_ivr
 from telephony.errors import InvalidStatusCallback
 from web import api, media, sms, voice
-from web.common import bad_request, ivr_of, services_of
+from web.common import MAX_REQUEST_BYTES, bad_request, ivr_of, services_of, too_large
 
 __all__ = ["create_app", "ivr_of", "services_of"]
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, *, config: dict[str, Any] | Non
     configure_logging(settings.log_level)
     flowset = load_flowset(settings.flows_file)
     app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.config.update(config or {})
     capture = app.config.get("SPEECH_CAPTURE")
     if capture not in (None, "record", "stream"):
@@ -66,4 +68,5 @@ def create_app(settings: Settings | None = None, *, config: dict[str, Any] | Non
     media.init_app(app)
     app.register_error_handler(WebhookError, bad_request)
     app.register_error_handler(InvalidStatusCallback, bad_request)
+    app.register_error_handler(RequestEntityTooLarge, too_large)
     return app

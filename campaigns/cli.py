@@ -142,6 +142,13 @@ def launch_cmd(campaign_id: int) -> None:
             f" ({result.control_group} in the control group, {result.invalid_number} without"
             f" a valid number)"
         )
+        if result.scanned == 0:
+            click.echo(
+                f"warning: campaign {campaign_id} has 0 targets: its audience selects no"
+                f" account, nothing will be sent (see `contactcenter campaign preview"
+                f" {campaign_id}`)",
+                err=True,
+            )
 
 
 def _status_line(st: CampaignStatus) -> str:
@@ -170,7 +177,25 @@ def status_cmd(campaign_id: int, watch: bool, interval: float, as_json: bool) ->
         _watch(services, campaign_id, interval)
 
 
+def _watch_lines(services: Services, campaign_id: int, interval: float) -> None:
+    """``--watch`` when stdout is not a terminal (a pipe, a log): a status line per refresh."""
+    try:
+        while True:
+            st = service.status(services, campaign_id)
+            eta = "" if st.eta_s is None else f" eta {st.eta_s / 60:.1f}m"
+            click.echo(f"{_status_line(st)} ({st.finished}/{st.total}){eta}")
+            sys.stdout.flush()
+            if st.status not in ("running", "paused", "draft", "planned"):
+                break
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+
+
 def _watch(services: Services, campaign_id: int, interval: float) -> None:
+    if not sys.stdout.isatty():
+        _watch_lines(services, campaign_id, interval)
+        return
     st = service.status(services, campaign_id)
     columns = (
         TextColumn("[bold]{task.description}"),

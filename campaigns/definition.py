@@ -25,6 +25,7 @@ from collections.abc import Collection, Mapping
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
+from string import Formatter
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -124,7 +125,11 @@ class RetryOutcome(StrEnum):
     NO_ANSWER = "no_answer"
     FAILED = "failed"
     MACHINE = "machine"
+    MACHINE_MESSAGE = "machine_message"
 
+
+DEFAULT_MACHINE_MESSAGE = "Это {supplier}. Пожалуйста, перезвоните по номеру {callback_number}."
+"""The answering-machine message of ``leave_message``: neutral, no personal data."""
 
 AGING_BUCKETS = ("0-30", "31-90", "91+")
 """Aging buckets of the ledger (≤30 / 31–90 / >90 days overdue)."""
@@ -190,10 +195,29 @@ class VoiceSettings(_Model):
     from_number: str | None = None
     machine_detection: bool = True
     amd_policy: AmdPolicy = AmdPolicy.LEAVE_MESSAGE
+    machine_message: str = Field(default=DEFAULT_MACHINE_MESSAGE, min_length=1, max_length=500)
+    """What ``leave_message`` says to an answering machine: ``{supplier}`` and
+    ``{callback_number}`` are filled in; it must name no person, amount or account."""
+    callback_number: str | None = None
+    """The number the machine message asks to call back (default: ``from_number``)."""
     ring_timeout_s: int = Field(default=30, ge=5, le=120)
     time_limit_s: int = Field(default=300, ge=30, le=3600)
 
-    @field_validator("from_number")
+    @field_validator("machine_message")
+    @classmethod
+    def _neutral(cls, value: str) -> str:
+        unknown = {name for _, name, _, _ in Formatter().parse(value) if name} - {
+            "supplier",
+            "callback_number",
+        }
+        if unknown:
+            raise ValueError(
+                "machine_message may use only {supplier} and {callback_number} "
+                f"(no personal data on an answering machine), not {sorted(unknown)}"
+            )
+        return value
+
+    @field_validator("from_number", "callback_number")
     @classmethod
     def _e164(cls, value: str | None) -> str | None:
         if value is None:
@@ -310,6 +334,9 @@ class RetryPolicy(_Model):
     no_answer: RetryRule = RetryRule(retry_after=dt.timedelta(hours=2), max_attempts=3)
     failed: RetryRule = RetryRule(retry_after=dt.timedelta(hours=1), max_attempts=2)
     machine: RetryRule = RetryRule(retry_after=dt.timedelta(hours=4), max_attempts=2)
+    machine_message: RetryRule = RetryRule(retry_after=dt.timedelta(hours=24), max_attempts=2)
+    """After a neutral message was left on a machine: call again (a person must hear the
+    notice); once exhausted the target is done (the message was left)."""
 
     def rule_for(self, outcome: RetryOutcome | str) -> RetryRule:
         """The rule of an outcome."""

@@ -31,6 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from contactcenter.calendar_ru import CalendarError
+
 __all__ = [
     "CalendarError",
     "CampaignError",
@@ -80,10 +82,6 @@ class PolicyError(ValueError):
 
 class TemplateError(ValueError):
     """An SMS template is malformed or needs a variable that was not supplied."""
-
-
-class CalendarError(ValueError):
-    """The production-calendar file is missing or malformed; the message says where."""
 
 
 # --------------------------------------------------------------------------- operations

@@ -3,7 +3,8 @@
 A call or message ends in a terminal status of :mod:`telephony.status`; the campaign reads
 it as an outcome (:data:`CALL_OUTCOMES`, :data:`SMS_OUTCOMES`: ``completed`` is
 ``answered``, ``no-answer`` is ``no_answer`` …; a call answered by a machine is ``machine``,
-or ``machine_message`` when the policy leaves a message). :func:`after_outcome` then moves
+or ``machine_message`` when the policy leaves a message: retried by its own rule, the target
+done once that rule is exhausted). :func:`after_outcome` then moves
 the target on: done, a retry after the definition's delay, the SMS fallback of a
 voice_then_sms campaign, or failed; :func:`finish_interaction` closes the contact log entry.
 """
@@ -41,13 +42,14 @@ SMS_OUTCOMES: dict[str, str] = {
 """The outcome of a campaign SMS by its terminal ``MessageStatus`` (``received`` is only
 ever the status of an inbound message, so it has none)."""
 
-SUCCESS_OUTCOMES = frozenset({"answered", "delivered", "machine_message"})
+SUCCESS_OUTCOMES = frozenset({"answered", "delivered"})
 RETRY_KINDS: dict[str, RetryOutcome] = {
     "busy": RetryOutcome.BUSY,
     "no_answer": RetryOutcome.NO_ANSWER,
     "failed": RetryOutcome.FAILED,
     "canceled": RetryOutcome.FAILED,
     "machine": RetryOutcome.MACHINE,
+    "machine_message": RetryOutcome.MACHINE_MESSAGE,
     "undelivered": RetryOutcome.FAILED,
 }
 """Which retry rule of the definition an unsuccessful outcome follows."""
@@ -91,6 +93,9 @@ def after_outcome(
         if placed < rule.max_attempts:
             target.state = "retry"
             target.next_attempt_at = now + rule.retry_after
+            return
+        if outcome == "machine_message":
+            target.state = "done"  # retries exhausted, but the callback message was left
             return
         if definition.channel.value == "voice_then_sms":
             target.state = "pending"

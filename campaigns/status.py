@@ -11,7 +11,8 @@ The handlers are idempotent and order-safe: ``SequenceNumber`` (or the rank of t
 :mod:`telephony.status`) must grow, and a final attempt is never changed again. A terminal
 status becomes the attempt's outcome (:mod:`campaigns.outcomes`), frees the call's pacing
 slot and closes the ``Interaction``. An answering machine detected on a call of a
-``hangup_retry`` campaign is hung up by the :func:`hangup_call` job.
+``hangup_retry`` campaign is hung up by the :func:`hangup_call` job; on a ``leave_message``
+campaign it is redirected to the neutral message (:mod:`campaigns.voicemail`).
 
 Inbound SMS: :func:`handle_inbound_sms` applies the opt-out / opt-in keywords to the
 do-not-contact list; the SMS view answers with :func:`keyword_reply` (the confirmation, or
@@ -29,10 +30,11 @@ from sqlalchemy.orm import Session
 
 from campaigns.attempts import FINAL_ATTEMPT_STATUSES, definition_of, now_utc, pacer
 from campaigns.compliance import Channel, SkipReason
-from campaigns.definition import AmdPolicy
+from campaigns.definition import AmdPolicy, CampaignDefinition
 from campaigns.keywords import KeywordAction, parse_sms_keyword
 from campaigns.outcomes import CALL_OUTCOMES, SMS_OUTCOMES, after_outcome, finish_interaction
 from campaigns.queueing import enqueue_unique, hangup_job_id
+from campaigns.voicemail import leave_message, leaves_message
 from contactcenter.config import Settings
 from contactcenter.phones import mask_phone
 from contactcenter.services import Services, StatusHooks, current_services
@@ -172,6 +174,7 @@ def handle_amd_status(services: Services, callback: StatusCallback) -> bool:
     """Apply an asynchronous AMD result (``AnsweredBy``); hang up machines if the policy says so."""
     answered_by = callback.status
     hang_up: int | None = None
+    message: tuple[str, CampaignDefinition] | None = None
     with services.db.transaction() as s:
         attempt = _claim_attempt(s, callback, answered_by)
         if attempt is None:
@@ -188,8 +191,12 @@ def handle_amd_status(services: Services, callback: StatusCallback) -> bool:
                 and definition.voice.amd_policy is AmdPolicy.HANGUP_RETRY
             ):
                 hang_up = attempt.id
+            elif leaves_message(definition, answered_by) and attempt.provider_sid:
+                message = (attempt.provider_sid, definition)
     if hang_up is not None:
         enqueue_unique(services, hangup_call, hang_up, job_id=hangup_job_id(hang_up))
+    if message is not None:
+        leave_message(services, *message)
     return True
 
 

@@ -23,7 +23,7 @@ from contactcenter.wiring import build_services
 from crm_store.cli import db_group, users_group
 from crm_store.cli_data import import_group
 from devtools.cli import demo_group, simulate
-from ivr.cli import flows
+from ivr.cli import flows, recordings
 from ivr.sms import IVR_QUEUE
 from speech.cli import speech
 from speech.models_cli import models_group
@@ -98,6 +98,7 @@ def worker(queues: tuple[str, ...], burst: bool, name: str | None) -> None:
 for _command in (
     speech,
     flows,
+    recordings,
     db_group,
     users_group,
     models_group,

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -20,6 +22,7 @@ from contactcenter.phones import InvalidPhoneError, normalize_phone
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 TELEPHONY_CHOICES = ("sandbox", "twilio")
+OPERATOR_ROUTING_CHOICES = ("queue", "dial", "taskrouter")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -52,11 +55,33 @@ class Settings:
     flows_file: str = str(PROJECT_ROOT / "call_flows.yaml")
     reading_window_start_day: int = 15
     reading_window_end_day: int = 25
+    reading_late_policy: str = "accept"
+    """Readings given outside the window: ``accept`` (saved for the next billing period, and
+    the caller is told so) or ``refuse`` (not saved; the caller hears when to call back)."""
+    operator_hours: tuple[time, time] = (time(8, 0), time(17, 0))
+    """Operators' hours on a working day (supplier's local time), ``OPERATOR_HOURS=08:00-17:00``."""
+    operator_peak_hours: tuple[time, time] = (time(8, 0), time(21, 0))
+    """Extended hours on working days of the reading peak (``OPERATOR_PEAK_HOURS``)."""
+    operator_peak_days: tuple[int, int] = (21, 25)
+    """Days of the month of the peak (``OPERATOR_PEAK_DAYS=21-25``): working days get the peak
+    hours, non-working days the ordinary hours; 0-0 turns the peak off."""
+    operator_holidays: frozenset[date] = frozenset()
+    """The hotline's own closed days (``OPERATOR_HOLIDAYS=2026-12-31,2027-01-09``), on top of
+    the production calendar's non-working days."""
     operator_phone: str = "+74950000000"
     grid_company_phone: str = "+78002200220"
     supplier_name: str = "ЭнергоСбыт"
     api_token: str | None = None
     sandbox_scenario: str | None = None
+    operator_routing: str = "queue"
+    """How operator transfers reach people: ``queue`` (``<Enqueue>`` with a JSON ``<Task>``),
+    ``dial`` (``<Dial>`` to ``operator_phone`` with a whisper) or ``taskrouter``."""
+    taskrouter_workflow_sid: str | None = None
+    recordings_dir: str = str(PROJECT_ROOT / "var" / "recordings")
+    """Where downloaded call recordings are stored (``RECORDINGS_DIR``)."""
+    recording_retention_days: int = 365
+    """Days a call recording is kept before the retention job deletes it
+    (``RECORDING_RETENTION_DAYS``, 1-3650)."""
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields replaced (used by tests and the CLI)."""
@@ -88,6 +113,47 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
     if not lo <= value <= hi:
         raise ConfigError(name, f"must be between {lo} and {hi}, got {value}")
     return value
+
+
+def _clock_range(
+    env: Mapping[str, str], name: str, default: tuple[time, time]
+) -> tuple[time, time]:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})", raw)
+    if match is None:
+        raise ConfigError(name, f"must be HH:MM-HH:MM, got {raw!r}")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    try:
+        opens, closes = time(h1, m1), time(h2, m2)
+    except ValueError:
+        raise ConfigError(name, f"must be HH:MM-HH:MM, got {raw!r}") from None
+    if closes <= opens:
+        raise ConfigError(name, f"must close after it opens, got {raw!r}")
+    return opens, closes
+
+
+def _day_range(env: Mapping[str, str], name: str, default: tuple[int, int]) -> tuple[int, int]:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    match = re.fullmatch(r"(\d{1,2})\s*-\s*(\d{1,2})", raw)
+    first, last = (int(match.group(1)), int(match.group(2))) if match else (-1, -1)
+    if (first, last) != (0, 0) and not 1 <= first <= last <= 31:
+        raise ConfigError(name, f"must be FIRST-LAST days of the month (1-31) or 0-0, got {raw!r}")
+    return first, last
+
+
+def _date_list(env: Mapping[str, str], name: str) -> frozenset[date]:
+    days: set[date] = set()
+    for item in (env.get(name) or "").replace(";", ",").split(","):
+        if item.strip():
+            try:
+                days.add(date.fromisoformat(item.strip()))
+            except ValueError:
+                raise ConfigError(name, f"{item.strip()!r} is not a YYYY-MM-DD date") from None
+    return frozenset(days)
 
 
 def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
@@ -169,6 +235,25 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     end_day = _int(env, "READING_WINDOW_END_DAY", 25, 1, 31)
     if end_day < start_day:
         raise ConfigError("READING_WINDOW_END_DAY", "must not be before READING_WINDOW_START_DAY")
+    late_policy = (get("READING_LATE_POLICY") or Settings.reading_late_policy).lower()
+    if late_policy not in ("accept", "refuse"):
+        raise ConfigError("READING_LATE_POLICY", "must be accept or refuse")
+
+    operator_routing = (get("OPERATOR_ROUTING") or Settings.operator_routing).lower()
+    if operator_routing not in OPERATOR_ROUTING_CHOICES:
+        raise ConfigError(
+            "OPERATOR_ROUTING", f"must be one of {', '.join(OPERATOR_ROUTING_CHOICES)}"
+        )
+    workflow_sid = get("TASKROUTER_WORKFLOW_SID")
+    if workflow_sid is not None and not re.fullmatch(r"WW[0-9a-fA-F]{32}", workflow_sid):
+        raise ConfigError("TASKROUTER_WORKFLOW_SID", "must look like WW followed by 32 hex digits")
+    if operator_routing == "taskrouter" and workflow_sid is None:
+        raise ConfigError("TASKROUTER_WORKFLOW_SID", "is required when OPERATOR_ROUTING=taskrouter")
+    operator_phone = get("OPERATOR_PHONE") or Settings.operator_phone
+    try:
+        operator_phone = normalize_phone(operator_phone, require_russian=False)
+    except InvalidPhoneError as exc:
+        raise ConfigError("OPERATOR_PHONE", str(exc)) from None
 
     return Settings(
         database_url=database_url,
@@ -183,11 +268,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         flows_file=flows_file,
         reading_window_start_day=start_day,
         reading_window_end_day=end_day,
-        operator_phone=get("OPERATOR_PHONE") or Settings.operator_phone,
+        reading_late_policy=late_policy,
+        operator_hours=_clock_range(env, "OPERATOR_HOURS", Settings.operator_hours),
+        operator_peak_hours=_clock_range(env, "OPERATOR_PEAK_HOURS", Settings.operator_peak_hours),
+        operator_peak_days=_day_range(env, "OPERATOR_PEAK_DAYS", Settings.operator_peak_days),
+        operator_holidays=_date_list(env, "OPERATOR_HOLIDAYS"),
+        operator_phone=operator_phone,
         grid_company_phone=get("GRID_COMPANY_PHONE") or Settings.grid_company_phone,
         supplier_name=get("SUPPLIER_NAME") or Settings.supplier_name,
         api_token=get("API_TOKEN"),
         sandbox_scenario=sandbox_scenario,
+        operator_routing=operator_routing,
+        taskrouter_workflow_sid=workflow_sid,
+        recordings_dir=str(Path(get("RECORDINGS_DIR") or Settings.recordings_dir).resolve()),
+        recording_retention_days=_int(
+            env, "RECORDING_RETENTION_DAYS", Settings.recording_retention_days, 1, 3650
+        ),
     )
 
 

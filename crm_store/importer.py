@@ -3,13 +3,17 @@
 The file has a header row with exactly :data:`COLUMNS` (in this order) and one row per
 meter; an account with two meters has two rows. Reading is tolerant of what spreadsheets
 produce in Russia (UTF-8 with or without BOM, cp1251, ``,`` or ``;`` delimiter, decimal
-comma and thousands spaces in money, ``DD.MM.YYYY`` dates); validation is strict and every
+comma and thousands spaces in money, ``DD.MM.YYYY`` dates, tariff zones as billing systems
+export them: ``Т1;Т2``, ``день/ночь``, ``двухтарифный``); validation is strict and every
 problem is reported with the row number a spreadsheet user sees (the header is row 1), the
-column and a reason in plain Russian.
+column and a reason in plain Russian. A bad value in a soft cell (phone, time zone, readings,
+debt: :data:`SOFT_GROUPS`) loses that cell with a warning, not the account; a row is rejected
+only when its account or meter cannot be stored; exact repeats of a row are reported as
+duplicates. The mapping is documented in ``docs/import.md``.
 
-Public entry points: :func:`read_rows` (file → raw rows), :func:`validate_rows` (raw rows →
-valid rows + errors) and :func:`import_consumers` (the whole import, writing through the
-CRM models with a SAVEPOINT per row). Problems with the file as a whole raise
+Public entry points: :func:`read_rows` (file → raw rows), :func:`check_rows` (raw rows →
+valid rows, errors, warnings, duplicates) and :func:`import_consumers` (the whole import,
+writing through the CRM models with a SAVEPOINT per row). Problems with the file as a whole raise
 :class:`ImportFileError`.
 """
 
@@ -103,6 +107,21 @@ RUSSIAN_TIMEZONES: frozenset[str] = frozenset(
 # Tariff-zone labels printed on Russian bills (domain.md §2.2); a meter has 1–3 of them.
 SINGLE_ZONE_LABELS: frozenset[str] = frozenset({"общая", "сутки"})
 MULTI_ZONE_LABELS: frozenset[str] = frozenset({"день", "ночь", "пик", "полупик"})
+#: Billing-export zone numbers (``Т1``…``Т3``, Cyrillic or Latin T) by the meter's zone count:
+#: one zone is общая; two are Т1 день, Т2 ночь; three are Т1 пик, Т2 ночь, Т3 полупик.
+NUMBERED_ZONES: dict[int, tuple[str, ...]] = {
+    1: ("общая",),
+    2: ("день", "ночь"),
+    3: ("пик", "ночь", "полупик"),
+}
+#: Whole-meter tariff names in billing exports, as the zones they stand for.
+TARIFF_NAMES: dict[str, tuple[str, ...]] = {
+    "однотарифный": NUMBERED_ZONES[1],
+    "двухтарифный": NUMBERED_ZONES[2],
+    "трехтарифный": NUMBERED_ZONES[3],
+}
+_ZONE_NUMBER = re.compile(r"[tт]([1-3])")
+_ZONE_SEPARATORS = re.compile(r"[;/,+]")
 MIN_CAPACITY = METER_MIN_CAPACITY
 MAX_CAPACITY = METER_MAX_CAPACITY
 MAX_LENGTHS = {"account_number": 64, "full_name": 300, "address": 500, "meter_serial": 64}
@@ -123,6 +142,15 @@ METER_COLUMNS: tuple[str, ...] = (
     "last_readings",
     "last_reading_date",
 )
+#: Cells an account can exist without: a bad value loses its group of cells (reported as a
+#: warning), not the row. Everything else (account number, name, address, meter) is required.
+SOFT_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("phone",),
+    ("timezone",),
+    ("last_readings", "last_reading_date"),
+    ("debt_rub", "debt_due_date"),
+)
+SOFT_COLUMNS: frozenset[str] = frozenset(c for group in SOFT_GROUPS for c in group)
 
 
 @dataclass(frozen=True)
@@ -181,11 +209,20 @@ class ImportReport:
     #: Imported accounts whose time zone is still unknown (empty ``timezone`` cells).
     accounts_without_timezone: int = 0
     errors: list[RowError] = field(default_factory=list)
+    #: Bad cells of imported rows: the row was imported without that value.
+    warnings: list[RowError] = field(default_factory=list)
+    #: Exact repeats of an earlier row of the same file (not imported again).
+    duplicates: list[RowError] = field(default_factory=list)
 
     @property
     def rejected_rows(self) -> list[int]:
         """Distinct numbers of the rejected rows, ascending."""
         return sorted({e.row for e in self.errors})
+
+    @property
+    def warned_rows(self) -> list[int]:
+        """Distinct numbers of the imported rows that lost a cell, ascending."""
+        return sorted({w.row for w in self.warnings})
 
     @property
     def rows_imported(self) -> int:
@@ -212,6 +249,15 @@ class ImportReport:
                 f"Лицевых счетов без часового пояса: {self.accounts_without_timezone} — "
                 "окна обзвона для них соблюдаются во всех часовых поясах номера телефона"
             )
+        if self.warnings:
+            out.append(
+                f"Импортировано с предупреждениями: {len(self.warned_rows)} "
+                "(значения с ошибками не импортированы)"
+            )
+            out.extend(f"  {warning}" for warning in self.warnings)
+        if self.duplicates:
+            out.append(f"Повторы строк в файле (пропущены): {len(self.duplicates)}")
+            out.extend(f"  {duplicate}" for duplicate in self.duplicates)
         out.append(f"Отклонено строк: {len(self.rejected_rows)}")
         out.extend(f"  {error}" for error in self.errors)
         return out
@@ -415,8 +461,18 @@ def _parse_capacity(text: str) -> int:
 
 
 def parse_zones(text: str) -> tuple[str, ...]:
-    """Parse ``день;ночь``-style zone labels (1–3, known labels, no repeats)."""
-    labels = tuple(part.strip().lower() for part in text.split(";"))
+    """Parse a meter's zone labels into the stored vocabulary (1–3, known labels, no repeats).
+
+    Accepts the bill labels (``день;ночь``, ``пик;полупик;ночь``, ``общая``), billing-export
+    zone numbers ``Т1``…``Т3`` (Cyrillic or Latin T, any case; mapped by the zone count through
+    :data:`NUMBERED_ZONES`), tariff names (:data:`TARIFF_NAMES`) and ``;``, ``/``, ``,`` or
+    ``+`` as separators. The order is kept: readings are matched to zones by position.
+    """
+    folded = text.strip().lower().replace("ё", "е")
+    if folded in TARIFF_NAMES:
+        return TARIFF_NAMES[folded]
+    labels = tuple("".join(part.split()) for part in _ZONE_SEPARATORS.split(text.strip().lower()))
+    labels = tuple(_numbered_zone(label, len(labels), text) for label in labels)
     if any(not label for label in labels):
         raise _CellError(f"пустая тарифная зона в «{text}»")
     if len(labels) > 3:
@@ -429,8 +485,26 @@ def parse_zones(text: str) -> tuple[str, ...]:
     for label in labels:
         if label not in allowed:
             names = ", ".join(sorted(allowed))
-            raise _CellError(f"неизвестная тарифная зона «{label}»; допустимы: {names}")
+            numbered = "Т1" if len(labels) == 1 else f"Т1–Т{len(labels)}"
+            raise _CellError(
+                f"неизвестная тарифная зона «{label}»; допустимы: {names}, {numbered} "
+                "или однотарифный/двухтарифный/трёхтарифный"
+            )
     return labels
+
+
+def _numbered_zone(label: str, count: int, text: str) -> str:
+    """``т2`` (of a meter with ``count`` zones) → its stored label; other labels unchanged."""
+    match = _ZONE_NUMBER.fullmatch(label)
+    if match is None:
+        return label
+    number = int(match.group(1))
+    if count > 3:
+        return label  # reported as too many zones
+    if number > count:
+        kind = "однотарифного" if count == 1 else "двухтарифного"
+        raise _CellError(f"у {kind} счётчика нет зоны Т{number}: «{text}»")
+    return NUMBERED_ZONES[count][number - 1]
 
 
 def _parse_readings(
@@ -463,40 +537,79 @@ class _Seen:
     meter: dict[str, str]
 
 
+@dataclass
+class ImportValidation:
+    """The outcome of :func:`check_rows`."""
+
+    #: Rows to import (bad soft cells already dropped).
+    good: list[ImportRow] = field(default_factory=list)
+    #: Every problem of the rejected rows.
+    errors: list[RowError] = field(default_factory=list)
+    #: Bad soft cells (:data:`SOFT_GROUPS`) of rows imported without them.
+    warnings: list[RowError] = field(default_factory=list)
+    #: Rows repeating an earlier row of the file exactly (column ``*``, the earlier row).
+    duplicates: list[RowError] = field(default_factory=list)
+
+
+def check_rows(
+    rows: Iterable[RawRow],
+    *,
+    normalize_account: Callable[[str], str],
+    today: date,
+) -> ImportValidation:
+    """Validate raw rows into rows to import, rejected rows, warnings and duplicates.
+
+    ``normalize_account`` turns a raw account number into its stored normalised form (it
+    raises ``ValueError`` for an invalid one). ``today`` bounds the reading date. A bad value
+    in a soft cell (phone, time zone, readings, debt) is dropped with a warning; a row is
+    rejected only when its account or meter cannot be stored. Rows of one account must agree
+    on the account columns; a meter repeated in the file must repeat the same data, and a row
+    repeating an earlier one exactly is reported as a duplicate and not imported twice.
+    """
+    result = ImportValidation()
+    accounts: dict[str, _Seen] = {}
+    meters: dict[str, _Seen] = {}  # by meter serial
+    for raw in rows:
+        if "*" in raw.cells:
+            result.errors.append(RowError(raw.number, "*", raw.cells["*"]))
+            continue
+        row_errors, row_warnings, parsed = _validate_one(raw, normalize_account, today)
+        duplicate_of: int | None = None
+        if parsed is not None:
+            consistency, duplicate_of = _check_consistency(raw, parsed, accounts, meters)
+            row_errors += consistency
+        if row_errors or parsed is None:
+            result.errors.extend(sorted(row_errors + row_warnings, key=_column_order))
+            continue
+        if duplicate_of is not None:
+            result.duplicates.append(
+                RowError(raw.number, "*", f"повторяет строку {duplicate_of}, пропущена")
+            )
+            continue
+        result.warnings.extend(row_warnings)
+        result.good.append(parsed)
+    return result
+
+
 def validate_rows(
     rows: Iterable[RawRow],
     *,
     normalize_account: Callable[[str], str],
     today: date,
 ) -> tuple[list[ImportRow], list[RowError]]:
-    """Validate raw rows; return the good ones and every error of the bad ones.
+    """:func:`check_rows` reduced to the rows to import and the errors of rejected rows."""
+    result = check_rows(rows, normalize_account=normalize_account, today=today)
+    return result.good, result.errors
 
-    ``normalize_account`` turns a raw account number into its stored normalised form (it
-    raises ``ValueError`` for an invalid one). ``today`` bounds the reading date. Rows of
-    one account must agree on the account columns; a meter repeated in the file must repeat
-    the same data (an exact repeat is accepted and counted once at write time).
-    """
-    good: list[ImportRow] = []
-    errors: list[RowError] = []
-    accounts: dict[str, _Seen] = {}
-    meters: dict[str, _Seen] = {}  # by meter serial
-    for raw in rows:
-        if "*" in raw.cells:
-            errors.append(RowError(raw.number, "*", raw.cells["*"]))
-            continue
-        row_errors, parsed = _validate_one(raw, normalize_account, today)
-        if parsed is not None:
-            row_errors += _check_consistency(raw, parsed, accounts, meters)
-        if row_errors or parsed is None:
-            errors.extend(row_errors)
-            continue
-        good.append(parsed)
-    return good, errors
+
+def _column_order(error: RowError) -> tuple[int, int]:
+    return error.row, COLUMNS.index(error.column) if error.column in COLUMNS else -1
 
 
 def _validate_one(
     raw: RawRow, normalize_account: Callable[[str], str], today: date
-) -> tuple[list[RowError], ImportRow | None]:
+) -> tuple[list[RowError], list[RowError], ImportRow | None]:
+    """Errors (row rejected), warnings (soft cells dropped) and the row, if it is kept."""
     cells = raw.cells
     errs: list[RowError] = []
 
@@ -556,23 +669,40 @@ def _validate_one(
         if len(cells[column]) > limit:
             fail(column, f"слишком длинное значение (больше {limit} символов)")
 
-    if errs or capacity is None or zones is None:
-        return errs, None
-    return errs, ImportRow(
-        number=raw.number,
-        account_number=cells["account_number"],
-        account_normalized=normalized,
-        full_name=" ".join(cells["full_name"].split()),
-        phone=phone,
-        address=" ".join(cells["address"].split()),
-        timezone=timezone,
-        meter_serial=cells["meter_serial"],
-        meter_capacity=capacity,
-        meter_zones=zones,
-        last_readings=readings,
-        last_reading_date=reading_date,
-        debt_rub=debt,
-        debt_due_date=due,
+    hard = [e for e in errs if e.column not in SOFT_COLUMNS]
+    if hard or capacity is None or zones is None:
+        return errs, [], None
+    dropped = {e.column for e in errs}
+    for group in SOFT_GROUPS:
+        if dropped.intersection(group):
+            dropped.update(group)
+    if "phone" in dropped:
+        phone = None
+    if "timezone" in dropped:
+        timezone = None
+    if "last_readings" in dropped:
+        readings, reading_date = None, None
+    if "debt_rub" in dropped:
+        debt, due = None, None
+    return (
+        [],
+        errs,
+        ImportRow(
+            number=raw.number,
+            account_number=cells["account_number"],
+            account_normalized=normalized,
+            full_name=" ".join(cells["full_name"].split()),
+            phone=phone,
+            address=" ".join(cells["address"].split()),
+            timezone=timezone,
+            meter_serial=cells["meter_serial"],
+            meter_capacity=capacity,
+            meter_zones=zones,
+            last_readings=readings,
+            last_reading_date=reading_date,
+            debt_rub=debt,
+            debt_due_date=due,
+        ),
     )
 
 
@@ -601,7 +731,8 @@ def _check_consistency(
     row: ImportRow,
     accounts: dict[str, _Seen],
     meters: dict[str, _Seen],
-) -> list[RowError]:
+) -> tuple[list[RowError], int | None]:
+    """Conflicts with earlier rows, and the earlier row this one repeats exactly (if any)."""
     account, meter = _row_values(row)
     errs: list[RowError] = []
     seen = accounts.get(row.account_normalized)
@@ -639,14 +770,18 @@ def _check_consistency(
                 )
             )
     if errs:
-        return errs
+        return errs, None
+    if seen_meter is not None and seen_meter.account == account:
+        return errs, seen_meter.row  # same account, meter and values: a repeated row
     if seen is None:
-        accounts[row.account_normalized] = _Seen(raw.number, row.account_normalized, account, meter)
+        accounts[row.account_normalized] = _Seen(
+            raw.number, row.account_normalized, dict(account), meter
+        )
     else:
         for column in ACCOUNT_COLUMNS:
             seen.account[column] = seen.account[column] or account[column]
     meters.setdefault(row.meter_serial, _Seen(raw.number, row.account_normalized, account, meter))
-    return errs
+    return errs, None
 
 
 # --------------------------------------------------------------------------- writing
@@ -690,15 +825,18 @@ def import_consumers(
     """
     raw_rows = read_rows(path, file_format)
     day = today or datetime.now(UTC).date()
-    good, errors = validate_rows(
+    checked = check_rows(
         raw_rows, normalize_account=normalize_account or normalize_account_number, today=day
     )
+    good = checked.good
     report = ImportReport(
         source=str(path),
         dry_run=dry_run,
         rows_read=len(raw_rows),
         rows_valid=len(good),
-        errors=errors,
+        errors=checked.errors,
+        warnings=checked.warnings,
+        duplicates=checked.duplicates,
     )
     if dry_run:
         # Without the database: accounts none of whose rows gives a zone in the file.
@@ -719,6 +857,8 @@ def import_consumers(
                 # A constraint or model validator refused the row: report it, keep going.
                 logger.warning("import row %s failed in the database: %s", row.number, exc)
                 reason = (str(getattr(exc, "orig", None) or exc).splitlines() or ["?"])[0]
+                report.errors.extend(w for w in report.warnings if w.row == row.number)
+                report.warnings = [w for w in report.warnings if w.row != row.number]
                 report.errors.append(
                     RowError(row.number, "*", f"строку не удалось записать в базу: {reason}")
                 )
@@ -731,16 +871,17 @@ def import_consumers(
             else:
                 report.rows_unchanged += 1
     report.accounts_without_timezone = sum(not known for known in zone_known.values())
-    report.errors.sort(
-        key=lambda e: (e.row, COLUMNS.index(e.column) if e.column in COLUMNS else -1)
-    )
+    report.errors.sort(key=_column_order)
     logger.info(
-        "import of %s: %d rows, %d created, %d updated, %d unchanged, %d rejected",
+        "import of %s: %d rows, %d created, %d updated, %d unchanged, %d with warnings, "
+        "%d duplicates, %d rejected",
         path,
         report.rows_read,
         report.rows_created,
         report.rows_updated,
         report.rows_unchanged,
+        len(report.warned_rows),
+        len(report.duplicates),
         len(report.rejected_rows),
     )
     return report

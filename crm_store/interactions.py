@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
@@ -304,7 +304,12 @@ def finish_interaction(
     _aware(ended_at, "ended_at")
     row = get_interaction(session, key)
     if row.ended_at is None:
-        row.ended_at = ended_at or utcnow()
+        end = ended_at or utcnow()
+        # Twilio's Timestamp has whole seconds and another clock: never before the start.
+        started = row.started_at
+        if started is not None and started.tzinfo is None:
+            started = started.replace(tzinfo=UTC)
+        row.ended_at = max(end, started) if started is not None else end
     row.status = status
     _apply(
         session,

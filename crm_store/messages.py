@@ -13,10 +13,25 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contactcenter.phones import InvalidPhoneError, normalize_phone
 from crm_store.accounts import accounts_for_phone
 from crm_store.interactions import finish_interaction, start_interaction
 from crm_store.models import Interaction
 from telephony.status import TERMINAL_MESSAGE_STATUSES, message_status, message_status_supersedes
+
+#: Twilio's maximum body of one (concatenated) SMS, in characters: stored whole.
+MAX_SMS_BODY = 1600
+
+
+def sender_phone(sender: str) -> str | None:
+    """The E.164 number of an SMS sender, or None for an alphanumeric or otherwise non-phone one.
+
+    Senders such as ``ЭнергоСбыт`` (alphanumeric sender IDs) or ``anonymous`` are not phones.
+    """
+    try:
+        return normalize_phone(sender, require_russian=False)
+    except InvalidPhoneError:
+        return None
 
 
 def apply_message_status(
@@ -69,26 +84,34 @@ def record_inbound_sms(
     """Log an inbound SMS (idempotent by MessageSid), linked to the sender's account.
 
     When the phone is linked to exactly one account the interaction carries it; the
-    text goes to the summary so the contact history search finds it.
+    text goes to the summary (whole, up to :data:`MAX_SMS_BODY` characters) so the contact
+    history search finds it. A sender that is not a phone number (an alphanumeric sender ID
+    such as ``ЭнергоСбыт``) is kept as given in ``data["sender"]``, with no phone.
     """
     existing = session.scalars(
         select(Interaction).where(Interaction.provider_sid == sid)
     ).one_or_none()
     if existing is not None:
         return existing
-    accounts = accounts_for_phone(session, phone)
+    e164 = sender_phone(phone)
+    accounts = accounts_for_phone(session, e164) if e164 is not None else []
     account = accounts[0] if len(accounts) == 1 else None
+    data: dict[str, Any] = {}
+    if keyword_action:
+        data["keyword_action"] = keyword_action
+    if e164 is None:
+        data["sender"] = phone
     row = start_interaction(
         session,
         channel="sms",
         direction="inbound",
         provider_sid=sid,
-        phone=phone,
+        phone=e164,
         account_id=account.id if account is not None else None,
         consumer_id=account.consumer_id if account is not None else None,
         started_at=at,
         status="received",
-        data={"keyword_action": keyword_action} if keyword_action else None,
+        data=data or None,
     )
     return finish_interaction(
         session,
@@ -96,5 +119,5 @@ def record_inbound_sms(
         status="received",
         outcome=keyword_action or "received",
         ended_at=row.started_at,
-        summary=body[:1000],
+        summary=body[:MAX_SMS_BODY],
     )

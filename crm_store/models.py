@@ -92,6 +92,8 @@ TARGET_STATES = (
     "cancelled",
 )
 ATTEMPT_CHANNELS = ("voice", "sms")
+#: ``RecordingStatus`` values of the provider's recording status callback.
+RECORDING_STATUSES = ("in-progress", "completed", "absent", "failed")
 ATTEMPT_STATUSES = ("intent", "dialing", "in_progress", "completed", "failed", "skipped")
 ROLE_NAMES = ("admin", "supervisor", "operator", "developer")
 AUDIT_ACTIONS = ("insert", "update", "delete")
@@ -510,6 +512,28 @@ class Transcript(Base):
     audio_ref: Mapped[str | None] = mapped_column(String(500))
     decision: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[datetime] = _created()
+
+
+class CallRecording(Base):
+    """A whole-call recording of an interaction: the provider's SID, URL and status, and
+    where our copy is stored (``storage_path``; null until downloaded). ``deleted_at`` is set
+    when the retention job deleted our copy."""
+
+    __tablename__ = "call_recordings"
+    __table_args__ = (_in("status", RECORDING_STATUSES),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    sid: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    url: Mapped[str] = mapped_column(String(500), nullable=False)
+    duration_s: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    channels: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    storage_path: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = _created()
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Case(Base):

@@ -42,6 +42,14 @@ from crm_store.models import READING_SOURCES, Account, Meter, MeterReading, utcn
 
 LengthMode = Literal["strict", "pad"]
 BeforeWindow = Literal["reject", "accept_current"]
+AfterWindow = Literal["next_period", "reject"]
+#: ``READING_LATE_POLICY`` → (before_window, after_window): ``accept`` takes every reading
+#: (before the window for the current period, after it for the next), ``refuse`` takes
+#: readings only inside the window.
+LATE_POLICIES: dict[str, tuple[BeforeWindow, AfterWindow]] = {
+    "accept": ("accept_current", "next_period"),
+    "refuse": ("reject", "reject"),
+}
 
 RejectReason = Literal[
     "remote_read",
@@ -66,7 +74,8 @@ class ReadingPolicy:
     * ``window_start_day`` .. ``window_end_day``: days of the month (account local time)
       readings are taken for the current period; after the end day they count for the next
       period; before the start day they are rejected, or with
-      ``before_window="accept_current"`` taken for the current period.
+      ``before_window="accept_current"`` taken for the current period; with
+      ``after_window="reject"`` readings after the end day are rejected too.
       ``enforce_window=False`` takes every reading for the current month.
     * Plausibility: the monthly consumption of a zone may be at most
       ``max(plausibility_factor × average, plausibility_floor)``, or ``no_history_cap``
@@ -80,6 +89,7 @@ class ReadingPolicy:
     window_start_day: int = 15
     window_end_day: int = 25
     before_window: BeforeWindow = "reject"
+    after_window: AfterWindow = "next_period"
     enforce_window: bool = True
     plausibility_factor: float = 3.0
     plausibility_floor: int = 500
@@ -95,6 +105,10 @@ class ReadingPolicy:
             raise ValueError(
                 f"before_window must be reject or accept_current, got {self.before_window!r}"
             )
+        if self.after_window not in ("next_period", "reject"):
+            raise ValueError(
+                f"after_window must be next_period or reject, got {self.after_window!r}"
+            )
         if not 1 <= self.window_start_day <= self.window_end_day <= 31:
             raise ValueError("reading window must satisfy 1 <= start day <= end day <= 31")
         if self.plausibility_factor <= 0 or self.plausibility_floor < 0 or self.no_history_cap <= 0:
@@ -106,13 +120,16 @@ class ReadingPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> ReadingPolicy:
-        """A policy with the window days of the settings, plus any other ``overrides``."""
-        return replace(
-            cls(),
-            window_start_day=settings.reading_window_start_day,
-            window_end_day=settings.reading_window_end_day,
-            **overrides,
-        )
+        """A policy with the window days and the late-reading policy of the settings
+        (:data:`LATE_POLICIES`), plus any other ``overrides``."""
+        before, after = LATE_POLICIES[settings.reading_late_policy]
+        fields: dict[str, Any] = {
+            "window_start_day": settings.reading_window_start_day,
+            "window_end_day": settings.reading_window_end_day,
+            "before_window": before,
+            "after_window": after,
+        }
+        return replace(cls(), **{**fields, **overrides})
 
 
 DEFAULT_POLICY = ReadingPolicy()
@@ -265,6 +282,14 @@ def billing_period(
     current = _first_of_month(local)
     if not policy.enforce_window:
         return current, False
+    if local.day > policy.window_end_day and policy.after_window == "reject":
+        following = _add_months(current, 1)
+        return Rejected(
+            "window_closed",
+            f"Приём показаний за этот месяц закончился {policy.window_end_day} числа. "
+            f"Передайте показания с {policy.window_start_day} по {policy.window_end_day} "
+            f"{MONTHS_GENITIVE[following.month - 1]}.",
+        )
     if local.day > policy.window_end_day:
         return _add_months(current, 1), True
     if local.day < policy.window_start_day and policy.before_window == "reject":

@@ -5,7 +5,7 @@ transcript (``--coverage-file`` or ``CC_FLOW_COVERAGE`` records the steps it vis
 ``simulate coverage`` reports which flow steps and branches the recorded calls visited (see
 :mod:`devtools.flow_coverage`).
 
-``demo seed --consumers N [--seed S] [--if-empty]`` fills the database with deterministic
+``demo seed --consumers N [--seed S] [--if-empty | --reset]`` fills the database with deterministic
 demo data (bulk inserts, not audited) and prints the fixed demo consumers
 (:mod:`devtools.demo`).
 """
@@ -38,6 +38,7 @@ from devtools.script import (
     Script,
     ScriptError,
     Step,
+    check_keys,
     crm_changes,
     load_script,
     run_script,
@@ -64,6 +65,11 @@ def _collect(kind: str) -> Any:
             if kind == "say":
                 steps.append(Step("say", Path(value), where=f"--say {value}"))
             else:
+                if kind == "press":
+                    try:
+                        check_keys(value, "--press")
+                    except ScriptError as exc:
+                        raise click.BadParameter(str(exc)) from None
                 steps.append(Step(kind, value, where=f"--{kind.replace('_', '-')} {value}"))
         return values
 
@@ -127,7 +133,13 @@ def call_command(
         to=to or script.to,
         capture=capture or script.capture,
         steps=steps,
+        reading_window=script.reading_window,
     )
+    if script.reading_window is not None and not url:
+        first, last = script.reading_window
+        settings = settings.with_overrides(
+            reading_window_start_day=first, reading_window_end_day=last
+        )
     try:
         token = settings.webhook_auth_token
     except ConfigError as exc:
@@ -246,13 +258,20 @@ def demo_group() -> None:
     help="Date the data is built around (default: today, UTC).",
 )
 @click.option("--if-empty", is_flag=True, help="Do nothing if consumers already exist.")
-def demo_seed_command(count: int, seed: int, as_of: object, if_empty: bool) -> None:
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Delete the existing consumers, accounts and everything referring to them first.",
+)
+def demo_seed_command(count: int, seed: int, as_of: object, if_empty: bool, reset: bool) -> None:
     """Build deterministic demo data: same --consumers, --seed and --as-of give the same data."""
     settings = settings_or_exit()
     day: date = as_of.date() if isinstance(as_of, datetime) else datetime.now(UTC).date()
     db = Database(settings.database_url)
     try:
-        result = seed_demo(db, consumers=count, seed=seed, as_of=day, if_empty=if_empty)
+        result = seed_demo(
+            db, consumers=count, seed=seed, as_of=day, if_empty=if_empty, reset=reset
+        )
     except DemoSeedError as exc:
         click.echo(f"demo seed failed: {exc}", err=True)
         sys.exit(1)

@@ -5,6 +5,7 @@
     from: "+79161234501"          # optional, default +79161234501
     to: "+78001234567"            # optional
     capture: record               # optional: record | stream (checked on every `say`)
+    reading_window: [1, 31]       # optional: the days readings are accepted (in-process app)
     steps:
       - press: "1"
       - say: ../fixtures/audio/ru/account_7700112233.wav   # relative to the script
@@ -38,6 +39,7 @@ from devtools.simulator import SimulatedCall, Simulator, SimulatorError
 INPUT_STEPS = ("press", "say", "say_text", "wait", "hangup")
 EXPECT_STEPS = ("expect_heard", "expect_step", "expect_reading", "expect_ended")
 CAPTURE_MODES = ("record", "stream")
+DTMF_KEYS = frozenset("0123456789*#")
 
 
 class ScriptError(ValueError):
@@ -62,6 +64,9 @@ class Script:
     to: str = "+78001234567"
     capture: str | None = None
     steps: tuple[Step, ...] = ()
+    #: The reading window (first, last day of the month) the in-process app runs with, so a
+    #: script that submits readings passes on any day; None: the settings' window.
+    reading_window: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,13 @@ class ScriptResult:
         return all(c.ok for c in self.checks)
 
 
+def check_keys(keys: str, where: str = "press") -> str:
+    """``keys`` when they are DTMF keys (0-9, * and #); else :class:`ScriptError`."""
+    if not keys or any(k not in DTMF_KEYS for k in keys):
+        raise ScriptError(f"{where}: DTMF keys are 0-9, * and #, got {keys!r}")
+    return keys
+
+
 def _step(raw: Any, where: str, base_dir: Path | None) -> Step:
     if isinstance(raw, str):
         if raw in ("wait", "silence", "hangup"):
@@ -103,7 +115,7 @@ def _step(raw: Any, where: str, base_dir: Path | None) -> Step:
     if "text" in raw and kind != "say":
         raise ScriptError(f"{where}: 'text' goes only with 'say'")
     if kind == "press":
-        value = str(value)
+        value = check_keys(str(value), where)
     elif kind == "say":
         path = Path(str(value))
         if base_dir is not None and not path.is_absolute():
@@ -132,7 +144,7 @@ def parse_script(raw: Any, base_dir: Path | None = None, name: str = "script") -
     """Parse the dict form of a script; raises :class:`ScriptError`."""
     if not isinstance(raw, Mapping):
         raise ScriptError(f"{name}: expected a mapping")
-    unknown = set(raw) - {"from", "to", "capture", "steps"}
+    unknown = set(raw) - {"from", "to", "capture", "steps", "reading_window"}
     if unknown:
         raise ScriptError(f"{name}: unknown keys {sorted(unknown)}")
     capture = raw.get("capture")
@@ -147,7 +159,21 @@ def parse_script(raw: Any, base_dir: Path | None = None, name: str = "script") -
         to=str(raw.get("to", Script.to)),
         capture=capture,
         steps=steps,
+        reading_window=_reading_window(raw.get("reading_window"), name),
     )
+
+
+def _reading_window(raw: Any, name: str) -> tuple[int, int] | None:
+    if raw is None:
+        return None
+    if (
+        not isinstance(raw, list)
+        or len(raw) != 2
+        or not all(isinstance(d, int) and not isinstance(d, bool) for d in raw)
+        or not 1 <= raw[0] <= raw[1] <= 31
+    ):
+        raise ScriptError(f"{name}: reading_window must be [first day, last day] within 1..31")
+    return (raw[0], raw[1])
 
 
 def load_script(path: str | Path) -> Script:

@@ -43,7 +43,7 @@ from werkzeug.serving import make_server
 from contactcenter.phones import InvalidPhoneError, normalize_phone
 from contactcenter.services import Services
 from devtools.flow_coverage import CoverageError, CoverageRecorder
-from devtools.sandbox.audio import AudioError, read_wav
+from devtools.sandbox.audio import AudioError, call_recording_wav, read_wav
 from devtools.sandbox.clock import Clock, RealClock, VirtualClock
 from devtools.sandbox.interpreter import LiveCall
 from devtools.sandbox.media import WsConnect, default_ws_connect
@@ -68,6 +68,8 @@ from telephony.base import (
     CallStatusUpdate,
     MachineDetection,
     MessageInfo,
+    RecordingChannels,
+    RecordingInfo,
     TelephonyProvider,
     check_update_arguments,
 )
@@ -172,6 +174,11 @@ class Simulator:
         self.calls: list[SimulatedCall] = []
         self._live: dict[str, LiveCall] = {}
         self._pending: dict[str, list[CallUpdate]] = {}
+        #: Whole-call recordings started by ``start_recording``: call SID → (recording
+        #: SID, status callback, channels).
+        self.call_recordings: dict[str, tuple[str, str | None, RecordingChannels]] = {}
+        #: Whole-call recordings of ended calls: call SID → sid, url, duration.
+        self.finished_recordings: dict[str, dict[str, Any]] = {}
         self._services: Services | None = None
         self._previous_provider: TelephonyProvider | None = None
         self._outbound_provider: TelephonyProvider | None = None
@@ -292,6 +299,60 @@ class Simulator:
                 CallUpdate(url=url, twiml=twiml, status=status)
             )
             return CallInfo(sid, status or live.status)
+
+    def start_recording(
+        self,
+        call_sid: str,
+        *,
+        status_callback: str | None,
+        channels: RecordingChannels = "dual",
+    ) -> RecordingInfo:
+        """Record a live simulated call; when it ends the recording is stored (served by
+        :meth:`fetch_recording`) and its status callback is posted, signed, like Twilio's."""
+        if channels not in ("mono", "dual"):
+            raise ValueError("channels must be 'mono' or 'dual'")
+        with self._lock:
+            live = self._live.get(call_sid)
+            if live is None or live.ended:
+                raise CallNotFound(f"call {call_sid} is not in progress", code=21220, status=400)
+            if call_sid in self.call_recordings:
+                raise ProviderRejected("the call is already being recorded", code=21220)
+            sid = new_sid("RE")
+            self.call_recordings[call_sid] = (sid, status_callback, channels)
+        return RecordingInfo(sid=sid, call_sid=call_sid, status="in-progress")
+
+    def finish_recording(self, live: LiveCall) -> None:
+        """Store the whole-call recording of ended ``live`` and post its status callback."""
+        with self._lock:
+            started = self.call_recordings.pop(live.sid, None)
+        if started is None:
+            return
+        sid, callback, channels = started
+        count = 2 if channels == "dual" else 1
+        duration = live.duration_s
+        wav = call_recording_wav(duration, count)
+        self._store_recording(sid, live.sid, wav, duration)
+        url = f"{self.api_base_url}/2010-04-01/Accounts/{self.account_sid}/Recordings/{sid}"
+        with self._lock:
+            self.finished_recordings[live.sid] = {"sid": sid, "url": url, "duration": duration}
+        if not callback:
+            return
+        params = {
+            "AccountSid": self.account_sid,
+            "CallSid": live.sid,
+            "RecordingSid": sid,
+            "RecordingUrl": url,
+            "RecordingStatus": "completed",
+            "RecordingDuration": str(duration),
+            "RecordingChannels": str(count),
+            "RecordingSource": "StartCallRecordingAPI",
+            "RecordingStartTime": format_datetime(live.answered_at),
+        }
+        try:
+            resp = signed_request(self.transport, self.auth_token, "POST", callback, params)
+            live.note("recording", f"call recording {sid} status callback → {resp.status}")
+        except WebhookTransportError as exc:
+            live.note("error", f"recording status callback failed: {exc}")
 
     def _poll_update(self, sid: str) -> CallUpdate | None:
         with self._lock:
@@ -435,6 +496,7 @@ class SimulatedCall:
         self._coverage_parts += 1
 
     def _on_end(self) -> None:
+        self._sim.finish_recording(self.live)
         if self._status_sent or not self._sim.status_callback_path:
             return
         self._status_sent = True
@@ -545,6 +607,12 @@ class SimulatedCall:
     def recordings(self) -> list[dict[str, Any]]:
         """Recordings made on this call (sid, url, duration)."""
         return list(self.live.recordings)
+
+    @property
+    def call_recording(self) -> dict[str, Any] | None:
+        """The whole-call recording (``sid``, ``url``, ``duration``) once the call ended, if
+        the app started one (``<Record>`` recordings are in :attr:`recordings`)."""
+        return self._sim.finished_recordings.get(self.live.sid)
 
     def heard(self, fragment: str) -> bool:
         """Whether some prompt contained ``fragment`` (case and ё/е insensitive)."""

@@ -87,15 +87,18 @@ _VARIABLE_KINDS: dict[str, VarKind] = {
     "account_number": "digits",
     "address": "text",
     "accounts_count": "number",
+    "account_attempts": "number",
     "accounts_list": "text",
     "holder_name": "text",
     "debt": "money",
     "due_date": "date",
     "has_debt": "bool",
+    "overdue": "bool",
     "credit": "money",
     "last_payment_amount": "money",
     "last_payment_date": "date",
     "meters_count": "number",
+    "next_period": "bool",
     "meter_serial": "digits",
     "zone_label": "text",
     "last_value": "number",
@@ -107,6 +110,7 @@ _VARIABLE_KINDS: dict[str, VarKind] = {
     "outage_text": "text",
     "case_number": "id",
     "opens_at": "time",
+    "opens_day": "text",
     "message": "text",
 }
 
@@ -153,20 +157,32 @@ _SPECS: tuple[ActionSpec, ...] = (
         name="find_account",
         description=(
             "Find an account by a typed account number or by the IVR code printed on the "
-            "bill (normalised: leading zeros, dashes). found: account_number and address."
+            "bill (normalised: leading zeros, dashes). found: account_number and address. "
+            "Both outcomes set account_attempts, the lookups made in this call (to cap retries)."
         ),
-        outcomes=_outcomes(found=("account_number", "address"), not_found=()),
+        outcomes=_outcomes(
+            found=("account_number", "address", "account_attempts"),
+            not_found=("account_attempts",),
+        ),
         args={"number": ArgSpec("typed account number or IVR code")},
     ),
     ActionSpec(
         name="balance",
         description=(
             "Balance of account_number. ok: there is a debt (debt > 0 in roubles, due_date, "
-            "the last payment; last_payment_* are null when there was none); no_debt: "
+            "overdue: true when due_date is before the account's local today, the last "
+            "payment; last_payment_* are null when there was none); no_debt: "
             "nothing is owed (credit is the overpayment, 0 when none)."
         ),
         outcomes=_outcomes(
-            ok=("debt", "due_date", "has_debt", "last_payment_amount", "last_payment_date"),
+            ok=(
+                "debt",
+                "due_date",
+                "overdue",
+                "has_debt",
+                "last_payment_amount",
+                "last_payment_date",
+            ),
             no_debt=("credit", "has_debt", "last_payment_amount", "last_payment_date"),
         ),
     ),
@@ -174,12 +190,14 @@ _SPECS: tuple[ActionSpec, ...] = (
         name="start_readings",
         description=(
             "Begin a readings session for account_number: resets the zone cursor. ok: "
-            "meters_count meters take manual readings; window_closed: readings are not taken "
+            "meters_count meters take manual readings; next_period is true when this month's "
+            "window (closing window_closes) has passed and READING_LATE_POLICY=accept applies "
+            "the readings to the next period; window_closed: readings are not taken "
             "today (window_opens/window_closes are the next window's dates); no_meters: no "
             "meter takes manual readings (remotely read or none)."
         ),
         outcomes=_outcomes(
-            ok=("meters_count",),
+            ok=("meters_count", "next_period", "window_closes"),
             window_closed=("window_opens", "window_closes"),
             no_meters=(),
         ),
@@ -246,10 +264,11 @@ _SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         name="operator_availability",
         description=(
-            "Whether operators work now (extended hours on the 21st-25th). open; closed: "
-            "opens_at is when they start again (local time)."
+            "Whether operators work now (hours, peak days and holidays from the settings and "
+            "the production calendar). open; closed: opens_day («сегодня», «завтра», «в "
+            "понедельник», a date) and opens_at (local time) say when they start again."
         ),
-        outcomes=_outcomes(open=(), closed=("opens_at",)),
+        outcomes=_outcomes(open=(), closed=("opens_at", "opens_day")),
     ),
     ActionSpec(
         name="create_case",
@@ -283,9 +302,10 @@ _SPECS: tuple[ActionSpec, ...] = (
         name="debt_for_reminder",
         description=(
             "Current debt of the campaign target's account_number, re-read at call time. "
-            "ok: debt and due_date; no_debt: paid since the campaign was planned."
+            "ok: debt, due_date and overdue (due_date before the account's local today); "
+            "no_debt: paid since the campaign was planned."
         ),
-        outcomes=_outcomes(ok=("debt", "due_date"), no_debt=()),
+        outcomes=_outcomes(ok=("debt", "due_date", "overdue"), no_debt=()),
     ),
     ActionSpec(
         name="opt_out_robot_calls",

@@ -28,6 +28,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contactcenter.calendar_ru import ProductionCalendar, default_calendar
+from contactcenter.config import Settings
 from contactcenter.services import Services
 from crm_store import readings
 from crm_store.accounts import accounts_for_phone, find_account_by_ivr_code, find_account_by_number
@@ -49,7 +51,7 @@ from ivr.action_context import ActionContext, ActionResult
 from ivr.action_names import ACTION_SPECS, get_action_spec
 from ivr.errors import ActionContractError, ActionFailed
 from ivr.schema import ActionStep, CollectStep, FlowSet, RecordStep
-from ivr.verbalize import plural, say_number
+from ivr.verbalize import plural, say_date, say_number
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +65,18 @@ ACCOUNT_INPUT = re.compile(r"\d{4,32}")
 #: gets its reading window, billing period and balance date in it too (Moscow time is the
 #: supplier's published convention). Contact windows never use it (see campaigns.compliance).
 DEFAULT_TZ = "Europe/Moscow"
-#: Operator hours (local time): weekdays 08-17; on the 21st-25th weekdays 08-21, weekends 08-17.
-OPERATOR_OPEN = time(8, 0)
-OPERATOR_CLOSE = time(17, 0)
-OPERATOR_CLOSE_PEAK = time(21, 0)
-PEAK_DAYS = range(21, 26)
+#: How far ahead operator_availability looks for the next open day (long January holidays).
+OPERATOR_LOOKAHEAD_DAYS = 31
+#: «в понедельник», … : the day operators open next, in the accusative after «в».
+_WEEKDAYS_ACCUSATIVE = (
+    "в понедельник",
+    "во вторник",
+    "в среду",
+    "в четверг",
+    "в пятницу",
+    "в субботу",
+    "в воскресенье",
+)
 
 _IMPLEMENTATIONS: dict[str, ActionImpl] = {}
 
@@ -238,39 +247,64 @@ def check_account_number(ctx: ActionContext) -> ActionResult:
 
 @action("find_account")
 def find_account(ctx: ActionContext) -> ActionResult:
-    """The account by typed number (normalised) or, failing that, by the bill's IVR code."""
+    """The account by typed number (normalised) or, failing that, by the bill's IVR code.
+
+    ``account_attempts`` counts the lookups of this call, so that a flow can cap the retries
+    (numbers not found, addresses the caller rejected) and hand the call to an operator."""
+    attempts = int(ctx.state.get("account_attempts") or 0) + 1
+    state = {**ctx.state, "account_attempts": attempts}
     raw = str(ctx.args.get("number") or "").strip()
     if not raw:
-        return ActionResult("not_found")
+        return ActionResult("not_found", {"account_attempts": attempts}, state=state)
     with _session(ctx) as s:
         account = find_account_by_number(s, raw) or find_account_by_ivr_code(s, raw)
         if account is None or account.status == "closed":
-            return ActionResult("not_found")
+            return ActionResult("not_found", {"account_attempts": attempts}, state=state)
         return ActionResult(
-            "found", {"account_number": account.number, "address": _address(account)}
+            "found",
+            {
+                "account_number": account.number,
+                "address": _address(account),
+                "account_attempts": attempts,
+            },
+            state=state,
         )
 
 
 # --------------------------------------------------------------------------- money
 
 
-def _balance(ctx: ActionContext) -> Any:
+def _balance(ctx: ActionContext) -> tuple[Any, date]:
+    """The current account's balance and the account's local today."""
     with _session(ctx) as s:
         account = _current_account(ctx, s)
-        return balance(s, account.id, _local_today(account.local_timezone, ctx.now))
+        today = _local_today(account.local_timezone, ctx.now)
+        return balance(s, account.id, today), today
+
+
+def _overdue(due: date | None, today: date) -> bool:
+    """A debt is overdue once its due date has passed (the due date itself is still in time)."""
+    return due is not None and due < today
 
 
 @action("balance")
 def balance_action(ctx: ActionContext) -> ActionResult:
     """Debt (Decimal roubles), its due date and the last payment of the current account."""
-    b = _balance(ctx)
+    b, today = _balance(ctx)
     last = {
         "last_payment_amount": b.last_payment_amount,
         "last_payment_date": b.last_payment_on,
     }
     if b.debt > 0:
         return ActionResult(
-            "ok", {"debt": b.debt, "due_date": b.earliest_unpaid_due, "has_debt": True, **last}
+            "ok",
+            {
+                "debt": b.debt,
+                "due_date": b.earliest_unpaid_due,
+                "overdue": _overdue(b.earliest_unpaid_due, today),
+                "has_debt": True,
+                **last,
+            },
         )
     return ActionResult("no_debt", {"credit": b.credit, "has_debt": False, **last})
 
@@ -278,9 +312,12 @@ def balance_action(ctx: ActionContext) -> ActionResult:
 @action("debt_for_reminder")
 def debt_for_reminder(ctx: ActionContext) -> ActionResult:
     """The debt of the campaign target's account, re-read at call time."""
-    b = _balance(ctx)
+    b, today = _balance(ctx)
     if b.debt > 0:
-        return ActionResult("ok", {"debt": b.debt, "due_date": b.earliest_unpaid_due})
+        due = b.earliest_unpaid_due
+        return ActionResult(
+            "ok", {"debt": b.debt, "due_date": due, "overdue": _overdue(due, today)}
+        )
     return ActionResult("no_debt")
 
 
@@ -306,6 +343,9 @@ def reading_policy(services: Services) -> ReadingPolicy:
 
 
 def _window(policy: ReadingPolicy, local_day: date) -> dict[str, date]:
+    """The window of ``local_day``'s month, or of the next month once this one closed."""
+    if local_day.day > policy.window_end_day:
+        local_day = (local_day.replace(day=1) + timedelta(days=32)).replace(day=1)
     last = calendar.monthrange(local_day.year, local_day.month)[1]
     return {
         "window_opens": local_day.replace(day=min(policy.window_start_day, last)),
@@ -347,7 +387,10 @@ def start_readings(ctx: ActionContext) -> ActionResult:
             **ctx.state,
             READINGS_KEY: {"account": account.number, "zones": zones, "index": -1, "saved": 0},
         }
-        return ActionResult("ok", {"meters_count": len(meters)}, state=state)
+        local = _local_today(account.local_timezone, ctx.now).replace(day=1)
+        closes = _window(policy, local)["window_closes"]  # this month's, passed when late
+        late = {"next_period": timing[1], "window_closes": closes}
+        return ActionResult("ok", {"meters_count": len(meters), **late}, state=state)
 
 
 @action("next_meter_zone")
@@ -497,32 +540,60 @@ def outage_info(ctx: ActionContext) -> ActionResult:
     return ActionResult("planned", {"outage_text": str(text)})
 
 
-def operator_hours(day: date) -> tuple[time, time] | None:
-    """Operator hours on a local ``day``: extended on the 21st-25th, closed on other weekends."""
-    weekend = day.weekday() >= 5
-    if day.day in PEAK_DAYS:
-        return (OPERATOR_OPEN, OPERATOR_CLOSE) if weekend else (OPERATOR_OPEN, OPERATOR_CLOSE_PEAK)
-    if weekend:
+def operator_hours(
+    day: date, settings: Settings, production: ProductionCalendar | None = None
+) -> tuple[time, time] | None:
+    """Operator hours on a local ``day``, from the settings and the production calendar:
+    closed on the hotline's own holidays (``OPERATOR_HOLIDAYS``); on a working day the
+    ordinary hours (``OPERATOR_HOURS``), the peak hours on the peak days of the month
+    (``OPERATOR_PEAK_DAYS``, ``OPERATOR_PEAK_HOURS``); a non-working day (weekend or public
+    holiday) is closed except during the peak, when it gets the ordinary hours."""
+    if day in settings.operator_holidays:
         return None
-    return OPERATOR_OPEN, OPERATOR_CLOSE
+    working = (production or default_calendar()).is_working_day(day)
+    first, last = settings.operator_peak_days
+    peak = first <= day.day <= last and first > 0
+    if working:
+        return settings.operator_peak_hours if peak else settings.operator_hours
+    return settings.operator_hours if peak else None
+
+
+def opening_day_words(day: date, today: date) -> str:
+    """When operators open next, as said before «в восемь часов»: «сегодня», «завтра»,
+    «в понедельник» within a week, else the date («девятого января»)."""
+    ahead = (day - today).days
+    if ahead == 0:
+        return "сегодня"
+    if ahead == 1:
+        return "завтра"
+    if ahead < 7:
+        return _WEEKDAYS_ACCUSATIVE[day.weekday()]
+    return say_date(day, case="gen", today=today)
 
 
 @action("operator_availability")
 def operator_availability(ctx: ActionContext) -> ActionResult:
-    """Whether operators work now (Moscow time); when closed, when they open next."""
+    """Whether operators work now (supplier's time); when closed, the day and hour they open
+    next (``opens_day`` «в понедельник», ``opens_at`` 08:00)."""
+    settings = _services(ctx).settings
     local = ctx.now.astimezone(_zone(DEFAULT_TZ))
-    hours = operator_hours(local.date())
+    today = local.date()
+    hours = operator_hours(today, settings)
     if hours is not None and hours[0] <= local.time() < hours[1]:
         return ActionResult("open")
-    day = local.date()
     if hours is not None and local.time() < hours[0]:
-        return ActionResult("closed", {"opens_at": hours[0]})
-    for _ in range(7):
-        day += timedelta(days=1)
-        hours = operator_hours(day)
+        return ActionResult("closed", {"opens_at": hours[0], "opens_day": "сегодня"})
+    for ahead in range(1, OPERATOR_LOOKAHEAD_DAYS + 1):
+        day = today + timedelta(days=ahead)
+        hours = operator_hours(day, settings)
         if hours is not None:
-            return ActionResult("closed", {"opens_at": hours[0]})
-    return ActionResult("closed", {"opens_at": OPERATOR_OPEN})  # pragma: no cover
+            return ActionResult(
+                "closed", {"opens_at": hours[0], "opens_day": opening_day_words(day, today)}
+            )
+    raise ActionFailed(
+        f"operators are closed for the next {OPERATOR_LOOKAHEAD_DAYS} days: "
+        "check OPERATOR_HOLIDAYS and OPERATOR_HOURS"
+    )
 
 
 # --------------------------------------------------------------------------- cases, consent

@@ -48,6 +48,8 @@ from speech import (
 from telephony import TelephonyError
 
 log = logging.getLogger(__name__)
+#: Languages whose missing speech model was already warned about in this process.
+_WARNED_MISSING: set[str] = set()
 
 #: Path of the Media Streams websocket.
 MEDIA_STREAM_PATH = "/media-stream"
@@ -75,7 +77,10 @@ def setup_speech(flowset: FlowSet, settings: Settings) -> SpeechModel:
             allow_dev_fallback=lang == DEV_MODEL_LANG,
         )
     except SpeechUnavailable as exc:
-        level = logging.WARNING if steps else logging.INFO
+        # Warned once per process (each app the simulator builds resolves the model again).
+        level = logging.WARNING if steps and lang not in _WARNED_MISSING else logging.INFO
+        if steps:
+            _WARNED_MISSING.add(lang)
         log.log(level, "no %s speech model: voice input falls back to the keypad (%s)", name, exc)
         return SpeechModel(lang, None, str(exc))
     holder = SpeechModel(lang, info)

@@ -1,4 +1,5 @@
-"""``contactcenter flows``: check, publish the schema of, and draw call flows."""
+"""``contactcenter flows``: check, publish the schema of, and draw call flows;
+``contactcenter recordings purge``: the call recordings' retention (run it daily, e.g. cron)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import sys
 import click
 
 from contactcenter.cli_support import settings_or_exit
+from contactcenter.services import Services
 from ivr.errors import FlowError
 from ivr.graph import render_dot, render_mermaid
+from ivr.recordings import purge_expired_recordings
 from ivr.schema import flow_json_schema
 from ivr.validate import check_flows, load_flows
 
@@ -81,3 +84,22 @@ def graph(file: str | None, flow_name: str | None, fmt: str, implicit: bool) -> 
         sys.exit(2)
     render = render_mermaid if fmt == "mermaid" else render_dot
     click.echo(render(flowset, name, implicit=implicit), nl=False)
+
+
+@click.group("recordings")
+def recordings() -> None:
+    """Whole-call recordings of the hotline."""
+
+
+@recordings.command("purge")
+def purge() -> None:
+    """Delete recordings older than RECORDING_RETENTION_DAYS (files; rows marked deleted)."""
+    settings = settings_or_exit()
+    services = Services(settings)
+    try:
+        deleted = purge_expired_recordings(services)
+    finally:
+        services.db.dispose()
+    click.echo(
+        f"deleted {deleted} call recording(s) older than {settings.recording_retention_days} days"
+    )

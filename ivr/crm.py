@@ -2,7 +2,8 @@
 
 Cheap single inserts, inline in the webhook, one short transaction each:
 :func:`start_interaction` (the call's Interaction, created or adopted from an earlier status
-callback), :func:`record_steps` (the steps entered and the speech acted on) and, for an
+callback), :func:`record_steps` (the steps entered and the speech acted on, the account, the
+outcome, the handoff context and the searchable :func:`call_summary`) and, for an
 answered campaign call, :func:`attempt_variables` (the flow's parameters from the attempt).
 """
 
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from contactcenter.services import Services
 from crm_store import interactions
+from crm_store.errors import NotFound
 from crm_store.models import Account, CampaignTarget, ContactAttempt
 from ivr.errors import WebhookError
 from ivr.events import Handoff, Outcome
@@ -91,6 +93,50 @@ def record_steps(services: Services, session: CallSession, outcome: Outcome) -> 
             interaction.data = {**(interaction.data or {}), "handoff": dict(handoff.context)}
         elif session.ended and interaction.outcome is None:
             interaction.outcome = "completed_in_ivr"
+        summary = call_summary(session, interaction.outcome, account)
+        if summary != interaction.summary:
+            interactions.update_interaction(s, session.interaction_id, summary=summary)
+
+
+#: Steps of the path a summary names (the last ones; earlier ones are elided).
+SUMMARY_PATH_STEPS = 40
+
+_OUTCOME_LABELS = {
+    "transferred_queue": "передан оператору",
+    "transferred_number": "переадресован на внешний номер",
+    "completed_in_ivr": "завершён в голосовом меню",
+}
+_DIRECTION_LABELS = {"inbound": "входящий", "outbound": "исходящий"}
+
+
+def call_summary(session: CallSession, outcome: str | None, account: object) -> str:
+    """The searchable summary of a call (Russian, for the CRM): direction and flow, the
+    account, the outcome and the IVR path so far."""
+    direction = _DIRECTION_LABELS.get(session.direction, session.direction)
+    flow = session.visited[0].split(":", 1)[0] if session.visited else session.flow
+    parts = [f"Звонок {direction}, сценарий {flow}."]
+    parts.append(f"Лицевой счёт {account}." if account else "Лицевой счёт не определён.")
+    if outcome:
+        parts.append(f"Итог: {_OUTCOME_LABELS.get(outcome, outcome)} ({outcome}).")
+    else:
+        parts.append("Итог: звонок в голосовом меню.")
+    path = session.visited[-SUMMARY_PATH_STEPS:]
+    elided = "… → " if len(session.visited) > len(path) else ""
+    if path:
+        parts.append(f"Путь: {elided}{' → '.join(path)}.")
+    return " ".join(parts)
+
+
+def handoff_context(services: Services, call_sid: str) -> dict[str, Any] | None:
+    """The context the call ``call_sid`` was handed to people with (``data.handoff`` of its
+    Interaction), None when the call is unknown or was not transferred."""
+    with services.db.transaction() as s:
+        try:
+            interaction = interactions.get_interaction(s, call_sid)
+        except NotFound:
+            return None
+        context = (interaction.data or {}).get("handoff")
+        return dict(context) if isinstance(context, dict) else None
 
 
 def _account(s: Session, number: str) -> Account | None:

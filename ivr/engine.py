@@ -49,6 +49,7 @@ from ivr.engine_run import MAX_PATH, StopRun, plain_render, step_name
 from ivr.engine_voice import VoiceSteps
 from ivr.errors import ActionFailed
 from ivr.events import Event, Input, Outcome, Recording, Start, StepRecord, VoiceInput
+from ivr.operator_routing import OperatorRouting
 from ivr.schema import (
     ActionStep,
     BranchStep,
@@ -91,6 +92,7 @@ class Engine:
         deps: Any = None,
         step_path: str = "/voice/step",
         speech: SpeechPolicy | None = None,
+        operator: OperatorRouting | None = None,
     ) -> None:
         self.flowset = flowset
         self.actions = actions
@@ -102,6 +104,8 @@ class Engine:
         self.defaults = flowset.defaults
         self.speech = speech
         """None renders speech steps as Twilio's own ``<Gather input="dtmf speech">``."""
+        self.operator = operator or OperatorRouting()
+        """How operator transfers are rendered (default: ``<Enqueue>`` with a JSON task)."""
 
     # ---- public ------------------------------------------------------------------
 

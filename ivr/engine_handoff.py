@@ -1,8 +1,10 @@
 """The steps that leave the IVR or reach outside it: ``transfer``, ``sms``, ``record``, errors.
 
-A ``transfer`` hands the call to people (``<Enqueue>`` with the call's context as a JSON
-task, or ``<Dial>``) and records a :class:`ivr.events.Handoff`; its end either finishes the
-call or takes ``on_failure``. An ``sms`` step becomes a :class:`ivr.events.SendSms` effect
+A ``transfer`` hands the call to people (to the operators as
+:class:`ivr.operator_routing.OperatorRouting` says: ``<Enqueue>`` with the call's context as
+a JSON task or TaskRouter attributes, or ``<Dial>`` with a whisper; or ``<Dial>`` to a
+number) and records a :class:`ivr.events.Handoff`; its end either finishes the call or takes
+``on_failure``. An ``sms`` step becomes a :class:`ivr.events.SendSms` effect
 (the runtime enqueues it). A finished ``<Record>`` runs the step's action with the
 recording. After an internal error the caller is apologised to and put in the operator
 queue.
@@ -18,6 +20,7 @@ from typing import Any
 from ivr.engine_run import RunBase, StopRun, step_name
 from ivr.errors import ActionFailed
 from ivr.events import Handoff, Recording, SendSms, StepRecord, TransferEnded
+from ivr.operator_routing import OPERATOR_CONTEXT
 from ivr.schema import RecordStep, SmsStep, TransferStep
 from ivr.twiml import Dial, Enqueue, Hangup, Record
 
@@ -57,21 +60,47 @@ def _jsonable(value: Any) -> Any:
 class HandoffSteps(RunBase):
     """Transfers, texts, recordings and the escalation after an error."""
 
-    def transfer_context(self, names: tuple[str, ...]) -> dict[str, Any]:
-        """What the operator's screen gets: the named variables, path and intent."""
+    def transfer_context(
+        self, names: tuple[str, ...], *, operator: bool = False, reason: str | None = None
+    ) -> dict[str, Any]:
+        """What the operator's screen gets: the named variables, path and intent; for an
+        operator transfer also what the caller already did (:data:`OPERATOR_CONTEXT` the
+        call has, the last step before the transfer) and the reason."""
         variables = self.variables()
         context: dict[str, Any] = {"call_sid": self.s.call_sid, "caller": self.s.caller}
         for name in (*names, "path", "intent"):
             value = variables.get(name)
             context[name] = _jsonable(value)
+        if operator:
+            for name in OPERATOR_CONTEXT:
+                if name not in context and variables.get(name) is not None:
+                    context[name] = _jsonable(variables[name])
+            context["last_step"] = self.last_step()
+            context["reason"] = reason or variables.get("intent") or "caller_request"
         return context
+
+    def last_step(self) -> str | None:
+        """The last step the caller went through before the flow they are in now (the
+        operator flow's own steps are no news to the operator)."""
+        here = self.s.flow
+        for name in reversed(self.s.visited):
+            if not name.startswith(f"{here}:"):
+                return name
+        previous = self.s.visited[:-1]
+        return previous[-1] if previous else None
+
+    def operator_verb(
+        self, queue: str, context: dict[str, Any], action: str | None
+    ) -> Enqueue | Dial:
+        """``<Enqueue>``/``<Dial>`` to the operators as the engine's routing says."""
+        return self.e.operator.verb(queue, context, call_sid=self.s.call_sid, action=action)
 
     def transfer(self, step: TransferStep) -> None:
         """Hand the call to a queue (``<Enqueue>``) or a number (``<Dial>``)."""
         if step.intent:
             self.s.variables["intent"] = step.intent
         self.out.verbs.extend(self.prompts(step.prompts))
-        context = self.transfer_context(step.context)
+        context = self.transfer_context(step.context, operator=step.to == "queue")
         action = self.e.action_url(self.s, "transfer")
         if step.to == "number":
             number = step.number or ""
@@ -83,7 +112,7 @@ class HandoffSteps(RunBase):
             self.out.effects.append(Handoff("number", number, context))
         else:
             queue = step.queue or self.e.defaults.operator_queue
-            self.out.verbs.append(Enqueue(queue, action=action, context=context))
+            self.out.verbs.append(self.operator_verb(queue, context, action))
             self.out.effects.append(Handoff("queue", queue, context))
         raise StopRun
 
@@ -143,8 +172,8 @@ class HandoffSteps(RunBase):
         """After an internal error: apologise and put the caller in the operator queue."""
         self.out.verbs.clear()
         self.out.verbs.append(self.say_text(ERROR_PROMPT))
-        context = self.transfer_context(("account_number",))
-        self.out.verbs.append(Enqueue(self.e.defaults.operator_queue, context=context))
+        context = self.transfer_context(("account_number",), operator=True, reason="error")
+        self.out.verbs.append(self.operator_verb(self.e.defaults.operator_queue, context, None))
         self.out.effects.append(Handoff("queue", self.e.defaults.operator_queue, context))
         self.s.ended = True
 

@@ -15,12 +15,15 @@ from typing import Any
 from ivr.engine_run import RunBase, StopRun, step_name
 from ivr.events import Heard, Input, StepRecord
 from ivr.input_values import (
+    KEYPAD_PROBLEMS,
     MASK,
     has_phrase,
     is_secret,
+    keypad_problem,
     parse_keypad,
     parse_speech,
     parse_yes_no,
+    speech_problem,
     spoken,
 )
 from ivr.schema import CollectStep, ConfirmBelow, InputHandler, MenuStep
@@ -404,8 +407,17 @@ class InputSteps(RunBase):
         shown = MASK if is_secret(step.into) else heard
         if value is None:
             self.s.typeahead = ""
+            problem = (
+                keypad_problem(step, entry)
+                if digits
+                else speech_problem(step, speech or "", self.lang(step))
+            )
             self.out.steps.append(StepRecord(name, "no_match", input=shown))
-            self.failed(step, "no_match")
+            # the reprompt says why: too many digits is not the same mistake as a star
+            reason: list[Prompt] | None = (
+                [self.say_text(KEYPAD_PROBLEMS[problem])] if problem else None
+            )
+            self.failed(step, "no_match", reason)
             return
         self.s.variables[f"{step.into}_source"] = source
         self.s.variables[f"{step.into}_confidence"] = conf

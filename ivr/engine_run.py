@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from ivr.action_context import ActionContext, ActionFn, ActionResult, CallContext
 from ivr.errors import ActionFailed
 from ivr.events import Outcome, Start, StepRecord
+from ivr.operator_routing import OperatorRouting
 from ivr.schema import (
     CONTEXT_VARIABLES,
     CollectStep,
@@ -67,6 +68,7 @@ class EngineView(Protocol):
     deps: Any
     defaults: Defaults
     speech: SpeechPolicy | None
+    operator: OperatorRouting
 
     def action_url(self, session: CallSession, event: str) -> str:
         """The webhook URL the next event of ``session`` comes back to."""

@@ -18,13 +18,16 @@ from ivr.voice_policy import VALUE_GRAMMARS
 from speech import parse_value
 
 __all__ = [
+    "KEYPAD_PROBLEMS",
     "MASK",
     "SECRET_HINTS",
     "has_phrase",
     "is_secret",
+    "keypad_problem",
     "parse_keypad",
     "parse_speech",
     "parse_yes_no",
+    "speech_problem",
     "spoken",
 ]
 
@@ -43,6 +46,41 @@ def is_secret(name: str) -> bool:
     """Whether the variable ``name`` holds a secret (masked in the IVR path and transcripts)."""
     lowered = name.lower()
     return any(hint in lowered for hint in SECRET_HINTS)
+
+
+#: Why a keypad entry of a digit value was refused, as the caller hears it before the reprompt.
+KEYPAD_PROBLEMS = {
+    "not_digits": "Вводите только цифры, без звёздочки.",
+    "too_long": "Вы ввели слишком много цифр.",
+    "too_short": "Вы ввели слишком мало цифр.",
+}
+
+
+def keypad_problem(step: CollectStep, entry: str) -> str | None:
+    """Why a keypad ``entry`` for a digit-like ``step`` is not valid (a key of
+    :data:`KEYPAD_PROBLEMS`: ``not_digits``, ``too_long``, ``too_short``), None when it is
+    valid or the step is not a digit value (yes/no, date)."""
+    if step.value in ("yes_no", "date") or not entry:
+        return None
+    if not entry.isdigit() or not entry.isascii():
+        return "not_digits"
+    if step.max_length is not None and len(entry) > step.max_length:
+        return "too_long"
+    if step.min_length is not None and len(entry) < step.min_length:
+        return "too_short"
+    return None
+
+
+def speech_problem(step: CollectStep, text: str, lang: str = "ru") -> str | None:
+    """Why a spoken digit value was refused (``too_long``/``too_short``, as
+    :func:`keypad_problem`), None when no digits were understood or the value is valid."""
+    if VALUE_GRAMMARS.get(step.value) != "digits":
+        return None
+    try:
+        value = parse_value("digits", text, lang)
+    except (ValueError, InvalidOperation):
+        return None
+    return keypad_problem(step, value) if isinstance(value, str) else None
 
 
 def _digits_ok(step: CollectStep, entry: str) -> bool:

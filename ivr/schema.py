@@ -576,6 +576,9 @@ class Flow(_Model):
     params: tuple[Name, ...] = ()
     """Variables whoever starts or calls this flow provides (e.g. an outbound campaign sets
     ``account_number``, ``debt``, ``due_date`` for ``debt_reminder``)."""
+    record_calls: bool = True
+    """Record the whole call when an inbound call starts this flow (the greeting must say
+    so); false turns recording off for this flow. Outbound calls are not recorded."""
     steps: Annotated[dict[Name, Step], Field(min_length=1)]
 
 

@@ -8,12 +8,13 @@ outage answers take it explicitly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from contactcenter.config import ConfigError, Settings
 from ivr.actions import unimplemented_actions
 from ivr.capture import setup_speech
 from ivr.errors import FlowError
+from ivr.operator_routing import OperatorRouting
 from ivr.schema import FlowSet
 from ivr.validate import load_flows
 from ivr.voice_policy import CaptureMode
@@ -31,6 +32,8 @@ class IvrSetup:
     flows: FlowSet
     speech: SpeechModel
     capture: CaptureMode | None = None
+    operator: OperatorRouting = field(default_factory=OperatorRouting)
+    """How operator transfers reach people (``OPERATOR_ROUTING``)."""
 
     @property
     def operator_queue(self) -> str:
@@ -40,8 +43,14 @@ class IvrSetup:
 
 def setup_ivr(flowset: FlowSet, settings: Settings, capture: CaptureMode | None = None) -> IvrSetup:
     """The :class:`IvrSetup` of validated ``flowset``: resolves and checks the speech model
-    for the flows' language (:func:`~ivr.capture.setup_speech`)."""
-    return IvrSetup(flows=flowset, speech=setup_speech(flowset, settings), capture=capture)
+    for the flows' language (:func:`~ivr.capture.setup_speech`); the operator routing comes
+    from the settings."""
+    return IvrSetup(
+        flows=flowset,
+        speech=setup_speech(flowset, settings),
+        capture=capture,
+        operator=OperatorRouting.from_settings(settings),
+    )
 
 
 def load_flowset(path: str) -> FlowSet:

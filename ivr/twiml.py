@@ -99,12 +99,17 @@ class StopStream:
 
 @dataclass(frozen=True)
 class Enqueue:
-    """Put the caller into an operator queue, with the call's context as a JSON task."""
+    """Put the caller into an operator queue, with the call's context as a JSON task.
+
+    With ``workflow_sid`` the call goes to that TaskRouter workflow (no queue name is
+    rendered) and the context becomes the task's attributes.
+    """
 
     queue: str
     action: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
     wait_url: str | None = None
+    workflow_sid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,8 @@ class Dial:
     action: str | None = None
     timeout: int = 30
     caller_id: str | None = None
+    whisper_url: str | None = None
+    """``<Number url>``: TwiML the called party hears before being bridged (a whisper)."""
 
 
 @dataclass(frozen=True)
@@ -198,10 +205,11 @@ def render(verbs: list[Verb] | tuple[Verb, ...]) -> str:
             response.stop().stream(name=verb.name)
         elif isinstance(verb, Enqueue):
             enqueue = response.enqueue(
-                verb.queue,
+                None if verb.workflow_sid else verb.queue,
                 action=verb.action,
                 method="POST" if verb.action else None,
                 wait_url=verb.wait_url,
+                workflow_sid=verb.workflow_sid,
             )
             if verb.context:
                 enqueue.task(json.dumps(verb.context, ensure_ascii=False, sort_keys=True))
@@ -212,7 +220,11 @@ def render(verbs: list[Verb] | tuple[Verb, ...]) -> str:
                 timeout=verb.timeout,
                 caller_id=verb.caller_id,
             )
-            dial.number(verb.number)
+            dial.number(
+                verb.number,
+                url=verb.whisper_url,
+                method="POST" if verb.whisper_url else None,
+            )
         elif isinstance(verb, Redirect):
             response.redirect(verb.url, method="POST")
         else:

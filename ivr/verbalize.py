@@ -15,11 +15,14 @@ Templates
     ========== ============================== ==============================================
     (none)     —                              value as text (numbers, dates, bools spoken)
     text       —                              value as text
-    money      —                              одна тысяча двести тридцать четыре рубля
-                                              пятьдесят шесть копеек
-    number     ``m`` / ``f`` / ``n`` (gender) двадцать одна
-    reading    —                              двенадцать тысяч триста сорок пять
-    digits     —                              семь семь ноль ноль
+    money      ``acc`` (accusative)           одна тысяча двести тридцать четыре рубля
+                                              пятьдесят шесть копеек; with ``acc``:
+                                              одну тысячу … одну копейку
+    number     ``m`` / ``f`` / ``n`` (gender) двадцать одна; ``f,acc``: двадцать одну
+               and ``acc``
+    reading    ``acc``                        двенадцать тысяч триста сорок пять
+    digits     —                              семь семь ноль ноль; letters by their
+                                              Russian names: «AB1» → а бэ один
     date       ``nom`` / ``gen``, ``year`` /  пятнадцатое марта; пятнадцатого марта две
                ``noyear``                     тысячи двадцать шестого года
     time       —                              восемь часов тридцать минут
@@ -28,6 +31,10 @@ Templates
     plain      —                              for SMS: 1234,56; 25.03.2026; 10:30; digits
                                               and text unchanged
     ========== ============================== ==============================================
+
+    ``acc`` puts the numeral in the accusative after a verb that governs it («составляет
+    девяносто одну тысячу рублей», «вы ввели двадцать одну тысячу»): only «одна» →
+    «одну», «тысяча» → «тысячу», «копейка» → «копейку» change (inanimate accusative).
 
     Without ``year``/``noyear`` a date carries its year only when it is not in the current
     year (``today`` is passed by the caller; the engine uses the consumer's local date).
@@ -49,7 +56,9 @@ from ivr.errors import PromptTemplateError, RenderError
 
 __all__ = [
     "FORMATS",
+    "LETTER_NAMES",
     "Field",
+    "accusative",
     "parse_template",
     "plain_text",
     "plural",
@@ -70,9 +79,9 @@ _DIGITS = ("ноль", "один", "два", "три", "четыре", "пять
 #: Formats and the options each accepts.
 FORMATS: Mapping[str, frozenset[str]] = {
     "text": frozenset(),
-    "money": frozenset(),
-    "number": frozenset({"m", "f", "n"}),
-    "reading": frozenset(),
+    "money": frozenset({"acc"}),
+    "number": frozenset({"m", "f", "n", "acc"}),
+    "reading": frozenset({"acc"}),
     "digits": frozenset(),
     "date": frozenset({"nom", "gen", "year", "noyear"}),
     "time": frozenset(),
@@ -82,6 +91,19 @@ FORMATS: Mapping[str, frozenset[str]] = {
 }
 
 _KOPECK = Decimal("0.01")
+
+#: Letters of meter serials and codes as Russian speakers name them: Latin letters the way
+#: they are read out in Russia («W» is «дубль-вэ», «Y» «игрек»), Cyrillic ones by their names.
+LETTER_NAMES: Mapping[str, str] = {
+    "A": "а", "B": "бэ", "C": "цэ", "D": "дэ", "E": "е", "F": "эф", "G": "гэ", "H": "аш",
+    "I": "и", "J": "жи", "K": "ка", "L": "эль", "M": "эм", "N": "эн", "O": "о", "P": "пэ",
+    "Q": "ку", "R": "эр", "S": "эс", "T": "тэ", "U": "у", "V": "вэ", "W": "дубль-вэ",
+    "X": "икс", "Y": "игрек", "Z": "зэт",
+    "А": "а", "Б": "бэ", "В": "вэ", "Г": "гэ", "Д": "дэ", "Е": "е", "Ё": "ё", "Ж": "жэ",
+    "З": "зэ", "И": "и", "Й": "и краткое", "К": "ка", "Л": "эль", "М": "эм", "Н": "эн",
+    "О": "о", "П": "пэ", "Р": "эр", "С": "эс", "Т": "тэ", "У": "у", "Ф": "эф", "Х": "ха",
+    "Ц": "цэ", "Ч": "че", "Ш": "ша", "Щ": "ща", "Ы": "ы", "Э": "э", "Ю": "ю", "Я": "я",
+}  # fmt: skip
 
 
 def plural(n: int, one: str, few: str, many: str) -> str:
@@ -150,6 +172,16 @@ def say_money(amount: int | Decimal | str) -> str:
     return sign + " ".join(parts)
 
 
+_ACCUSATIVE = {"одна": "одну", "тысяча": "тысячу", "копейка": "копейку"}
+
+
+def accusative(words: str) -> str:
+    """A spoken number (and its unit) in the accusative case of inanimate nouns: «девяносто
+    одна тысяча рублей» → «девяносто одну тысячу рублей», «одна копейка» → «одну копейку»
+    (the other words of a Russian numeral phrase do not change)."""
+    return " ".join(_ACCUSATIVE.get(word, word) for word in words.split(" "))
+
+
 def _ordinal(n: int, case: Literal["n", "g"], gender: Gender) -> str:
     return str(num2words(n, lang="ru", to="ordinal", case=case, gender=gender))
 
@@ -191,7 +223,8 @@ def _to_date(value: Any) -> date:
 
 def say_digits(value: str | int) -> str:
     """Read a string digit by digit: «семь семь ноль ноль»; separators become pauses (commas),
-    letters are kept as they are (the voice spells single letters)."""
+    letters (Latin or Cyrillic) are named as Russian speakers name them: «AB12» is «а бэ один
+    два» (:data:`LETTER_NAMES`); a letter with no Russian name is kept as it is."""
     text = str(value).strip()
     if not text:
         raise RenderError("digits: empty value")
@@ -200,7 +233,7 @@ def say_digits(value: str | int) -> str:
         if char.isdigit() and char.isascii():
             groups[-1].append(_DIGITS[int(char)])
         elif char.isalpha():
-            groups[-1].append(char.upper())
+            groups[-1].append(LETTER_NAMES.get(char.upper(), char.upper()))
         elif groups[-1]:
             groups.append([])
     return ", ".join(" ".join(group) for group in groups if group)
@@ -378,13 +411,14 @@ def render_field(item: Field, value: Any, today: date | None = None) -> str:
     fmt = item.format or "text"
     if fmt == "text":
         return _say_any(value, today)
+    case_of = accusative if "acc" in item.options else str
     if fmt == "money":
-        return say_money(value)
+        return case_of(say_money(value))
     if fmt == "number":
         gender: Gender = "f" if "f" in item.options else "n" if "n" in item.options else "m"
-        return say_number(value, gender)
+        return case_of(say_number(value, gender))
     if fmt == "reading":
-        return say_number(value)
+        return case_of(say_number(value))
     if fmt == "digits":
         return say_digits(value)
     if fmt == "date":

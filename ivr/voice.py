@@ -31,6 +31,7 @@ from ivr.sms import run_effects
 from ivr.startup import IvrSetup
 from ivr.verbalize import render_template
 from ivr.voice_policy import EV_LISTEN, EV_RECORD, EV_SPEECH, session_grammar
+from telephony.errors import TelephonyError
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 INBOUND_FLOW = "hotline"
 #: Flow started by ``POST /voice/outbound`` unless the URL names another.
 OUTBOUND_FLOW = "debt_reminder"
+
+#: Where the provider posts the status of a whole-call recording.
+RECORDING_CALLBACK_PATH = "/voice/recording"
 
 _TRANSFER_PARAMS = ("DialCallStatus", "QueueResult")
 
@@ -61,15 +65,19 @@ class VoiceReply:
         return (*self.visited, self.step)
 
 
-def outage_twiml(setup: IvrSetup) -> str:
+def outage_twiml(setup: IvrSetup, call_sid: str | None = None) -> str:
     """Apology and transfer used when the database or Redis is unavailable mid-call."""
-    return twiml.apology_transfer(twiml.OUTAGE_APOLOGY, setup.operator_queue)
+    context = {"call_sid": call_sid, "reason": "service_outage"} if call_sid else {}
+    transfer = setup.operator.verb(setup.operator_queue, context, call_sid=call_sid or "")
+    return twiml.render([twiml.Say(twiml.OUTAGE_APOLOGY), transfer])
 
 
 def fallback_twiml(setup: IvrSetup, params: Mapping[str, str]) -> str:
-    """Twilio's fallback URL: an apology in Russian, then the operator queue."""
+    """Twilio's fallback URL: an apology in Russian, then the operators (as routed)."""
+    call_sid = params.get("CallSid") or ""
     context = {"call_sid": params.get("CallSid"), "reason": "fallback"}
-    return twiml.apology_transfer(twiml.FALLBACK_APOLOGY, setup.operator_queue, context=context)
+    transfer = setup.operator.verb(setup.operator_queue, context, call_sid=call_sid)
+    return twiml.render([twiml.Say(twiml.FALLBACK_APOLOGY), transfer])
 
 
 def caller_e164(raw: str | None) -> str | None:
@@ -159,6 +167,7 @@ class VoiceRuntime:
             render_text=prompt_renderer(self.clock),
             deps=self.services,
             speech=speech_policy(self.setup.speech, self.setup.capture, public_base_url),
+            operator=self.setup.operator,
         )
 
     # ---- webhooks ------------------------------------------------------------------
@@ -216,7 +225,23 @@ class VoiceRuntime:
             flow,
             mask_phone(session.caller) if session.caller else "withheld",
         )
+        if direction == "inbound" and self.flows.flows[flow].record_calls:
+            self.start_recording(call_sid)
         return self.apply(session, Start(flow, dict(variables)))
+
+    def start_recording(self, call_sid: str) -> None:
+        """Record the whole call (the greeting announces it); a failure never breaks the
+        call: it is logged and the call goes on unrecorded."""
+        callback = f"{self.services.settings.public_base_url}{RECORDING_CALLBACK_PATH}"
+        try:
+            info = self.services.telephony.start_recording(call_sid, status_callback=callback)
+        except TelephonyError as exc:
+            log.warning("call %s: could not start the call recording: %s", call_sid, exc)
+            return
+        except Exception:  # a bug in a provider must not end the call either
+            log.exception("call %s: could not start the call recording", call_sid)
+            return
+        log.info("call %s: recording %s started", call_sid, info.sid)
 
     def outbound(self, query: Mapping[str, str], params: Mapping[str, str]) -> VoiceReply:
         """``POST /voice/outbound?attempt=ID[&flow=NAME]``: an answered campaign call.
@@ -254,7 +279,7 @@ class VoiceRuntime:
         session = self.store.load(call_sid)
         if session is None:
             log.warning("call %s: no session (expired or lost); transferring", call_sid)
-            return VoiceReply(outage_twiml(self.setup), "outage")
+            return VoiceReply(outage_twiml(self.setup, call_sid), "outage")
         if seq != session.version:
             log.info(
                 "call %s: event for version %s, session at %s: replaying",
@@ -319,7 +344,7 @@ class VoiceRuntime:
         """Answer a duplicated webhook with what the original got."""
         answer = self.store.wait_for_response(call_sid, after_version=after_version)
         if answer is None:
-            return VoiceReply(outage_twiml(self.setup), "outage")
+            return VoiceReply(outage_twiml(self.setup, call_sid), "outage")
         session = self.store.load(call_sid)
         return VoiceReply(answer, f"{session.flow}:{session.step}" if session else None)
 

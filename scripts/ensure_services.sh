@@ -1,21 +1,33 @@
 #!/usr/bin/env bash
 # Make sure Redis (and, with --postgres, PostgreSQL) answer on 127.0.0.1.
-# Starts them when they are not running and installs them with apt-get when missing.
+# Starts them when they are not running. It CHANGES THE MACHINE when needed, and says so
+# before each change: installs redis-server / postgresql with apt-get (sudo) when missing,
+# and adds two `trust` lines (local socket and 127.0.0.1) to PostgreSQL's pg_hba.conf.
+# --dry-run prints what it would change and changes nothing.
 set -euo pipefail
 
 want_pg=0
+dry=0
 for arg in "$@"; do
   case "$arg" in
     --postgres) want_pg=1 ;;
-    *) echo "usage: $0 [--postgres]" >&2; exit 2 ;;
+    --dry-run) dry=1 ;;
+    *) echo "usage: $0 [--postgres] [--dry-run]" >&2; exit 2 ;;
   esac
 done
+
+# Say what is about to change; in a dry run, only say it.
+change() {
+  echo "ensure_services: $*"
+  [ "$dry" = 0 ]
+}
 
 SUDO=""
 if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
 
 apt_updated=0
 apt_install() {
+  change "installing $* with ${SUDO:+sudo }apt-get (system packages)" || return 0
   if [ "$apt_updated" = 0 ]; then
     $SUDO apt-get update -qq
     apt_updated=1
@@ -26,11 +38,9 @@ apt_install() {
 redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
 
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
-  echo "installing redis-server"
   apt_install redis-server
 fi
-if ! redis_up; then
-  echo "starting redis-server on 127.0.0.1:6379"
+if ! redis_up && change "starting redis-server on 127.0.0.1:6379"; then
   mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
   logdir=/var/log/redis; [ -w "$logdir" ] || logdir=/tmp
   datadir=/var/lib/redis; [ -w "$datadir" ] || datadir=/tmp
@@ -43,21 +53,23 @@ fi
 if [ "$want_pg" = 1 ]; then
   pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }
   if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
-    echo "installing postgresql"
     apt_install postgresql
   fi
   if ! pg_up; then
-    echo "starting postgresql"
-    ver=$(ls /etc/postgresql | sort -V | tail -1)
-    conf=/etc/postgresql/$ver/main
+    ver=$(ls "${PG_ETC:-/etc/postgresql}" 2>/dev/null | sort -V | tail -1 || true)
+    conf=${PG_ETC:-/etc/postgresql}/${ver:-VERSION}/main
     # local test server: trust on loopback, as the CI machines are configured
-    if ! grep -q "contactcenter-trust" "$conf/pg_hba.conf" 2>/dev/null; then
+    if ! grep -q "contactcenter-trust" "$conf/pg_hba.conf" 2>/dev/null \
+      && change "adding to $conf/pg_hba.conf (no password for local connections):" \
+        "'local all all trust' and 'host all all 127.0.0.1/32 trust'"; then
       $SUDO sed -i '1i host all all 127.0.0.1/32 trust # contactcenter-trust' "$conf/pg_hba.conf"
       $SUDO sed -i '1i local all all trust # contactcenter-trust' "$conf/pg_hba.conf"
     fi
+  fi
+  if ! pg_up && change "starting postgresql $ver"; then
     $SUDO pg_ctlcluster --skip-systemctl-redirect "$ver" main start || $SUDO pg_ctlcluster "$ver" main start
     for _ in $(seq 1 100); do pg_up && break; sleep 0.1; done
     pg_up || { echo "postgresql did not start" >&2; exit 1; }
   fi
 fi
-echo "services ready"
+if [ "$dry" = 1 ]; then echo "dry run: nothing changed"; else echo "services ready"; fi

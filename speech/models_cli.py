@@ -10,6 +10,7 @@ checksum is refused unless ``--no-verify`` is given (see ``models/README.md``).
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import sys
 import tempfile
@@ -30,6 +31,9 @@ from speech.model_store import (
     dev_fallback_path,
     load_manifest,
 )
+
+SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
+"""A SHA-256 as the manifest writes it (hex, either case)."""
 
 ProgressHook = Callable[[int, int | None], None]  # (bytes so far, total or None)
 
@@ -148,6 +152,8 @@ def download_model(
     if not url:
         raise DownloadError(f"the manifest has no URL for {name}")
     expected = entry.get("sha256")
+    if expected is not None and not SHA256_RE.fullmatch(str(expected)):
+        raise DownloadError(f"the manifest's sha256 for {name} is not 64 hex digits: {expected!r}")
     if verify and not expected:
         raise DownloadError(
             f"the manifest has no SHA-256 for {name}, so the archive cannot be verified; "

@@ -37,6 +37,18 @@ class MessageInfo:
     segments: int
 
 
+@dataclass(frozen=True)
+class RecordingInfo:
+    """A call recording the provider started: its SID, call SID and status (``in-progress``)."""
+
+    sid: str
+    call_sid: str
+    status: str
+
+
+RecordingChannels = Literal["mono", "dual"]
+
+
 @runtime_checkable
 class TelephonyProvider(Protocol):
     """What the application needs from a telephony provider.
@@ -85,6 +97,21 @@ class TelephonyProvider(Protocol):
 
     def fetch_recording(self, recording_url_or_sid: str) -> bytes:
         """Download a call recording as WAV bytes (authenticated)."""
+        ...
+
+    def start_recording(
+        self,
+        call_sid: str,
+        *,
+        status_callback: str | None,
+        channels: RecordingChannels = "dual",
+    ) -> RecordingInfo:
+        """Start recording the whole live call ``call_sid``.
+
+        When the recording is ready the provider posts ``RecordingSid``, ``RecordingUrl``,
+        ``RecordingStatus``, ``RecordingDuration`` and ``RecordingChannels`` to
+        ``status_callback``.
+        """
         ...
 
 

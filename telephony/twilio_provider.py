@@ -29,6 +29,8 @@ from telephony.base import (
     CallStatusUpdate,
     MachineDetection,
     MessageInfo,
+    RecordingChannels,
+    RecordingInfo,
     check_call_arguments,
     check_update_arguments,
 )
@@ -228,3 +230,23 @@ class TwilioProvider:
         if not content.startswith(b"RIFF"):
             raise TelephonyError("recording is not a WAV file")
         return content
+
+    def start_recording(
+        self,
+        call_sid: str,
+        *,
+        status_callback: str | None,
+        channels: RecordingChannels = "dual",
+    ) -> RecordingInfo:
+        """Record a live call (``POST /Calls/{sid}/Recordings.json``)."""
+        if channels not in ("mono", "dual"):
+            raise ValueError("channels must be 'mono' or 'dual'")
+        kwargs: dict[str, Any] = {"recording_channels": channels}
+        if status_callback:
+            kwargs["recording_status_callback"] = status_callback
+            kwargs["recording_status_callback_event"] = ["completed"]
+            kwargs["recording_status_callback_method"] = "POST"
+        rec = self._call(
+            "start recording", lambda: self.client.calls(call_sid).recordings.create(**kwargs)
+        )
+        return RecordingInfo(sid=rec.sid, call_sid=call_sid, status=str(rec.status))

@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "contactcenter",
             "contactcenter.config",
+            "contactcenter.calendar_ru",
             "contactcenter.phones",
             "contactcenter.russian",
             "contactcenter.cli_support",

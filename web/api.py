@@ -11,7 +11,9 @@ Routes::
     POST /api/campaigns                      create from a JSON definition → 201 {"id": …}
     GET  /api/campaigns/<id>                 status (targets by state, attempts, ETA)
     GET  /api/campaigns/<id>/preview         audience count, sample, split by time zone
-    POST /api/campaigns/<id>/launch          202: planning runs in a worker (RQ job)
+    POST /api/campaigns/<id>/launch          202: planning runs in a worker (RQ job); the
+                                             answer gives the audience size, and a warning
+                                             when it is 0
     POST /api/campaigns/<id>/pause|resume|cancel
     GET  /api/campaigns/<id>/report          the campaign report
 """
@@ -151,8 +153,17 @@ def action_view(campaign_id: int, action: str) -> Response:
     """Launch, pause, resume or cancel."""
     services = _services()
     if action == "launch":
+        audience = service.preview(services, campaign_id, sample_size=0).count
         job_id = service.enqueue_launch(services, campaign_id)
-        response = jsonify(id=campaign_id, status="launching", job_id=job_id)
+        body: dict[str, Any] = {
+            "id": campaign_id,
+            "status": "launching",
+            "job_id": job_id,
+            "audience": audience,
+        }
+        if audience == 0:
+            body["warning"] = "0 targets: the audience selects no account, nothing will be sent"
+        response = jsonify(body)
         response.status_code = 202
         response.headers["Location"] = f"/api/campaigns/{campaign_id}"
         return response

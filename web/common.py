@@ -32,6 +32,10 @@ from telephony.signing import is_valid
 log = logging.getLogger(__name__)
 
 TWIML_MIMETYPE = "application/xml"
+#: The request body limit of every route (Flask ``MAX_CONTENT_LENGTH``), larger ones get 413.
+#: Twilio's largest form post is an inbound SMS: 1,600 characters of Cyrillic body (up to
+#: 9,600 bytes percent-encoded), ten media URLs and some forty other fields — well under 64 KiB.
+MAX_REQUEST_BYTES = 64 * 1024
 STEP_HEADER = "X-IVR-Step"
 RECOGNIZED_HEADER = "X-IVR-Recognized"
 #: The exceptions that mean the database or Redis is unreachable (not a bug).
@@ -127,12 +131,19 @@ def on_outage(
 
 def apology() -> Response:
     """A call during an outage: an apology in Russian and a transfer to an operator."""
-    return twiml_response(outage_twiml(current_ivr()), step="outage")
+    call_sid = (request.form.get("CallSid") or "").strip()[:64] or None
+    return twiml_response(outage_twiml(current_ivr(), call_sid), step="outage")
 
 
 def retry_later() -> Response:
     """A callback that cannot be stored during an outage: 503, so Twilio retries it."""
     return Response("temporarily unavailable\n", status=503, mimetype="text/plain")
+
+
+def too_large(exc: Exception | None = None) -> Response:
+    """A request body over :data:`MAX_REQUEST_BYTES` (or an SMS body over Twilio's limit): 413."""
+    log.warning("refused %s %s: request too large", request.method, request.path)
+    return Response("request entity too large\n", status=413, mimetype="text/plain")
 
 
 def bad_request(exc: WebhookError | InvalidStatusCallback) -> Response:

@@ -4,6 +4,10 @@
 - ``POST /voice/outbound?attempt=ID[&flow=NAME]`` — an answered campaign call;
 - ``POST /voice/step`` — the action URL of every Gather/Record/Dial/Enqueue;
 - ``POST /voice/fallback`` — Twilio's fallback URL: an apology and the operator queue;
+- ``POST /voice/whisper?call=SID`` — the ``<Number url>`` of an operator ``<Dial>``: what
+  the operator hears before being bridged (the caller's account and the reason);
+- ``POST /voice/recording`` — the status of a whole-call recording: stored on the call's
+  interaction once per ``RecordingSid`` and queued for download (:mod:`ivr.recordings`);
 - ``POST /voice/status`` — call status callbacks, ``POST /voice/amd`` — asynchronous
   answering-machine detection results of campaign calls: checked by
   :func:`telephony.status.parse_status_callback` (400 on an unknown status, nothing stored),
@@ -19,6 +23,13 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response
 
+from campaigns.voicemail import machine_answer_twiml
+from ivr.operator_routing import whisper_twiml, whisper_unavailable_twiml
+from ivr.recordings import (
+    BadRecordingCallback,
+    parse_recording_callback,
+    store_recording_callback,
+)
 from ivr.status import handle_status
 from ivr.voice import VoiceReply, VoiceRuntime, fallback_twiml
 from telephony.status import StatusKind, parse_status_callback
@@ -60,7 +71,17 @@ def incoming() -> Response:
 @twilio_signed
 @on_outage(apology)
 def outbound() -> Response:
-    """URL of an answered campaign call: ``/voice/outbound?attempt=ID[&flow=NAME]``."""
+    """URL of an answered campaign call: ``/voice/outbound?attempt=ID[&flow=NAME]``.
+
+    A machine already known here (synchronous AMD, ``AnsweredBy``) under ``leave_message``
+    gets only the campaign's neutral message (:mod:`campaigns.voicemail`)."""
+    attempt = query().get("attempt", "")
+    if attempt.isdigit():
+        machine = machine_answer_twiml(
+            current_services(), int(attempt), form().get("AnsweredBy", "")
+        )
+        if machine is not None:
+            return twiml_response(machine, step="machine_message")
     return _voice(lambda runtime, args, params: runtime.outbound(args, params))
 
 
@@ -70,6 +91,20 @@ def outbound() -> Response:
 def step() -> Response:
     """Action URL of every Gather/Record/Enqueue/Dial the engine renders."""
     return _voice(lambda runtime, args, params: runtime.step(args, params))
+
+
+def _whisper_unavailable() -> Response:
+    return twiml_response(whisper_unavailable_twiml())
+
+
+@bp.post("/whisper")
+@twilio_signed
+@on_outage(_whisper_unavailable)
+def whisper() -> Response:
+    """``<Number url>`` of an operator ``<Dial>`` (``?call=<the caller's CallSid>``): the
+    account and the reason, said to the operator before the caller is bridged."""
+    call_sid = (query().get("call") or "").strip()[:64]
+    return twiml_response(whisper_twiml(current_services(), call_sid))
 
 
 @bp.post("/fallback")
@@ -106,3 +141,17 @@ def status() -> Response:
 def amd() -> Response:
     """Asynchronous answering-machine detection result of a campaign call."""
     return status_callback(StatusKind.AMD)
+
+
+@bp.post("/recording")
+@twilio_signed
+@on_outage(retry_later)
+def recording() -> Response:
+    """Recording status callback of a hotline call: stored idempotently, then acknowledged."""
+    try:
+        callback = parse_recording_callback(form())
+    except BadRecordingCallback as exc:
+        log.warning("bad recording callback: %s", exc)
+        return Response(str(exc), status=400, mimetype="text/plain")
+    store_recording_callback(current_services(), callback)
+    return Response(status=204)

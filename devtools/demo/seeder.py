@@ -21,7 +21,7 @@ from multiprocessing.connection import Connection as PipeConnection
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Numeric, Table, func, insert, select, text
+from sqlalchemy import Connection, Numeric, Table, func, insert, inspect, select, text
 from sqlalchemy.engine import Dialect
 
 from crm_store.db import Database
@@ -65,6 +65,8 @@ class SeedResult:
     counts: dict[str, int] = field(default_factory=dict)
     behaviours: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Rows deleted first by ``reset``, per table.
+    deleted: dict[str, int] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         """The result as printable lines (supervisors' CLI: English)."""
@@ -75,7 +77,12 @@ class SeedResult:
                     "consumers (--if-empty)"
                 )
             ]
-        out = [
+        out = (
+            ["reset: deleted " + ", ".join(f"{n} {c}" for n, c in self.deleted.items())]
+            if self.deleted
+            else []
+        )
+        out += [
             (
                 f"demo data seeded: {self.consumers} random consumers + "
                 f"{len(FIXED_CONSUMERS)} fixed (seed {self.seed}, as of "
@@ -378,7 +385,7 @@ def _seed(
             return None
         raise DemoSeedError(
             f"the database already has {existing} consumers; seed an empty database "
-            "(or pass --if-empty to skip)"
+            "(or pass --if-empty to skip, --reset to replace them)"
         )
     next_id = {
         name: (conn.scalar(select(func.max(meta[name].c.id))) or 0) + 1 for name in _ID_TABLES
@@ -402,6 +409,44 @@ def _seed(
     return behaviours
 
 
+def _require_schema(db: Database) -> None:
+    """Raise :class:`DemoSeedError` naming the fix when the database is not migrated."""
+    present = set(inspect(db.engine).get_table_names())
+    missing = [name for name in DEMO_TABLES if name not in present]
+    if missing:
+        raise DemoSeedError(
+            f"the database has no {', '.join(missing)} table{'s' if len(missing) > 1 else ''}:"
+            " run `contactcenter db upgrade` first"
+        )
+
+
+def reset_tables() -> list[Table]:
+    """The tables ``--reset`` empties: the demo tables and every table referring to them
+    (directly or not: interactions, campaign targets …), children first."""
+    chosen = set(DEMO_TABLES)
+    tables = Base.metadata.sorted_tables
+    changed = True
+    while changed:
+        changed = False
+        for table in tables:
+            if table.name in chosen:
+                continue
+            if any(fk.column.table.name in chosen for fk in table.foreign_keys):
+                chosen.add(table.name)
+                changed = True
+    return [t for t in reversed(tables) if t.name in chosen]
+
+
+def _reset(conn: Connection) -> dict[str, int]:
+    """Delete the rows of :func:`reset_tables` in the caller's transaction; counts."""
+    deleted: dict[str, int] = {}
+    for table in reset_tables():
+        count = conn.execute(table.delete()).rowcount
+        if count:
+            deleted[table.name] = count
+    return deleted
+
+
 def seed_demo(
     db: Database,
     *,
@@ -409,15 +454,21 @@ def seed_demo(
     seed: int = 1,
     as_of: date | None = None,
     if_empty: bool = False,
+    reset: bool = False,
 ) -> SeedResult:
     """Write the fixed demo consumers and ``consumers`` random ones in one transaction.
 
     ``as_of`` (default: today, UTC) is the date the year of history ends at. With
     ``if_empty`` nothing happens when consumers already exist; without it such a database
-    raises :class:`DemoSeedError` (the fixed account numbers would collide).
+    raises :class:`DemoSeedError` (the fixed account numbers would collide). ``reset``
+    first deletes the existing data (:func:`reset_tables`) in the same transaction. A
+    database without the schema raises :class:`DemoSeedError` saying to migrate it.
     """
     if consumers < 0:
         raise DemoSeedError("the number of consumers cannot be negative")
+    if reset and if_empty:
+        raise DemoSeedError("--reset and --if-empty exclude each other")
+    _require_schema(db)
     day = as_of or datetime.now(UTC).date()
     result = SeedResult(consumers=consumers, seed=seed, as_of=day)
     started = monotonic_time.perf_counter()
@@ -439,6 +490,8 @@ def seed_demo(
         gc.disable()
         try:
             with conn.begin():
+                if reset:
+                    result.deleted = _reset(conn)
                 behaviours = _seed(conn, result, seed, day, consumers, if_empty)
         finally:
             if gc_was_enabled:

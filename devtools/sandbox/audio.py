@@ -86,6 +86,22 @@ def silence_wav(seconds: float) -> bytes:
     return pcm_to_wav(np.zeros(max(1, round(seconds * SAMPLE_RATE)), dtype=np.int16))
 
 
+def call_recording_wav(seconds: float, channels: int = 1) -> bytes:
+    """A whole-call recording of ``seconds``: 8 kHz 16-bit PCM, mono or dual-channel
+    (caller and our side); the emulated line is silent, so the samples are zero."""
+    import io
+    import wave
+
+    n = max(1, round(seconds * SAMPLE_RATE))
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(np.zeros(n * channels, dtype=np.int16).tobytes())
+    return buf.getvalue()
+
+
 def frames(mulaw: bytes) -> list[bytes]:
     """Split μ-law audio into whole 160-byte (20 ms) frames, padding the last with silence."""
     if not mulaw:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from email.utils import format_datetime
 from typing import Any
 
+from devtools.sandbox.audio import call_recording_wav
 from devtools.sandbox.clock import Clock
 from devtools.sandbox.core import SandboxCore
 from devtools.sandbox.interpreter import LiveCall
@@ -25,11 +26,14 @@ from devtools.sandbox.records import (
     call_spec,
 )
 from devtools.sandbox.scenario import CallOutcome
+from devtools.sandbox.state import CallRecordingStart
 from devtools.sandbox.twiml import API_VERSION, CallBehaviour, CallerAction, CallUpdate, new_sid
 from telephony.base import (
     CallInfo,
     CallStatusUpdate,
     MachineDetection,
+    RecordingChannels,
+    RecordingInfo,
     check_call_arguments,
     check_update_arguments,
 )
@@ -119,6 +123,50 @@ class SandboxCalls(SandboxCore):
         self.state.push_update(sid, CallUpdate(url=url, twiml=twiml, status=status))
         return CallInfo(sid, status or current)
 
+    def start_recording(
+        self,
+        call_sid: str,
+        *,
+        status_callback: str | None,
+        channels: RecordingChannels = "dual",
+    ) -> RecordingInfo:
+        """Record a live call of this process; the recording is stored and its status
+        callback posted when the call completes."""
+        if channels not in ("mono", "dual"):
+            raise ValueError("channels must be 'mono' or 'dual'")
+        current = self.state.get_status(call_sid)
+        if current is None or current in TERMINAL_CALL_STATUSES:
+            raise CallNotFound(f"call {call_sid} is not in progress", code=21220, status=400)
+        sid = new_sid("RE")
+        if not self.state.start_call_recording(
+            call_sid, CallRecordingStart(sid, status_callback, channels)
+        ):
+            raise ProviderRejected("the call is already being recorded", code=21220, status=400)
+        return RecordingInfo(sid=sid, call_sid=call_sid, status="in-progress")
+
+    def _finish_recording(self, record: CallRecord, duration: int, outbox: Outbox) -> None:
+        started = self.state.take_call_recording(record.sid)
+        if started is None:
+            return
+        sid, callback = started.sid, started.callback
+        count = 2 if started.channels == "dual" else 1
+        self._store_recording(sid, record.sid, call_recording_wav(duration, count), duration)
+        if callback:
+            outbox.emit(
+                callback,
+                {
+                    "AccountSid": self.account_sid,
+                    "CallSid": record.sid,
+                    "RecordingSid": sid,
+                    "RecordingUrl": f"{self.api_base_url}/{API_VERSION}/Accounts/"
+                    f"{self.account_sid}/Recordings/{sid}",
+                    "RecordingStatus": "completed",
+                    "RecordingDuration": str(duration),
+                    "RecordingChannels": str(count),
+                    "RecordingSource": "StartCallRecordingAPI",
+                },
+            )
+
     def run_call_spec(self, spec: Mapping[str, Any]) -> CallRecord:
         """Run the life of a call placed in another process (the RQ job body)."""
         record = call_from_spec(spec)
@@ -170,7 +218,7 @@ class SandboxCalls(SandboxCore):
                 outbox.emit(record.status_callback, params)
 
         try:
-            self._progress(record, outcome, event)
+            self._progress(record, outcome, event, outbox)
         finally:
             outbox.flush()
 
@@ -182,7 +230,11 @@ class SandboxCalls(SandboxCore):
         return update
 
     def _progress(
-        self, record: CallRecord, outcome: CallOutcome, event: Callable[..., None]
+        self,
+        record: CallRecord,
+        outcome: CallOutcome,
+        event: Callable[..., None],
+        outbox: Outbox,
     ) -> None:
         event("initiated", "initiated")
         if self._pending_update(record) is not None:
@@ -267,6 +319,7 @@ class SandboxCalls(SandboxCore):
         record.live = live
         drive(live, self._callee_inputs(outcome, record.answered_by))
         record.duration_s = live.duration_s
+        self._finish_recording(record, live.duration_s, outbox)
         final = {"CallDuration": str(live.duration_s)}
         if record.answered_by:
             final["AnsweredBy"] = record.answered_by

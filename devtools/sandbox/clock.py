@@ -21,10 +21,15 @@ class Clock(Protocol):
 
 
 class VirtualClock:
-    """A clock that advances instantly when slept on; thread-safe."""
+    """A clock that advances instantly when slept on; thread-safe.
+
+    It starts at ``start`` (default: the real present, so the stamps it puts on webhooks,
+    ``Timestamp``, agree with the server's clock — not a fixed date months away) and moves
+    only by :meth:`sleep`.
+    """
 
     def __init__(self, start: datetime | None = None) -> None:
-        start = start or datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+        start = start or datetime.now(UTC)
         if start.tzinfo is None:
             raise ValueError("start must be tz-aware")
         self._now = start.astimezone(UTC)

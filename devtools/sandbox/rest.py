@@ -141,6 +141,29 @@ def create_rest_app(provider: SandboxProvider) -> Flask:
         resp.status_code = 201
         return resp
 
+    @app.post(f"{PREFIX}/Calls/<call_sid>/Recordings.json")
+    def create_call_recording(account_sid: str, call_sid: str) -> Any:
+        form = request.form
+        info = provider.start_recording(
+            call_sid,
+            status_callback=form.get("RecordingStatusCallback") or None,
+            channels="mono" if form.get("RecordingChannels") == "mono" else "dual",
+        )
+        resp = jsonify(
+            {
+                "account_sid": account_sid,
+                "call_sid": info.call_sid,
+                "sid": info.sid,
+                "status": info.status,
+                "channels": 1 if form.get("RecordingChannels") == "mono" else 2,
+                "source": "StartCallRecordingAPI",
+                "api_version": API_VERSION,
+                "uri": f"/{API_VERSION}/Accounts/{account_sid}/Recordings/{info.sid}.json",
+            }
+        )
+        resp.status_code = 201
+        return resp
+
     @app.get(f"{PREFIX}/Recordings/<recording>")
     def recording_media(account_sid: str, recording: str) -> Any:
         wav = provider.fetch_recording(recording)

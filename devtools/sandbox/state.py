@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from devtools.sandbox.twiml import CallUpdate
@@ -18,6 +19,16 @@ if TYPE_CHECKING:
     from redis import Redis
 
 STATE_TTL_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class CallRecordingStart:
+    """A whole-call recording started by ``start_recording``: its SID, status callback and
+    channels (``mono`` or ``dual``)."""
+
+    sid: str
+    callback: str | None
+    channels: str
 
 
 class CallState(Protocol):
@@ -47,6 +58,14 @@ class CallState(Protocol):
         """A recording's WAV bytes, or None."""
         ...
 
+    def start_call_recording(self, call_sid: str, started: CallRecordingStart) -> bool:
+        """Note a whole-call recording of ``call_sid``; False when one is already running."""
+        ...
+
+    def take_call_recording(self, call_sid: str) -> CallRecordingStart | None:
+        """Remove and return the whole-call recording of ``call_sid``, if one was started."""
+        ...
+
     def next_attempt(self, key: str) -> int:
         """Count one more attempt for ``key`` and return the count (1 for the first)."""
         ...
@@ -67,6 +86,7 @@ class MemoryCallState:
         self._status: dict[str, str] = {}
         self._updates: dict[str, list[CallUpdate]] = {}
         self._recordings: dict[str, bytes] = {}
+        self._call_recordings: dict[str, CallRecordingStart] = {}
         self._attempts: dict[str, int] = {}
         self._opted_out: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -101,6 +121,19 @@ class MemoryCallState:
         """A recording's WAV bytes, or None."""
         with self._lock:
             return self._recordings.get(sid)
+
+    def start_call_recording(self, call_sid: str, started: CallRecordingStart) -> bool:
+        """Note a whole-call recording (one per call)."""
+        with self._lock:
+            if call_sid in self._call_recordings:
+                return False
+            self._call_recordings[call_sid] = started
+            return True
+
+    def take_call_recording(self, call_sid: str) -> CallRecordingStart | None:
+        """Remove and return the call's recording."""
+        with self._lock:
+            return self._call_recordings.pop(call_sid, None)
 
     def next_attempt(self, key: str) -> int:
         """Count one more attempt for ``key``."""
@@ -171,6 +204,27 @@ class RedisCallState:
         """A recording's WAV bytes, or None."""
         raw: Any = self._redis.get(self._key("recording", sid))
         return None if raw is None else bytes(raw)
+
+    def start_call_recording(self, call_sid: str, started: CallRecordingStart) -> bool:
+        """Note a whole-call recording (one per call, atomic across processes)."""
+        payload = json.dumps(
+            {"sid": started.sid, "callback": started.callback, "channels": started.channels}
+        )
+        key = self._key("call", call_sid, "recording")
+        return bool(self._redis.set(key, payload, nx=True, ex=STATE_TTL_S))
+
+    def take_call_recording(self, call_sid: str) -> CallRecordingStart | None:
+        """Remove and return the call's recording."""
+        key = self._key("call", call_sid, "recording")
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.get(key)
+        pipe.delete(key)
+        value, _ = pipe.execute()
+        raw = _text(value)
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return CallRecordingStart(data["sid"], data.get("callback"), data["channels"])
 
     def next_attempt(self, key: str) -> int:
         """Count one more attempt for ``key`` (atomic across processes)."""

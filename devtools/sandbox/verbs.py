@@ -1,7 +1,8 @@
 """The TwiML verbs of a live call, except the Media Streams ones.
 
 Say, Play, Pause, Redirect, Hangup, Reject, Gather (DTMF and speech, partial results),
-Record (with its status callback), Dial and Enqueue, as Twilio documents them: Gather
+Record (with its status callback), Dial (a ``<Number url>`` whisper is fetched on answer and
+noted as ``whisper``) and Enqueue (``<Task>`` attributes noted), as Twilio documents them: Gather
 defaults (``timeout`` 5 s, ``finishOnKey`` ``#``, ``''`` disables it, ``numDigits``
 unlimited, ``action`` = current document URL, fall-through to the next verb on no input
 unless ``actionOnEmptyResult``), Record (an empty recording continues with the next verb),
@@ -12,7 +13,9 @@ document to fetch (or None to go on with the next verb).
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import secrets
 import xml.etree.ElementTree as ET  # only the Element type; parsing goes through defusedxml
 from collections.abc import Generator
@@ -348,7 +351,12 @@ class TwimlVerbs(CallCore):
         duration = min(duration, time_limit)
         self.note("dial", f"dial {', '.join(targets)} → {status}", targets=targets, status=status)
         ring = min(attr_int(verb.get("timeout"), 30), 5) if status != "no-answer" else 30
-        self._advance(ring + duration)
+        self._advance(ring)
+        if status == "completed":
+            for child in verb:
+                if child.tag == "Number" and child.get("url"):
+                    self._whisper(child, doc_url)
+        self._advance(duration)
         action = verb.get("action")
         if not action:
             return None
@@ -358,14 +366,70 @@ class TwimlVerbs(CallCore):
         return Fetch(urljoin(doc_url, action), (verb.get("method") or "POST").upper(), params)
         yield  # pragma: no cover
 
+    def _whisper(self, number: ET.Element, doc_url: str) -> None:
+        """``<Number url>``: the called party's leg fetches the URL on answer and hears its
+        ``<Say>``/``<Play>`` before the bridge (noted as ``whisper`` entries)."""
+        url = urljoin(doc_url, number.get("url") or "")
+        called = (number.text or "").strip()
+        resp = self.webhook(
+            url,
+            (number.get("method") or "POST").upper(),
+            {
+                "CallSid": new_sid("CA"),
+                "ParentCallSid": self.sid,
+                "From": self.from_,
+                "To": called,
+                "Called": called,
+                "Direction": "outbound-dial",
+                "CallStatus": "in-progress",
+            },
+        )
+        for child in self._parse(resp):
+            if child.tag == "Say":
+                text = " ".join((child.text or "").split())
+                entry = self.note("whisper", text, to=called, language=child.get("language"))
+                self._advance(say_duration_s(text), entry)
+            elif child.tag == "Play":
+                self.note("whisper", (child.text or "").strip(), to=called, play=True)
+            elif child.tag == "Pause":
+                self._advance(attr_int(child.get("length"), 1))
+
+    @staticmethod
+    def _task_attributes(verb: ET.Element) -> dict[str, object] | None:
+        """The JSON attributes of ``<Enqueue><Task>`` (None without one); invalid JSON is
+        an application error, as TaskRouter refuses it."""
+        task = verb.find("Task")
+        if task is None:
+            return None
+        try:
+            attributes = json.loads(task.text or "")
+        except ValueError:
+            raise ApplicationError(12200, "<Task> is not valid JSON") from None
+        if not isinstance(attributes, dict):
+            raise ApplicationError(12200, "<Task> must be a JSON object")
+        return attributes
+
     def _verb_enqueue(
         self, verb: ET.Element, doc_url: str
     ) -> Generator[InputRequest, CallerAction, Fetch | None]:
         name = (verb.text or "").strip()
-        if not name or len(name) > 64:
+        workflow_sid = verb.get("workflowSid")
+        if workflow_sid is not None and not re.fullmatch(r"WW[0-9a-fA-F]{32}", workflow_sid):
+            raise ApplicationError(12200, f"invalid Enqueue workflowSid {workflow_sid!r}")
+        if (not name and workflow_sid is None) or len(name) > 64:
             raise ApplicationError(12200, "<Enqueue> needs a queue name of at most 64 chars")
+        task = self._task_attributes(verb)
         queue_sid = "QU" + secrets.token_hex(16)
-        self.note("enqueue", f"queued in «{name}»", queue=name)
+        if workflow_sid is not None:
+            self.note(
+                "enqueue",
+                f"task for workflow {workflow_sid}",
+                queue=name or None,
+                workflow_sid=workflow_sid,
+                task=task,
+            )
+        else:
+            self.note("enqueue", f"queued in «{name}»", queue=name, task=task)
         wait_url = verb.get("waitUrl")
         if wait_url:
             resp = self.webhook(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, time
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,12 @@ def test_public_base_url_loses_its_trailing_slash() -> None:
             {"READING_WINDOW_START_DAY": "20", "READING_WINDOW_END_DAY": "10"},
             "READING_WINDOW_END_DAY",
         ),
+        ({"READING_LATE_POLICY": "maybe"}, "READING_LATE_POLICY"),
+        ({"OPERATOR_HOURS": "8-17"}, "OPERATOR_HOURS"),
+        ({"OPERATOR_HOURS": "17:00-08:00"}, "OPERATOR_HOURS"),
+        ({"OPERATOR_PEAK_HOURS": "08:00-25:00"}, "OPERATOR_PEAK_HOURS"),
+        ({"OPERATOR_PEAK_DAYS": "25-21"}, "OPERATOR_PEAK_DAYS"),
+        ({"OPERATOR_HOLIDAYS": "31.12.2026"}, "OPERATOR_HOLIDAYS"),
     ],
 )
 def test_invalid_values_name_the_variable(env: dict[str, str], variable: str) -> None:
@@ -83,6 +90,29 @@ def test_twilio_mode_with_credentials(tmp_path: Path) -> None:
     assert settings.webhook_auth_token == "secret"
     assert settings.vosk_model_path == str(tmp_path)
     assert settings.log_level == "DEBUG"
+
+
+def test_operator_hours_and_reading_policy_from_the_environment() -> None:
+    defaults = load_settings({})
+    assert defaults.operator_hours == (time(8), time(17))
+    assert defaults.operator_peak_hours == (time(8), time(21))
+    assert defaults.operator_peak_days == (21, 25)
+    assert defaults.operator_holidays == frozenset()
+    assert defaults.reading_late_policy == "accept"
+    custom = load_settings(
+        {
+            "OPERATOR_HOURS": "09:30-18:00",
+            "OPERATOR_PEAK_HOURS": "07:00 - 22:00",
+            "OPERATOR_PEAK_DAYS": "0-0",
+            "OPERATOR_HOLIDAYS": "2026-12-31, 2027-01-09",
+            "READING_LATE_POLICY": "REFUSE",
+        }
+    )
+    assert custom.operator_hours == (time(9, 30), time(18))
+    assert custom.operator_peak_hours == (time(7), time(22))
+    assert custom.operator_peak_days == (0, 0)
+    assert custom.operator_holidays == {date(2026, 12, 31), date(2027, 1, 9)}
+    assert custom.reading_late_policy == "refuse"
 
 
 def test_settings_are_immutable_and_overridable() -> None:

@@ -136,3 +136,56 @@ def test_unknown_message_status_for_a_foreign_sid_is_acknowledged(
 
 def test_campaign_api_is_mounted_and_needs_a_token(app: Flask) -> None:
     assert app.test_client().get("/api/campaigns").status_code == 401
+
+
+@pytest.mark.parametrize("sender", ["ЭнергоСбыт", "anonymous", "garbage"])
+def test_sms_from_a_non_phone_sender_is_logged_not_a_500(
+    app: Flask, settings: Settings, db: Database, sender: str
+) -> None:
+    client = app.test_client()
+    response = _post(client, settings, "/sms/incoming", _inbound("СТОП", From=sender))
+    assert response.status_code == 200
+    # No keyword action for a sender that cannot be messaged back.
+    assert "<Message>" not in response.get_data(as_text=True)
+    with db.transaction() as session:
+        row = session.scalars(select(Interaction).where(Interaction.channel == "sms")).one()
+        assert row.phone is None
+        assert row.data == {"sender": sender}
+        assert row.summary == "СТОП"
+        assert row.outcome == "received"
+
+
+def test_sms_body_is_stored_whole_up_to_1600_characters(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    client = app.test_client()
+    body = "Показания счётчика: " + "ж" * (1600 - 20)
+    assert len(body) == 1600
+    assert _post(client, settings, "/sms/incoming", _inbound(body)).status_code == 200
+    too_long = _inbound(body + "!", sid="SM" + "5" * 32)
+    assert _post(client, settings, "/sms/incoming", too_long).status_code == 413
+    with db.transaction() as session:
+        rows = session.scalars(select(Interaction).where(Interaction.channel == "sms")).all()
+        assert [r.summary for r in rows] == [body]
+
+
+def test_every_route_refuses_an_oversized_request_with_413(
+    settings: Settings, db: Database, redis_client: Any
+) -> None:
+    app = create_app(settings.with_overrides(api_token="secret-token"))
+    client = app.test_client()
+    huge = {"MessageSid": "SM" + "6" * 32, "From": "+79161234599", "Body": "x" * 70_000}
+    for path in ("/sms/incoming", "/sms/status", "/voice/incoming", "/voice/status"):
+        response = client.post(path, data=huge)
+        assert response.status_code == 413, path
+    payload = '{"name": "' + "x" * 70_000 + '"}'
+    response = client.post(
+        "/api/campaigns",
+        data=payload,
+        content_type="application/json",
+        headers={"Authorization": "Bearer secret-token"},
+    )
+    assert response.status_code == 413
+    # A request within the limit is served as before.
+    assert client.get("/healthz").status_code == 200
+    services_of(app).db.dispose()

@@ -10,6 +10,7 @@ worst moment: the provider has the call, our database does not have its SID yet)
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ DIE_AT = "ledger:die-at"
 DIE_WHEN = "ledger:die-when"
 READY = "ledger:ready"
 PLACED = "ledger:placed"
+HORSE_PID = "ledger:horse-pid"
 
 
 class LedgerProvider:
@@ -40,8 +42,15 @@ class LedgerProvider:
         if die_at is None or when != moment:
             return
         if int(redis.get(PLACED) or 0) == int(die_at):
+            # RQ puts the work-horse in its own process group (os.setpgrp), so killing the
+            # worker's group misses it: the test kills it by this pid, and it leaves by itself
+            # once its worker is gone (never a process left behind).
+            parent = os.getppid()
+            redis.set(HORSE_PID, str(os.getpid()))
             redis.set(READY, "1")
             while True:  # wait for SIGKILL, like a worker stuck in a network call
+                if os.getppid() != parent:
+                    os._exit(1)
                 time.sleep(0.05)
 
     def place_call(
@@ -67,6 +76,10 @@ class LedgerProvider:
         redis.rpush(CALLS, json.dumps(record))
         self._maybe_die("after")
         return CallInfo(sid=sid, status="queued")
+
+    def start_recording(self, call_sid: str, **_: Any) -> Any:
+        """Campaign calls are not recorded."""
+        raise AssertionError("no call recordings in campaign tests")
 
     def update_call(self, sid: str, **_: Any) -> CallInfo:
         """Nothing to update in a ledger."""

@@ -17,7 +17,14 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from campaign_factories import RUSSIAN_ZONES, add_debtor
 from campaign_harness import Clock
-from campaign_ledger import DIE_AT, DIE_WHEN, READY, LedgerProvider, ledger_calls
+from campaign_ledger import (
+    DIE_AT,
+    DIE_WHEN,
+    HORSE_PID,
+    READY,
+    LedgerProvider,
+    ledger_calls,
+)
 from rq import SimpleWorker
 from sqlalchemy import select
 
@@ -55,6 +62,34 @@ def _stop(worker: subprocess.Popen[bytes] | None) -> None:
         with contextlib.suppress(ProcessLookupError):  # it has just exited by itself
             os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
+
+
+def _kill_horse(services: Services) -> int | None:
+    """SIGKILL the work-horse stuck at the crash point: RQ moved it into its own process
+    group, so killing the worker's group does not reach it. Returns its pid."""
+    raw = services.redis.get(HORSE_PID)
+    if raw is None:
+        return None
+    pid = int(raw)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _assert_gone(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while _alive(pid):
+        assert time.monotonic() < deadline, f"process {pid} was left running"
+        time.sleep(0.05)
 
 
 def _deliver_callbacks(services: Services, delivered: set[str]) -> None:
@@ -115,6 +150,10 @@ def test_sigkill_mid_dial_loses_and_duplicates_nothing(
             time.sleep(0.05)
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
+        horse = _kill_horse(services)
+        assert horse is not None
+        assert horse != worker.pid
+        _assert_gone(horse)  # no forked work-horse outlives the test
         services.redis.delete(DIE_AT)
 
         # A new worker takes the rest of the queue; the killed job is not re-run by RQ.
@@ -157,5 +196,6 @@ def test_sigkill_mid_dial_loses_and_duplicates_nothing(
     finally:
         _stop(worker)
         _stop(survivor)
+        _kill_horse(services)
         services.db.dispose()
         services.redis.close()

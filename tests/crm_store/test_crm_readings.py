@@ -250,6 +250,36 @@ def test_window_can_be_disabled_and_configured_from_settings() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("late_policy", "early", "late"),
+    [
+        ("accept", (date(2026, 3, 1), False), (date(2026, 4, 1), True)),
+        ("refuse", "window_closed", "window_closed"),
+    ],
+)
+def test_late_policy_from_settings_decides_readings_outside_the_window(
+    late_policy: str, early: object, late: object
+) -> None:
+    """READING_LATE_POLICY: accept takes early readings for this period and late ones for
+    the next; refuse rejects both (with a message that promises nothing)."""
+    policy = ReadingPolicy.from_settings(Settings(reading_late_policy=late_policy))
+    for when, expected in (
+        (datetime(2026, 3, 10, 9, tzinfo=UTC), early),
+        (datetime(2026, 3, 27, 9, tzinfo=UTC), late),
+    ):
+        timing = billing_period(when, "Europe/Moscow", policy)
+        if isinstance(timing, Rejected):
+            assert timing.reason == expected
+            assert "следующ" not in timing.message
+        else:
+            assert timing == expected
+    refused = billing_period(
+        datetime(2026, 3, 27, 9, tzinfo=UTC), "Europe/Moscow", ReadingPolicy(after_window="reject")
+    )
+    assert isinstance(refused, Rejected)
+    assert "с 15 по 25 апреля" in refused.message
+
+
 def test_invalid_policy_and_inputs_raise_clear_errors() -> None:
     with pytest.raises(ValueError, match="start day"):
         ReadingPolicy(window_start_day=26, window_end_day=25)

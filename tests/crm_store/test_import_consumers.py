@@ -35,7 +35,9 @@ from crm_store.models import (
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "csv" / "consumers_mixed.csv"
 TODAY = date(2026, 11, 29)
 
-EXPECTED_REJECTIONS = [
+# A bad phone, zone, reading or debt loses that cell, not the account (issue 14).
+EXPECTED_WARNINGS = [
+    "Импортировано с предупреждениями: 9 (значения с ошибками не импортированы)",
     "  строка 4, столбец phone: неверный номер телефона: «12345»",
     "  строка 5, столбец phone: номер не российский (Казахстан): «+7 701 123 45 67»",
     "  строка 6, столбец last_readings: в показании есть буквы: «12З45»",
@@ -51,9 +53,17 @@ EXPECTED_REJECTIONS = [
         "  строка 12, столбец debt_rub: сумма «12,34,56» не распознана; пример правильной записи: "
         "1 234,56"
     ),
+]
+EXPECTED_REJECTIONS = [
+    "Отклонено строк: 2",
     "  строка 13, столбец full_name: не заполнено обязательное поле",
     "  строка 14, столбец last_readings: счётчик SN-0001 уже есть в строке 2 с другими данными",
 ]
+NO_ZONE = (
+    "Лицевых счетов без часового пояса: 1 — окна обзвона для них соблюдаются во всех "
+    "часовых поясах номера телефона"
+)
+REPORT_TAIL = [NO_ZONE, *EXPECTED_WARNINGS, *EXPECTED_REJECTIONS]
 
 TABLES = (Consumer, Account, PhoneNumber, AccountPhone, Meter, MeterReading, Charge, AuditLog)
 
@@ -72,12 +82,11 @@ def test_report_lists_imported_and_rejected_rows(db: Database) -> None:
     lines = _run(db, FIXTURE)
     assert lines == [
         "Строк с данными: 15",
-        "Импортировано строк: 4",
-        "  новых: 4",
+        "Импортировано строк: 13",
+        "  новых: 13",
         "  обновлено: 0",
         "Без изменений (уже в базе): 0",
-        "Отклонено строк: 11",
-        *EXPECTED_REJECTIONS,
+        *REPORT_TAIL,
     ]
 
 
@@ -117,17 +126,18 @@ def test_imported_rows_are_stored_normalised(db: Database) -> None:
         assert kim.timezone == "Asia/Kamchatka"
         assert balance(s, kim.id, TODAY).debt == Decimal("0.00")
     counts = _counts(db)
-    assert counts["accounts"] == 3
-    assert counts["meters"] == 4
-    assert counts["meter_readings"] == 7
-    # One keyed charge per stated debt; Kim's zero debt is remembered as a zero charge.
-    assert counts["charges"] == 3
+    assert counts["accounts"] == 12  # rows 2–12 and 15–16; rows 13–14 rejected
+    assert counts["meters"] == 13
+    assert counts["meter_readings"] == 10  # rows 6–8 and 10 lost their bad readings
+    # One keyed charge per stated debt; zero debts are remembered as zero charges.
+    assert counts["charges"] == 4
     with db.transaction() as s:
         keyed = {
             c.external_key: (c.source, c.amount, c.stated_balance)
             for c in s.scalars(select(Charge))
         }
     assert keyed == {
+        f"import:1001234568:{TODAY.isoformat()}": ("import", Decimal("0.00"), Decimal("0.00")),
         "import:1001234567:2026-11-10": ("import", Decimal("1234.56"), Decimal("1234.56")),
         "import:5500112233:2026-11-10": ("import", Decimal("15000.00"), Decimal("15000.00")),
         f"import:4100998877:{TODAY.isoformat()}": ("import", Decimal("0.00"), Decimal("0.00")),
@@ -153,8 +163,8 @@ def test_reimport_changes_nothing(db: Database) -> None:
         "Импортировано строк: 0",
         "  новых: 0",
         "  обновлено: 0",
-        "Без изменений (уже в базе): 4",
-        "Отклонено строк: 11",
+        "Без изменений (уже в базе): 13",
+        NO_ZONE,
     ]
 
 
@@ -172,7 +182,7 @@ def test_changed_debt_and_reading_update_in_place(db: Database, tmp_path: Path) 
         "Импортировано строк: 1",
         "  новых: 0",
         "  обновлено: 1",
-        "Без изменений (уже в базе): 3",
+        "Без изменений (уже в базе): 12",
     ]
     after = _counts(db)
     assert after["meter_readings"] == before["meter_readings"]  # corrected, not duplicated
@@ -206,7 +216,7 @@ def test_reimport_after_payments_does_not_rebill(db: Database) -> None:
         "Импортировано строк: 0",
         "  новых: 0",
         "  обновлено: 0",
-        "Без изменений (уже в базе): 4",
+        "Без изменений (уже в базе): 13",
     ]
     with db.transaction() as s:
         assert balance(s, _ivanov(s).id, TODAY).debt == Decimal("234.56")
@@ -260,9 +270,10 @@ def test_debt_is_reconciled_against_billing_charges(db: Database) -> None:
 
 def test_dry_run_validates_without_writing(db: Database) -> None:
     report = import_consumers(db, FIXTURE, today=TODAY, dry_run=True)
-    assert report.rows_valid == 4
-    assert report.rows_imported == 4
-    assert len(report.rejected_rows) == 11
+    assert report.rows_valid == 13
+    assert report.rows_imported == 13
+    assert report.warned_rows == list(range(4, 13))
+    assert report.rejected_rows == [13, 14]
     assert "Проверка без записи (--dry-run): база данных не изменена." in report.lines()
     assert all(count == 0 for count in _counts(db).values())
 
@@ -290,12 +301,11 @@ def test_xlsx_gives_the_same_report(db: Database, tmp_path: Path) -> None:
     _write_xlsx(path, table)
     assert _run(db, path) == [
         "Строк с данными: 15",
-        "Импортировано строк: 4",
-        "  новых: 4",
+        "Импортировано строк: 13",
+        "  новых: 13",
         "  обновлено: 0",
         "Без изменений (уже в базе): 0",
-        "Отклонено строк: 11",
-        *EXPECTED_REJECTIONS,
+        *REPORT_TAIL,
     ]
     with db.transaction() as s:
         org = s.scalars(select(Account).where(Account.number == "5500112233")).one()
@@ -326,7 +336,7 @@ def test_cp1251_semicolon_file(db: Database, tmp_path: Path) -> None:
 def test_utf8_bom_file(db: Database, tmp_path: Path) -> None:
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbf" + FIXTURE.read_bytes())
-    assert _run(db, path)[6:] == EXPECTED_REJECTIONS
+    assert _run(db, path)[5:] == REPORT_TAIL
 
 
 @pytest.mark.parametrize(
@@ -366,12 +376,13 @@ def test_cli_prints_report_and_exit_codes(
     runner = CliRunner()
     result = runner.invoke(import_group, ["consumers", str(path), "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert "Строк можно импортировать: 4" in result.output
+    assert "Строк можно импортировать: 13" in result.output
     assert _counts(db)["accounts"] == 0
 
     result = runner.invoke(import_group, ["consumers", str(path)])
     assert result.exit_code == 0, result.output
-    assert "Отклонено строк: 11" in result.output
+    assert "Отклонено строк: 2" in result.output
+    assert "Импортировано с предупреждениями: 9" in result.output
     assert "строка 5, столбец phone: номер не российский (Казахстан)" in result.output
 
     result = runner.invoke(import_group, ["consumers", str(tmp_path / "missing.csv")])
@@ -430,11 +441,289 @@ def test_a_row_failing_in_the_database_is_rolled_back_alone(
 
     monkeypatch.setattr(importer, "_reconcile_debt", flaky)
     report = import_consumers(db, FIXTURE, today=TODAY)
-    assert report.rows_created == 3
+    assert report.rows_created == 12
     assert [str(e) for e in report.errors if e.row == 15] == [
         "строка 15: строку не удалось записать в базу: database is locked"
     ]
     with db.transaction() as s:
         numbers = set(s.scalars(select(Account.number)))
-        assert numbers == {"1001234567", "4100998877"}  # the failed row left nothing behind
+        assert "5500112233" not in numbers  # the failed row left nothing behind
+        assert len(numbers) == 11
         assert s.scalar(select(func.count()).where(Meter.serial == "VL-7788")) == 0
+
+
+def test_a_bad_cell_loses_the_cell_not_the_account(db: Database) -> None:
+    report = import_consumers(db, FIXTURE, today=TODAY)
+    assert report.warned_rows == list(range(4, 13))
+    assert {(w.row, w.column) for w in report.warnings} >= {(4, "phone"), (5, "phone")}
+    with db.transaction() as s:
+        accounts = {a.number: a for a in s.scalars(select(Account))}
+        # Invalid and foreign phones: the account is there (reachable by its number), phoneless.
+        for number in ("1001234568", "1001234569"):
+            assert accounts[number].phone_links == []
+            assert [m.serial for m in accounts[number].meters]
+        # The other cells of a warned row are kept.
+        assert accounts["1001234569"].timezone == "Asia/Omsk"
+        readings = s.scalars(
+            select(MeterReading.value).where(
+                MeterReading.meter_id == accounts["1001234569"].meters[0].id
+            )
+        ).all()
+        assert readings == [200]
+        # A misspelt time zone is unknown, not guessed; bad readings and debts are not stored.
+        assert accounts["1001234573"].timezone is None
+        assert [p.phone.e164 for p in accounts["1001234573"].phone_links] == ["+79165551237"]
+        kuznetsov = accounts["1001234570"].meters[0]
+        assert kuznetsov.zones == ["день", "ночь"]
+        assert s.scalar(select(func.count()).where(MeterReading.meter_id == kuznetsov.id)) == 0
+        for number in ("1001234575", "1001234576"):
+            assert (
+                s.scalar(select(func.count()).where(Charge.account_id == accounts[number].id)) == 0
+            )
+        # Rejected: no name (row 13) and a conflicting repeat of a meter (row 14).
+        assert "1001234577" not in accounts
+
+
+def _billing_export(rows: list[list[str]]) -> list[list[str]]:
+    return [list(COLUMNS), *rows]
+
+
+BILLING_ROWS = [
+    # account, name, phone, address, tz, serial, capacity, zones, readings, date, debt, due
+    [
+        "2001",
+        "Орлов Н. П.",
+        "+79161112233",
+        "г. Тула",
+        "Europe/Moscow",
+        "A-1",
+        "6",
+        "Т1",
+        "000100",
+        "2026-10-20",
+        "",
+        "",
+    ],
+    [
+        "2002",
+        "Белова А. А.",
+        "+79161112234",
+        "г. Тула",
+        "Europe/Moscow",
+        "A-2",
+        "6",
+        "t1;T2",
+        "000100;000050",
+        "2026-10-20",
+        "",
+        "",
+    ],
+    [
+        "2003",
+        "Зайцев К. К.",
+        "+79161112235",
+        "г. Тула",
+        "Europe/Moscow",
+        "A-3",
+        "6",
+        "T1;T2;T3",
+        "000001;000002;000003",
+        "2026-10-20",
+        "",
+        "",
+    ],
+    [
+        "2004",
+        "Лисина В. В.",
+        "+79161112236",
+        "г. Тула",
+        "Europe/Moscow",
+        "A-4",
+        "6",
+        "день/ночь",
+        "",
+        "",
+        "",
+        "",
+    ],
+    [
+        "2005",
+        "Мухин Г. Г.",
+        "+79161112237",
+        "г. Тула",
+        "Europe/Moscow",
+        "A-5",
+        "6",
+        "однотарифный",
+        "",
+        "",
+        "",
+        "",
+    ],
+    [
+        "2006",
+        "Ёжиков Д. Д.",
+        "+79161112238",
+        "г. Тула",
+        "Europe/Moscow",
+        "A-6",
+        "6",
+        "Двухтарифный",
+        "",
+        "",
+        "",
+        "",
+    ],
+    [
+        "2007",
+        "Щукин Е. Е.",
+        "+79161112239",
+        "г. Тула",
+        "Europe/Moscow",
+        "A-7",
+        "6",
+        "трёхтарифный",
+        "",
+        "",
+        "",
+        "",
+    ],
+    [
+        "2008",
+        "Уткин Ж. Ж.",
+        "+79161112240",
+        "г. Тула",
+        "Europe/Moscow",
+        "A-8",
+        "6",
+        "T5",
+        "",
+        "",
+        "",
+        "",
+    ],
+    # Foreign (Kazakh) phone: imported without it, with a warning.
+    [
+        "2009",
+        "Серов З. З.",
+        "+7 701 123 45 67",
+        "г. Тула",
+        "Europe/Moscow",
+        "A-9",
+        "6",
+        "T1",
+        "",
+        "",
+        "",
+        "",
+    ],
+    # Exact repeats of rows 2 and 3 (the second only in phone notation).
+    [
+        "2001",
+        "Орлов Н. П.",
+        "+79161112233",
+        "г. Тула",
+        "Europe/Moscow",
+        "A-1",
+        "6",
+        "Т1",
+        "000100",
+        "2026-10-20",
+        "",
+        "",
+    ],
+    [
+        "2002",
+        "Белова А. А.",
+        "8 916 111-22-34",
+        "г. Тула",
+        "Europe/Moscow",
+        "A-2",
+        "6",
+        "день;ночь",
+        "000100;000050",
+        "20.10.2026",
+        "",
+        "",
+    ],
+]
+BILLING_ZONES = {
+    "A-1": ["общая"],
+    "A-2": ["день", "ночь"],
+    "A-3": ["пик", "ночь", "полупик"],
+    "A-4": ["день", "ночь"],
+    "A-5": ["общая"],
+    "A-6": ["день", "ночь"],
+    "A-7": ["пик", "ночь", "полупик"],
+    "A-9": ["общая"],
+}
+BILLING_REPORT = [
+    "Строк с данными: 11",
+    "Импортировано строк: 8",
+    "  новых: 8",
+    "  обновлено: 0",
+    "Без изменений (уже в базе): 0",
+    "Импортировано с предупреждениями: 1 (значения с ошибками не импортированы)",
+    "  строка 10, столбец phone: номер не российский (Казахстан): «+7 701 123 45 67»",
+    "Повторы строк в файле (пропущены): 2",
+    "  строка 11: повторяет строку 2, пропущена",
+    "  строка 12: повторяет строку 3, пропущена",
+    "Отклонено строк: 1",
+    (
+        "  строка 9, столбец meter_zones: неизвестная тарифная зона «t5»; допустимы: общая, "
+        "сутки, Т1 или однотарифный/двухтарифный/трёхтарифный"
+    ),
+]
+
+
+def _check_billing_import(db: Database, path: Path) -> None:
+    assert _run(db, path) == BILLING_REPORT
+    with db.transaction() as s:
+        zones = {m.serial: m.zones for m in s.scalars(select(Meter))}
+        assert zones == BILLING_ZONES
+        readings = {(r.meter.serial, r.zone): r.value for r in s.scalars(select(MeterReading))}
+        assert readings == {
+            ("A-1", "общая"): 100,
+            ("A-2", "день"): 100,
+            ("A-2", "ночь"): 50,
+            ("A-3", "пик"): 1,
+            ("A-3", "ночь"): 2,
+            ("A-3", "полупик"): 3,
+        }
+        serov = s.scalars(select(Account).where(Account.number == "2009")).one()
+        assert serov.phone_links == []
+    again = _run(db, path)
+    assert again[1:5] == [
+        "Импортировано строк: 0",
+        "  новых: 0",
+        "  обновлено: 0",
+        "Без изменений (уже в базе): 8",
+    ]
+    assert "Повторы строк в файле (пропущены): 2" in again
+
+
+def test_billing_export_csv(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "billing.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, delimiter=";").writerows(_billing_export(BILLING_ROWS))
+    _check_billing_import(db, path)
+
+
+def test_billing_export_xlsx(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "billing.xlsx"
+    _write_xlsx(path, [list(r) for r in _billing_export(BILLING_ROWS)])
+    _check_billing_import(db, path)
+
+
+def test_billing_export_dry_run_reports_duplicates(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "billing.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows(_billing_export(BILLING_ROWS))
+    report = import_consumers(db, path, today=TODAY, dry_run=True)
+    assert report.rows_valid == 8
+    assert [(d.row, d.reason) for d in report.duplicates] == [
+        (11, "повторяет строку 2, пропущена"),
+        (12, "повторяет строку 3, пропущена"),
+    ]
+    assert report.rejected_rows == [9]
+    assert all(count == 0 for count in _counts(db).values())

@@ -1,4 +1,4 @@
-"""Import: an empty ``timezone`` cell means "unknown" (NULL), an invalid zone is rejected."""
+"""Import: an empty or invalid ``timezone`` cell means "unknown" (NULL; invalid: a warning)."""
 
 from __future__ import annotations
 
@@ -44,18 +44,19 @@ def test_empty_zone_is_stored_as_null_and_noted_not_rejected(db: Database, tmp_p
         _row("1003", "Europe/Mosow", "SN-3"),
     )
     report = import_consumers(db, path, today=TODAY)
-    assert report.rows_created == 2
-    assert report.accounts_without_timezone == 1
-    assert [(e.row, e.column) for e in report.errors] == [(4, "timezone")]
-    assert NOTE.format(n=1) in report.lines()
-    assert _zones(db) == {"1001": None, "1002": "Asia/Kamchatka"}
+    assert report.rows_created == 3
+    assert report.accounts_without_timezone == 2
+    assert report.errors == []
+    assert [(w.row, w.column) for w in report.warnings] == [(4, "timezone")]
+    assert NOTE.format(n=2) in report.lines()
+    assert _zones(db) == {"1001": None, "1002": "Asia/Kamchatka", "1003": None}
     with db.session() as s:
         reading = s.scalars(select(MeterReading)).one()
     # Unknown zone: the reading is dated at noon on the supplier's Moscow clock.
     assert reading.submitted_at == datetime(2026, 10, 20, 9, 0, tzinfo=UTC)
 
     again = import_consumers(db, path, today=TODAY)
-    assert (again.rows_created, again.rows_updated, again.rows_unchanged) == (0, 0, 2)
+    assert (again.rows_created, again.rows_updated, again.rows_unchanged) == (0, 0, 3)
 
 
 def test_empty_cell_never_erases_a_known_zone(db: Database, tmp_path: Path) -> None:

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from crm_store.accounts import normalize_account_number
 from crm_store.importer import (
     COLUMNS,
+    ImportValidation,
     RawRow,
+    check_rows,
     consumer_kind,
     parse_date,
     parse_money,
@@ -82,9 +84,60 @@ def test_zones() -> None:
     assert parse_zones("День; Ночь") == ("день", "ночь")
     assert parse_zones("пик;полупик;ночь") == ("пик", "полупик", "ночь")
     assert parse_zones("общая") == ("общая",)
-    for bad in ("день;день", "T1;T2", "пик;полупик;ночь;день", "день;", "общая;ночь"):
+    for bad in ("день;день", "пик;полупик;ночь;день", "день;", "общая;ночь", "T1;T1", "Т4"):
         with pytest.raises(ValueError, match="зон"):
             parse_zones(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "zones"),
+    [
+        # Billing-export zone numbers, Cyrillic or Latin T, any case, by the zone count.
+        ("T1", ("общая",)),
+        ("Т1", ("общая",)),
+        ("t1", ("общая",)),
+        ("т1", ("общая",)),
+        ("T1;T2", ("день", "ночь")),
+        ("Т1; т2", ("день", "ночь")),
+        ("T1/T2", ("день", "ночь")),
+        ("T2;T1", ("ночь", "день")),  # order kept: readings follow it
+        ("T1;T2;T3", ("пик", "ночь", "полупик")),
+        ("Т1,Т2,Т3", ("пик", "ночь", "полупик")),
+        ("день/ночь", ("день", "ночь")),
+        ("День / Ночь", ("день", "ночь")),
+        ("однотарифный", ("общая",)),
+        ("Двухтарифный", ("день", "ночь")),
+        ("трёхтарифный", ("пик", "ночь", "полупик")),
+        ("трехтарифный", ("пик", "ночь", "полупик")),
+    ],
+)
+def test_zones_as_billing_systems_export_them(text: str, zones: tuple[str, ...]) -> None:
+    assert parse_zones(text) == zones
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("T2", "у однотарифного счётчика нет зоны Т2: «T2»"),
+        ("T1;T3", "у двухтарифного счётчика нет зоны Т3: «T1;T3»"),
+        ("T1;день", "тарифная зона повторяется: «T1;день»"),
+        ("четырёхтарифный", "неизвестная тарифная зона «четырёхтарифный»"),
+        ("T1;X2", "неизвестная тарифная зона «x2»"),
+    ],
+)
+def test_unknown_zone_label_is_a_located_error(text: str, reason: str) -> None:
+    good, errors = _validate({"meter_zones": text, "last_readings": "", "last_reading_date": ""})
+    assert good == []
+    assert len(errors) == 1
+    assert errors[0].startswith(f"строка 2, столбец meter_zones: {reason}")
+
+
+def test_single_zone_meter_written_t1_keeps_its_account() -> None:
+    good, errors = _validate({"meter_zones": "T1", "last_readings": "000123"})
+    assert errors == []
+    assert [(r.meter_zones, r.last_readings) for r in good] == [  # type: ignore[attr-defined]
+        (("общая",), (123,))
+    ]
 
 
 @pytest.mark.parametrize(
@@ -125,17 +178,70 @@ def test_required_values_and_paired_columns() -> None:
     ]
 
 
+def _check(*rows: dict[str, str]) -> ImportValidation:
+    raw = [RawRow(n, {**GOOD, **row}) for n, row in enumerate(rows, start=2)]
+    return check_rows(raw, normalize_account=normalize_account_number, today=TODAY)
+
+
 def test_reading_rules() -> None:
-    _, errors = _validate(
+    result = _check(
         {"meter_capacity": "5", "meter_zones": "общая", "last_readings": "12.5"},
         {"meter_serial": "SN-2", "last_reading_date": "2027-01-01"},
         {"meter_serial": "SN-3", "meter_capacity": "12"},
     )
-    assert errors == [
+    # Bad readings lose the readings (a warning); a bad meter loses the row.
+    assert [str(w) for w in result.warnings] == [
         "строка 2, столбец last_readings: показание должно быть целым числом без знаков: «12.5»",
         "строка 3, столбец last_reading_date: дата показаний в будущем: «2027-01-01»",
+    ]
+    assert [(r.number, r.last_readings, r.last_reading_date) for r in result.good] == [
+        (2, None, None),
+        (3, None, None),
+    ]
+    assert [str(e) for e in result.errors] == [
         "строка 4, столбец meter_capacity: разрядность счётчика 12 вне допустимых пределов 4–9",
     ]
+
+
+@pytest.mark.parametrize(
+    ("cells", "column", "kept"),
+    [
+        ({"phone": "12345"}, "phone", {"phone": None}),
+        ({"phone": "+7 701 123 45 67"}, "phone", {"phone": None}),
+        ({"phone": "+44 20 7946 0958"}, "phone", {"phone": None}),
+        ({"timezone": "Europe/Mosow"}, "timezone", {"timezone": None}),
+        ({"debt_rub": "-5"}, "debt_rub", {"debt_rub": None, "debt_due_date": None}),
+        ({"last_readings": "1;2;3"}, "last_readings", {"last_readings": None}),
+    ],
+)
+def test_a_bad_soft_cell_is_a_warning_not_a_rejection(
+    cells: dict[str, str], column: str, kept: dict[str, object]
+) -> None:
+    result = _check(cells)
+    assert result.errors == []
+    assert [(w.row, w.column) for w in result.warnings] == [(2, column)]
+    (row,) = result.good
+    for name, value in kept.items():
+        assert getattr(row, name) == value
+    assert row.account_normalized == "1001234567"
+    assert row.meter_zones == ("день", "ночь")
+
+
+def test_a_rejected_row_lists_its_soft_problems_as_errors() -> None:
+    result = _check({"meter_serial": "", "phone": "12345"})
+    assert result.good == []
+    assert result.warnings == []
+    assert [(e.row, e.column) for e in result.errors] == [(2, "phone"), (2, "meter_serial")]
+
+
+def test_duplicate_rows_are_reported_not_imported_twice() -> None:
+    result = _check({}, {"meter_serial": "SN-2"}, {"phone": "8 903 123-45-67"}, {})
+    assert [r.number for r in result.good] == [2, 3]
+    assert [str(d) for d in result.duplicates] == [
+        "строка 4: повторяет строку 2, пропущена",
+        "строка 5: повторяет строку 2, пропущена",
+    ]
+    assert result.errors == []
 
 
 def test_rows_of_one_account_must_agree() -> None:
@@ -146,7 +252,7 @@ def test_rows_of_one_account_must_agree() -> None:
         {"account_number": "2002", "meter_serial": "SN-1"},
         {},
     )
-    assert len(good) == 3  # rows 2, 3 and the exact repeat in row 6
+    assert len(good) == 2  # rows 2 and 3; the exact repeat in row 6 is a duplicate
     assert errors == [
         (
             "строка 4, столбец full_name: лицевой счёт 1001234567 уже указан в строке 2 с другим "

@@ -6,6 +6,7 @@ import gc
 import os
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,6 +26,7 @@ from crm_store.models import (
     Base,
     Charge,
     Consumer,
+    Interaction,
     Meter,
     MeterReading,
     Payment,
@@ -312,3 +314,37 @@ def test_prepared_rows_read_back_as_the_orm_stores_them(db: Database) -> None:
         assert reading.submitted_at.utcoffset() is not None
         assert isinstance(reading.period, date)
         assert reading.anomaly is False
+
+
+def test_seed_on_an_unmigrated_database_says_to_upgrade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    result = CliRunner().invoke(demo_group, ["seed", "--consumers", "2"])
+    assert result.exit_code == 1
+    assert "run `contactcenter db upgrade`" in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_reset_replaces_existing_demo_data(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", db.url)
+    seed_demo(db, consumers=3, seed=1, as_of=AS_OF)
+    first = _dump(db)
+    with db.transaction() as session:  # something referring to the demo data goes too
+        account = session.scalars(select(Account)).first()
+        assert account is not None
+        session.add(Interaction(channel="voice", direction="inbound", account_id=account.id))
+    runner = CliRunner()
+    args = ["seed", "--consumers", "3", "--seed", "1", "--as-of", "2026-11-29"]
+    assert runner.invoke(demo_group, args).exit_code == 1
+    result = runner.invoke(demo_group, [*args, "--reset"])
+    assert result.exit_code == 0, result.output
+    assert "reset: deleted" in result.output
+    with db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Consumer)) == 8
+        assert session.scalar(select(func.count()).select_from(Interaction)) == 0
+    # The same data again (ids continue, the content is the same).
+    assert {k: len(v) for k, v in _dump(db).items()} == {k: len(v) for k, v in first.items()}
+    assert "--if-empty" in runner.invoke(demo_group, [*args, "--reset", "--if-empty"]).output

@@ -392,6 +392,28 @@ def test_redis_state_lets_another_provider_redirect_the_call(
         web.update_call(sid, status="completed")
 
 
+def test_redis_state_lets_another_provider_record_the_call(
+    app: TwimlApp, redis_client: object
+) -> None:
+    assert isinstance(redis_client, Redis)
+    worker = _provider(app, state=RedisCallState(redis_client))
+    web = _provider(app, state=RedisCallState(redis_client))
+    app.on("/voice/recording", "")
+    app.on("/voice/outbound", twiml("<Say>Разговор записывается</Say>"))
+    sid = worker.place_call("+79161234501", FROM, ANSWER, status_callback=None).sid
+    info = web.start_recording(sid, status_callback=f"{PUBLIC}/voice/recording", channels="mono")
+    with pytest.raises(ProviderRejected, match="already"):
+        web.start_recording(sid, status_callback=None)
+    worker.run_until_idle()
+    [hit] = app.hits("/voice/recording")
+    assert hit.form["RecordingSid"] == info.sid
+    assert hit.form["RecordingChannels"] == "1"
+    assert hit.form["CallSid"] == sid
+    assert web.fetch_recording(hit.form["RecordingUrl"]).startswith(b"RIFF")
+    with pytest.raises(CallNotFound):
+        web.start_recording(sid, status_callback=None)
+
+
 def test_rq_mode_runs_the_life_in_a_worker_over_http(
     redis_client: object, redis_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,11 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
 import devtools.cli
 from contactcenter.cli import main
 from contactcenter.config import Settings
 from crm_store.db import Database
+from crm_store.models import Interaction
 from devtools.sandbox.audio import pcm_to_wav
 from devtools.simulator import Simulator, SimulatorError
 from telephony import CallInfo, CallNotFound, ProviderRejected, TelephonyProvider
@@ -110,6 +112,10 @@ class RecordingProvider:
         self.sent.append(("sms", to))
         return None
 
+    def start_recording(self, call_sid: str, **kwargs: Any) -> Any:
+        self.sent.append(("recording", call_sid))
+        raise CallNotFound(f"call {call_sid} is not in progress", code=21220, status=400)
+
     def update_call(self, sid: str, **kwargs: Any) -> CallInfo:
         raise AssertionError("the simulator handles update_call")
 
@@ -166,3 +172,22 @@ def test_cli_without_capture_does_not_force_a_capture_mode(
     result = CliRunner().invoke(main, ["simulate", "call", "--press", "1"])
     assert result.exit_code == 0, result.output
     assert seen == [{}]
+
+
+def test_a_simulated_inbound_call_never_ends_before_it_started(
+    settings: Settings, db: Database, redis_client: Any
+) -> None:
+    app = create_app(settings)
+    sim = Simulator.for_app(app)
+    try:
+        call = sim.call("+79161234501")
+        call.hangup()
+    finally:
+        sim.close()
+        services_of(app).db.dispose()
+    with db.transaction() as session:
+        rows = session.scalars(select(Interaction).where(Interaction.channel == "voice")).all()
+        assert rows, "the call was not logged"
+        for row in rows:
+            assert row.ended_at is not None
+            assert row.ended_at >= row.started_at

@@ -201,7 +201,7 @@ def test_cli_simulate_call_against_a_running_server(
     assert "ok   heard «показания приняты»" in fail.output
     assert "FAIL heard «нет такой фразы»" in fail.output
     assert state.rejected == []
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2  # refused before any call is placed
     assert "DTMF" in bad.output
 
 

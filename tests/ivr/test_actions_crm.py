@@ -81,6 +81,7 @@ def test_find_account_by_number_or_ivr_code(services: Services, db: Database) ->
     assert run(services, "find_account", args={"number": "7700112233"}).variables == {
         "account_number": "7700112233",
         "address": "улица Ленина, дом пять",
+        "account_attempts": 1,
     }
     assert run(services, "find_account", args={"number": "4455"}).outcome == "found"
     assert run(services, "find_account", args={"number": "1111"}).outcome == "not_found"
@@ -110,7 +111,11 @@ def test_readings_session_saves_voice_readings_with_confidence(
     variables: dict[str, Any] = {"account_number": "7700112233"}
     started = run(services, "start_readings", variables=variables)
     assert started.outcome == "ok"
-    assert started.variables == {"meters_count": 1}
+    assert started.variables == {
+        "meters_count": 1,
+        "next_period": False,
+        "window_closes": date(2026, 11, 25),
+    }
     state = dict(started.state or {})
     zone = run(services, "next_meter_zone", variables=variables, state=state)
     assert zone.variables == {"meter_serial": "0123456", "zone_label": "день", "last_value": 100}
@@ -201,8 +206,25 @@ def test_late_readings_go_to_the_next_period(services: Services, db: Database) -
         (date(2026, 11, 23), (time(8), time(21))),  # Monday inside the 21st-25th
     ],
 )
-def test_operator_hours(day: date, hours: tuple[time, time] | None) -> None:
-    assert operator_hours(day) == hours
+def test_operator_hours(settings: Settings, day: date, hours: tuple[time, time] | None) -> None:
+    assert operator_hours(day, settings) == hours
+
+
+def test_operator_hours_come_from_settings_and_the_production_calendar(
+    settings: Settings,
+) -> None:
+    assert operator_hours(date(2026, 11, 4), settings) is None  # День народного единства
+    assert operator_hours(date(2027, 1, 5), settings) is None  # January holidays
+    custom = settings.with_overrides(
+        operator_hours=(time(9), time(18)),
+        operator_peak_hours=(time(7), time(22)),
+        operator_peak_days=(0, 0),
+        operator_holidays=frozenset({date(2026, 11, 20)}),
+    )
+    assert operator_hours(date(2026, 11, 19), custom) == (time(9), time(18))
+    assert operator_hours(date(2026, 11, 20), custom) is None
+    assert operator_hours(date(2026, 11, 23), custom) == (time(9), time(18))  # no peak
+    assert operator_hours(date(2026, 11, 22), custom) is None
 
 
 @pytest.mark.parametrize(
@@ -219,6 +241,9 @@ def test_operator_availability(
     result = run(services, "operator_availability", now=now)
     assert result.outcome == outcome
     assert result.variables.get("opens_at") == opens
+    if outcome == "closed":
+        # 18:00 on Friday the 20th: Saturday the 21st is a peak day; 06:00: today
+        assert result.variables["opens_day"] in {"сегодня", "завтра"}
 
 
 def test_log_contact_result_needs_a_result(services: Services) -> None:

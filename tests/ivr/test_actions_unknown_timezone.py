@@ -39,6 +39,14 @@ def services(settings: Settings, db: Database) -> Iterator[Services]:
     built.db.dispose()
 
 
+@pytest.fixture
+def refusing(settings: Settings, db: Database) -> Iterator[Services]:
+    """A supplier that refuses readings outside the window (its edge is observable)."""
+    built = Services(settings.with_overrides(reading_late_policy="refuse"))
+    yield built
+    built.db.dispose()
+
+
 def _customer(db: Database, number: str, zone: str | None) -> dict[str, Any]:
     add_customer(db, number, address="улица Ленина", debt=Decimal("1500.00"))
     with db.transaction() as s:
@@ -70,8 +78,9 @@ def run(
 
 
 def test_reading_window_of_an_unknown_zone_is_on_moscow_time(
-    services: Services, db: Database
+    refusing: Services, db: Database
 ) -> None:
+    services = refusing
     unknown = _customer(db, "7700000001", None)
     kamchatka = _customer(db, "7700000002", "Asia/Kamchatka")
     closed = run(services, "start_readings", EVE_OF_WINDOW, unknown)

@@ -7,7 +7,7 @@ TwiML just returned (see ``TwilioCall`` in ``test_webhooks_app``).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -251,13 +251,42 @@ def test_known_caller_confirms_address_and_hears_the_balance(
     assert answer.step == "hotline:main_menu"
     answer = call.press("2")
     text = " ".join(answer.heard)
-    assert "Ваша задолженность составляет одна тысяча двести тридцать четыре рубля" in text
+    # the 10 November due date is past on 20 November: overdue, not a deadline to meet
+    assert "Ваша задолженность составляет одну тысячу двести тридцать четыре рубля" in text
     assert "пятьдесят шесть копеек" in text
-    assert "Оплатить её нужно до десятого ноября." in text
+    assert "Задолженность просрочена: срок оплаты истёк десятого ноября." in text
+    assert "Оплатить её нужно до" not in text
     assert "Последний платёж пятьсот рублей" in text
     assert answer.step == "hotline:after_service"
     answer = call.press("1")
     assert answer.step == "hotline:main_menu"
+
+
+@pytest.mark.parametrize(
+    ("now", "overdue"),
+    [
+        (datetime(2026, 11, 10, 20, 59, tzinfo=UTC), False),  # 23:59 in Moscow on the due date
+        (datetime(2026, 11, 10, 21, 0, tzinfo=UTC), True),  # 00:00 the next day in Moscow
+    ],
+)
+def test_debt_is_overdue_only_after_its_due_date(
+    app: Flask, settings: Settings, db: Database, clock: Clock, now: datetime, overdue: bool
+) -> None:
+    clock.now = now
+    add_customer(
+        db,
+        "5500123458",
+        address="улица Мира, дом девять",
+        phones=(KNOWN_CALLER,),
+        debt=Decimal(91000),
+    )
+    call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
+    call.start()
+    call.press("1")
+    text = " ".join(call.press("2").heard)
+    assert "Ваша задолженность составляет девяносто одну тысячу рублей." in text
+    assert ("Задолженность просрочена: срок оплаты истёк десятого ноября." in text) is overdue
+    assert ("Оплатить её нужно до десятого ноября." in text) is not overdue
 
 
 def test_no_debt_with_credit(app: Flask, settings: Settings, db: Database) -> None:
@@ -332,17 +361,150 @@ def test_address_denied_then_unknown_account_then_operator(
     assert answer.verbs[0].tag == "Hangup"
 
 
-def test_reading_window_closed(app: Flask, settings: Settings, db: Database, clock: Clock) -> None:
-    clock.now = BEFORE_WINDOW
-    account_id = add_customer(db, "7700112233", address="улица Ленина, дом пять")
+def test_wrong_account_retries_are_capped_then_operator(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    add_customer(db, "5500123456", address="улица Мира, дом семь")
+    call = TwilioCall(app.test_client(), settings, caller=UNKNOWN_CALLER)
+    call.start()
+    for attempt, number in enumerate(("99999999", "88888888", "77777777"), start=1):
+        answer = call.press(number)
+        assert answer.step == "identify:ask_account"
+        answer = call.press("1")
+        if attempt < 3:
+            assert answer.step == "identify:not_found"
+            answer = call.press("1")
+            assert answer.step == "identify:ask_account"
+    assert "Не удалось найти лицевой счёт. Вам поможет оператор." in answer.heard
+    assert "Соединяю с оператором. Пожалуйста, оставайтесь на линии." in answer.heard
+    assert answer.step == "operator:connect"
+    path = path_of(db, interaction_of(db, call.call_sid).id)
+    lookups = [r for r in path if r[0] == "identify:find_account" and r[1] == "action"]
+    assert [r[3] for r in lookups] == ["not_found", "not_found", "not_found"]
+    assert "identify:account_attempts_used" in [r[0] for r in path]
+
+
+def test_rejected_addresses_count_as_wrong_account_attempts(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    add_customer(db, "5500123456", address="улица Мира, дом семь")
+    call = TwilioCall(app.test_client(), settings, caller=UNKNOWN_CALLER)
+    call.start()
+    for attempt in range(1, 4):
+        call.press("5500123456")
+        answer = call.press("1")
+        assert answer.step == "identify:confirm_found"
+        answer = call.press("2")  # not my address
+        if attempt < 3:
+            assert answer.step == "identify:ask_account"
+    assert "Не удалось найти лицевой счёт. Вам поможет оператор." in answer.heard
+    assert answer.step == "operator:connect"
+
+
+@pytest.mark.parametrize(
+    ("typed", "reason"),
+    [
+        ("1234567890123456789012345", "Вы ввели слишком много цифр."),
+        ("12", "Вы ввели слишком мало цифр."),
+    ],
+)
+def test_account_reprompt_states_the_real_reason(
+    app: Flask, settings: Settings, db: Database, typed: str, reason: str
+) -> None:
+    call = TwilioCall(app.test_client(), settings, caller=UNKNOWN_CALLER)
+    call.start()
+    answer = call.press(typed)
+    assert answer.step == "identify:ask_account"
+    assert answer.heard[:2] == [reason, "Введите номер лицевого счёта и нажмите решётку."]
+    assert not any("только из цифр" in text for text in answer.heard)
+
+
+def test_reading_reprompt_says_too_many_digits(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    add_customer(db, "7700112233", address="улица Ленина, дом пять")
+    call = TwilioCall(app.test_client(), settings, caller=UNKNOWN_CALLER)
+    identify_by_number(call, "7700112233")
+    call.press("1")
+    answer = call.press("123456789")
+    assert answer.step == "readings:ask_reading"
+    assert answer.heard[:2] == [
+        "Вы ввели слишком много цифр.",
+        "Введите показание до запятой и нажмите решётку.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("now", "opens"),
+    [
+        (BEFORE_WINDOW, "с пятнадцатого ноября по двадцать пятое ноября"),
+        (
+            datetime(2026, 11, 27, 9, 0, tzinfo=UTC),
+            "с пятнадцатого декабря по двадцать пятое декабря",
+        ),
+    ],
+)
+def test_reading_window_closed_when_the_supplier_refuses_late_readings(
+    settings: Settings, db: Database, redis_client: Any, now: datetime, opens: str
+) -> None:
+    """READING_LATE_POLICY=refuse: nothing is taken, and the caller is not told otherwise."""
+    application = create_app(settings.with_overrides(reading_late_policy="refuse"))
+    services_of(application).clock = Clock(now)
+    try:
+        account_id = add_customer(db, "7700112233", address="улица Ленина, дом пять")
+        call = TwilioCall(application.test_client(), settings, caller=UNKNOWN_CALLER)
+        identify_by_number(call, "7700112233")
+        answer = call.press("1")
+    finally:
+        services_of(application).db.dispose()
+    text = " ".join(answer.heard)
+    assert f"Показания принимаются {opens}." in text
+    assert "Пожалуйста, передайте их в эти дни." in text
+    assert "учтены" not in text
+    assert answer.step == "hotline:after_service"
+    assert readings_of(db, account_id) == []
+
+
+def test_late_reading_is_taken_for_the_next_period_by_default(
+    app: Flask, settings: Settings, db: Database, clock: Clock
+) -> None:
+    """READING_LATE_POLICY=accept (default): after the window the reading is taken, for the
+    next period, and the caller hears exactly that."""
+    clock.now = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    account_id = add_customer(
+        db, "7700112233", address="улица Ленина, дом пять", meters=(("555", 6, ("T1",)),)
+    )
     call = TwilioCall(app.test_client(), settings, caller=UNKNOWN_CALLER)
     identify_by_number(call, "7700112233")
     answer = call.press("1")
     text = " ".join(answer.heard)
-    assert "Показания принимаются с пятнадцатого ноября по двадцать пятое ноября." in text
-    assert "будут учтены в следующем месяце" in text
-    assert answer.step == "hotline:after_service"
-    assert readings_of(db, account_id) == []
+    assert "Приём показаний за текущий месяц закончился двадцать пятого ноября." in text
+    assert "будут учтены в следующем расчётном периоде" in text
+    assert answer.step == "readings:ask_reading"
+    call.press("12345")
+    answer = call.press("1")
+    assert "Показания приняты. Спасибо!" in answer.heard
+    with db.transaction() as s:
+        reading = s.scalars(select(MeterReading)).one()
+        assert (reading.value, reading.period) == (12345, date(2026, 12, 1))
+        assert reading.meter.account_id == account_id
+
+
+def test_early_reading_is_taken_for_the_current_period_by_default(
+    app: Flask, settings: Settings, db: Database, clock: Clock
+) -> None:
+    clock.now = BEFORE_WINDOW
+    add_customer(db, "7700112233", address="улица Ленина, дом пять", meters=(("555", 6, ("T1",)),))
+    call = TwilioCall(app.test_client(), settings, caller=UNKNOWN_CALLER)
+    identify_by_number(call, "7700112233")
+    answer = call.press("1")
+    assert "учтены" not in " ".join(answer.heard)
+    assert answer.step == "readings:ask_reading"
+    call.press("12345")
+    answer = call.press("1")
+    assert "Показания приняты. Спасибо!" in answer.heard
+    with db.transaction() as s:
+        assert s.scalars(select(MeterReading.period)).one() == date(2026, 11, 1)
 
 
 def test_lower_and_implausible_readings(app: Flask, settings: Settings, db: Database) -> None:
@@ -510,6 +672,49 @@ def test_no_outages_known(app: Flask, settings: Settings, db: Database) -> None:
     assert answer.verbs[0].tag == "Hangup"
 
 
+@pytest.mark.parametrize(
+    ("now", "overrides", "heard"),
+    [
+        # Friday 13 November, 18:00 in Moscow: next Monday
+        (datetime(2026, 11, 13, 15, 0, tzinfo=UTC), {}, "в понедельник в восемь часов"),
+        # Friday 20 November, 18:00: Saturday the 21st is a peak day (ordinary hours)
+        (datetime(2026, 11, 20, 15, 0, tzinfo=UTC), {}, "завтра в восемь часов"),
+        # Tuesday 3 November, 18:00: 4 November is a public holiday (production calendar)
+        (datetime(2026, 11, 3, 15, 0, tzinfo=UTC), {}, "в четверг в восемь часов"),
+        # hours and the hotline's own holidays come from the settings
+        (
+            datetime(2026, 11, 13, 15, 0, tzinfo=UTC),
+            {
+                "operator_hours": (time(9, 30), time(18, 0)),
+                "operator_holidays": frozenset({date(2026, 11, 16)}),
+            },
+            "во вторник в девять часов тридцать минут",
+        ),
+        # 31 December, 18:00: the January holidays, then the date
+        (datetime(2026, 12, 31, 15, 0, tzinfo=UTC), {}, "одиннадцатого января"),
+    ],
+)
+def test_operators_closed_say_the_day_and_hour_they_open(
+    settings: Settings,
+    db: Database,
+    redis_client: Any,
+    now: datetime,
+    overrides: dict[str, Any],
+    heard: str,
+) -> None:
+    application = create_app(settings.with_overrides(**overrides))
+    services_of(application).clock = Clock(now)
+    try:
+        call = TwilioCall(application.test_client(), settings, caller=UNKNOWN_CALLER)
+        call.start()
+        answer = call.press("0")
+    finally:
+        services_of(application).db.dispose()
+    assert answer.step == "operator:closed_menu"
+    text = " ".join(answer.heard)
+    assert f"Они начнут принимать звонки {heard}" in text
+
+
 def test_operators_closed_callback_request_creates_a_case(
     app: Flask, settings: Settings, db: Database, clock: Clock
 ) -> None:
@@ -521,7 +726,7 @@ def test_operators_closed_callback_request_creates_a_case(
     answer = call.press("0")
     assert answer.step == "operator:closed_menu"
     assert any(
-        t.startswith("Сейчас операторы не работают. Они начнут принимать звонки в восемь")
+        t == "Сейчас операторы не работают. Они начнут принимать звонки завтра в восемь часов."
         for t in answer.heard
     )
     answer = call.press("1")
@@ -674,7 +879,22 @@ def test_unrecognised_speech_is_a_no_match(app: Flask, settings: Settings, db: D
     identify_by_number(call, "7700112233")
     call.press("1")
     answer = call.speak("не знаю что сказать")
-    assert answer.heard[0] == "Введите только цифры показания до запятой и нажмите решётку."
+    assert answer.heard[0] == "Введите показание до запятой и нажмите решётку."
+    assert answer.step == "readings:ask_reading"
+
+
+def test_spoken_reading_with_too_many_digits_says_so(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    add_customer(db, "7700112233", address="улица Ленина, дом пять")
+    call = TwilioCall(app.test_client(), settings, caller=UNKNOWN_CALLER)
+    identify_by_number(call, "7700112233")
+    call.press("1")
+    answer = call.speak("один два три четыре пять шесть семь восемь девять")
+    assert answer.heard[:2] == [
+        "Вы ввели слишком много цифр.",
+        "Введите показание до запятой и нажмите решётку.",
+    ]
     assert answer.step == "readings:ask_reading"
 
 

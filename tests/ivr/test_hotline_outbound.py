@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from flask import Flask
+from rq import Queue
 from sqlalchemy import select
 
 from contactcenter.config import Settings
 from contactcenter.services import Services
 from crm_store.db import Database
 from crm_store.models import Campaign, CampaignTarget, Case, Consent, ContactAttempt, DoNotContact
+from ivr.sms import IVR_QUEUE
 from telephony.signing import sign
 from telephony.status import StatusCallback, StatusKind
 from webhooks import create_app, services_of
@@ -90,7 +93,10 @@ def test_reminder_right_party_opts_out_of_robot_calls(
     call, attempt_id = answered(app, settings, db)
     answer = call.press("1")
     text = " ".join(answer.heard)
-    assert "задолженность за электроэнергию: две тысячи пятьсот рублей" in text
+    # due 10 November, called on 20 November: the reminder speaks of an overdue debt
+    assert "есть просроченная задолженность за электроэнергию: две тысячи пятьсот рублей" in text
+    assert "Срок оплаты истёк десятого ноября." in text
+    assert "оплатите её до" not in text
     answer = call.press("9")
     assert answer.first("Hangup") is not None
     with db.transaction() as s:
@@ -105,6 +111,35 @@ def test_reminder_right_party_opts_out_of_robot_calls(
     assert interaction.attempt_id == attempt_id
     assert interaction.outcome == "opted_out"
     assert interaction.data["right_party"] is True
+
+
+def test_reminder_before_the_due_date_names_the_deadline(
+    settings: Settings, db: Database, redis_client: Any
+) -> None:
+    application = create_app(settings)
+    services_of(application).clock = Clock(datetime(2026, 11, 5, 9, 0, tzinfo=UTC))
+    try:
+        call, _ = answered(application, settings, db)
+        text = " ".join(call.press("1").heard)
+    finally:
+        services_of(application).db.dispose()
+    assert "есть задолженность за электроэнергию: две тысячи пятьсот рублей" in text
+    assert "Пожалуйста, оплатите её до десятого ноября." in text
+    assert "просроч" not in text
+    assert "истёк" not in text
+
+
+def test_reminder_sms_of_an_overdue_debt_sets_no_past_deadline(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    call, _ = answered(app, settings, db)
+    call.press("1")
+    call.press("1")  # payment options by SMS
+    jobs = Queue(IVR_QUEUE, connection=services_of(app).redis).get_jobs()
+    assert len(jobs) == 1
+    body = jobs[0].args[1]
+    assert "срок оплаты 10.11.2026" in body
+    assert "оплатить до" not in body
 
 
 def test_reminder_already_paid_opens_a_case(app: Flask, settings: Settings, db: Database) -> None:
@@ -190,3 +225,25 @@ def test_status_url_with_attempt_and_amd_results_reach_the_status_hooks(
     assert client.post(url, data=machine, headers=headers).status_code == 204
     assert amd == [{**machine, "attempt": "77"}]
     assert client.post(url, data=machine).status_code == 403
+
+
+def test_machine_known_at_answer_hears_only_the_neutral_message(
+    app: Flask, settings: Settings, db: Database
+) -> None:
+    """Synchronous AMD under ``leave_message`` (the default): no name, amount or account."""
+    account_id = add_customer(
+        db, "7700112233", address="улица Ленина, дом пять", debt=Decimal("2500.00")
+    )
+    call = OutboundCall(app.test_client(), settings)
+    attempt_id = add_attempt(db, account_id, call.call_sid)
+    params = {**call.base_params(), "AnsweredBy": "machine_end_beep"}
+    answer = call.post(f"/voice/outbound?attempt={attempt_id}", params)
+    assert answer.status == 200
+    number = (settings.twilio_from_number or settings.operator_phone).removeprefix("+7")
+    spoken = f"8 {number[:3]} {number[3:6]}-{number[6:8]}-{number[8:]}"
+    assert answer.heard == [
+        f"Это {settings.supplier_name}. Пожалуйста, перезвоните по номеру {spoken}."
+    ]
+    assert answer.first("Hangup") is not None
+    for secret in ("Иванов", "7700112233", "2500", "две тысячи"):
+        assert secret not in answer.xml

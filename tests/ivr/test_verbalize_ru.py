@@ -14,6 +14,7 @@ from ivr.verbalize import (
     parse_template,
     plain_text,
     plural,
+    render_field,
     render_template,
     say_date,
     say_digits,
@@ -180,11 +181,23 @@ def test_bad_date() -> None:
         ("0045", "ноль ноль четыре пять"),
         (123, "один два три"),
         ("000-0000", "ноль ноль ноль, ноль ноль ноль ноль"),
-        ("РА07-12345", "Р А ноль семь, один два три четыре пять"),
+        ("РА07-12345", "эр а ноль семь, один два три четыре пять"),
+        # meter serials with Latin letters, as Russian speakers read them
+        ("AB123", "а бэ один два три"),
+        ("ce-6803", "цэ е, шесть восемь ноль три"),
+        ("WXYZ9", "дубль-вэ икс игрек зэт девять"),
+        ("GHJQ", "гэ аш жи ку"),
     ],
 )
 def test_digits(value: str | int, words: str) -> None:
     assert say_digits(value) == words
+
+
+def test_digits_never_leave_a_bare_latin_letter() -> None:
+    """Every Latin letter has a Russian name: a ru-RU voice never has to guess one."""
+    for code in range(ord("A"), ord("Z") + 1):
+        spoken = say_digits(f"{chr(code)}1")
+        assert not any("a" <= c.lower() <= "z" for c in spoken), spoken
 
 
 def test_empty_digits() -> None:
@@ -313,3 +326,61 @@ def test_every_shipped_template_renders() -> None:
                 assert raw not in text, (path, text)
         rendered += 1
     assert rendered > 60
+
+
+# --- case agreement: the accusative after verbs ---------------------------------------------
+
+#: Verbs of the shipped prompts that put the number after them in the accusative.
+_ACCUSATIVE_VERBS = (
+    "составляет",
+    "составит",
+    "составила",
+    "составил",
+    "ввели",
+    "оплатите",
+    "внесите",
+)
+_SHIPPED_FLOWS = [Path(__file__).resolve().parents[2] / "call_flows.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("template", "value", "spoken"),
+    [
+        ("составит {x:money:acc}", Decimal(91000), "составит девяносто одну тысячу рублей"),
+        ("составит {x:money:acc}", Decimal("1.01"), "составит один рубль одну копейку"),
+        (
+            "составит {x:money:acc}",
+            Decimal("2001.21"),
+            "составит две тысячи один рубль двадцать одну копейку",
+        ),
+        ("ввели: {x:reading:acc}", 21001, "ввели: двадцать одну тысячу один"),
+        ("ввели {x:number:f,acc}", 1, "ввели одну"),
+        ("долг: {x:money}", Decimal(91000), "долг: девяносто одна тысяча рублей"),
+        ("{x:money:acc}", Decimal(5000), "пять тысяч рублей"),
+    ],
+)
+def test_accusative_option(template: str, value: Decimal | int, spoken: str) -> None:
+    assert render_template(template, {"x": value}) == spoken
+
+
+def test_shipped_templates_agree_in_case_after_verbs() -> None:
+    """Every money/number/reading field after a verb that governs the accusative has ``acc``,
+    and renders «одну тысячу», never «одна тысяча», for the values that change in that case."""
+    checked = 0
+    for flows_file in _SHIPPED_FLOWS:
+        flowset = load_flows(flows_file)
+        for path, template in iter_templates(flowset):
+            parts = parse_template(template)
+            for index, part in enumerate(parts):
+                if isinstance(part, str) or part.format not in {"money", "number", "reading"}:
+                    continue
+                before = parts[index - 1] if index else ""
+                words = str(before).replace(":", " ").split()
+                if not words or words[-1].lower() not in _ACCUSATIVE_VERBS:
+                    continue
+                assert "acc" in part.options, (flows_file.name, path, template)
+                for value, wrong in ((Decimal("91001.01"), "одна"), (Decimal(1000), "тысяча")):
+                    spoken = render_field(part, value)
+                    assert wrong not in spoken.split(), (path, spoken)
+                checked += 1
+    assert checked >= 3

@@ -65,6 +65,9 @@ class AppProvider:
         self.fetched.append(recording_url_or_sid)
         raise CallNotFound(f"no recording {recording_url_or_sid}", code=20404, status=404)
 
+    def start_recording(self, call_sid: str, **kwargs: Any) -> Any:
+        raise CallNotFound(f"call {call_sid} is not in progress", code=21220, status=400)
+
     def update_call(self, sid: str, *, url: str | None = None, **kwargs: Any) -> CallInfo:
         self.updates.append((sid, url))
         return CallInfo(sid, "in-progress")

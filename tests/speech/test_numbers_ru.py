@@ -84,6 +84,37 @@ def test_specified_examples() -> None:
     assert parse_yes_no("не знаю") is None
 
 
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("тыща", "1000"),
+        ("тыща двести", "1200"),
+        ("тыщу двести", "1200"),
+        ("тысяча двести", "1200"),
+        ("две тыщи", "2000"),
+        ("пять тыщ", "5000"),
+        ("триста тыщ", "300000"),
+        ("двенадцать тыщ триста сорок пять", "12345"),
+        ("полторы тыщи", "1500"),
+        ("полторы тысячи", "1500"),
+        ("полторы", "1.5"),
+        ("миллион двести тысяч", "1200000"),
+        ("ну тыща э двести пять", "1205"),
+    ],
+)
+def test_colloquial_numbers(text: str, value: str) -> None:
+    """Spoken forms («тыща», «тыщ», «полторы», a multiplier without a count) are understood."""
+    assert parse_number(text) == Decimal(value)
+    if text != "полторы":
+        assert parse_digits(text) == str(Decimal(value))
+
+
+def test_colloquial_thousand_is_in_the_number_grammar() -> None:
+    words = grammar_words("number")
+    for word in ["тыща", "тыщи", "тыщ", "полторы"]:
+        assert word in words
+
+
 def test_number_is_exact_decimal() -> None:
     value = parse_number("ноль целых одна десятая")
     assert isinstance(value, Decimal)

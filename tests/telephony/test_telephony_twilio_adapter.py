@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -234,3 +236,27 @@ def test_get_provider_picks_by_settings_and_caches(settings: Settings) -> None:
         telephony="twilio", twilio_account_sid=ACCOUNT, twilio_auth_token=TOKEN
     )
     assert isinstance(Services(twilio_settings).telephony, TwilioProvider)
+
+
+def test_start_recording_through_the_sdk_records_the_whole_call(
+    adapter: TwilioProvider, sandbox: SandboxProvider, app: TwimlApp, server: RestServer
+) -> None:
+    app.on("/voice/recording", "")
+    sid = adapter.place_call(
+        "+79161234501", FROM, f"{PUBLIC}/voice/outbound", status_callback=None
+    ).sid
+    info = adapter.start_recording(sid, status_callback=f"{PUBLIC}/voice/recording")
+    assert info.call_sid == sid
+    assert info.sid.startswith("RE")
+    sandbox.run_until_idle()
+    [hit] = app.hits("/voice/recording")
+    assert hit.form["RecordingSid"] == info.sid
+    assert hit.form["RecordingStatus"] == "completed"
+    assert hit.form["RecordingChannels"] == "2"
+    assert hit.form["RecordingUrl"].startswith(server.base_url)
+    wav = adapter.fetch_recording(hit.form["RecordingUrl"])
+    with wave.open(io.BytesIO(wav)) as audio:
+        assert audio.getnchannels() == 2
+        assert audio.getnframes() == 8000 * max(1, int(hit.form["RecordingDuration"]))
+    with pytest.raises(CallNotFound):  # the call is over: nothing left to record
+        adapter.start_recording(sid, status_callback=None)

@@ -4,7 +4,7 @@ The package's public API is its modules; other packages import names from them
 (``from campaigns.status import subscribe``), never from the package itself:
 
 * what a campaign is: :mod:`campaigns.definition`, :mod:`campaigns.audience`,
-  :mod:`campaigns.planner`, :mod:`campaigns.compliance` (with :mod:`campaigns.calendar`),
+  :mod:`campaigns.planner`, :mod:`campaigns.compliance` (over :mod:`contactcenter.calendar_ru`),
   :mod:`campaigns.pacing`, :mod:`campaigns.sms`, :mod:`campaigns.keywords`;
 * its RQ jobs: :mod:`campaigns.dispatcher`, :mod:`campaigns.dialing` (with
   :mod:`campaigns.facts`), :mod:`campaigns.reconcile`, over :mod:`campaigns.attempts` and

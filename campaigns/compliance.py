@@ -26,8 +26,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from campaigns.calendar import ProductionCalendar, default_calendar
 from campaigns.errors import PolicyError
+from contactcenter.calendar_ru import ProductionCalendar, default_calendar
 from contactcenter.phones import InvalidPhoneError, normalize_phone, timezones_for_phone
 
 UTC = dt.UTC

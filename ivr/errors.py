@@ -23,6 +23,8 @@ Callers catch at the level they care about::
                                         event was already applied: a replayed webhook)
     WebhookError (ValueError)           a webhook request lacks what we need (no
                                         ``CallSid``, an unknown flow …): answered with 400
+    └── BadRecordingCallback            a recording status callback without its SIDs or
+                                        with a status, duration or channels out of range
 
 :class:`FlowIssue` is not an exception: it is the value a :class:`FlowError` carries and
 :func:`ivr.validate.check_flows` returns, defined here with the error it belongs to.
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 __all__ = [
     "ActionContractError",
     "ActionFailed",
+    "BadRecordingCallback",
     "ExpressionError",
     "FlowError",
     "FlowIssue",
@@ -119,3 +122,7 @@ class SessionConflict(SessionError):
 
 class WebhookError(ValueError):
     """A webhook request lacks what we need (e.g. no ``CallSid``); answered with 400."""
+
+
+class BadRecordingCallback(WebhookError):
+    """A recording status callback without the fields we need (answered with 400)."""

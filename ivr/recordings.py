@@ -28,6 +28,7 @@ from contactcenter.config import Settings
 from contactcenter.services import Services, current_services
 from crm_store.db import insert_or_existing
 from crm_store.models import RECORDING_STATUSES, CallRecording, Interaction
+from ivr.errors import BadRecordingCallback
 from ivr.sms import IVR_QUEUE
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,6 @@ class RecordingCallback:
     status: str
     duration_s: int
     channels: int
-
-
-class BadRecordingCallback(ValueError):
-    """A recording status callback without the fields we need (answered with 400)."""
 
 
 def parse_recording_callback(params: Mapping[str, str]) -> RecordingCallback:

@@ -26,7 +26,6 @@ from flask import Blueprint, Response
 from campaigns.voicemail import machine_answer_twiml
 from ivr.operator_routing import whisper_twiml, whisper_unavailable_twiml
 from ivr.recordings import (
-    BadRecordingCallback,
     parse_recording_callback,
     store_recording_callback,
 )
@@ -148,10 +147,5 @@ def amd() -> Response:
 @on_outage(retry_later)
 def recording() -> Response:
     """Recording status callback of a hotline call: stored idempotently, then acknowledged."""
-    try:
-        callback = parse_recording_callback(form())
-    except BadRecordingCallback as exc:
-        log.warning("bad recording callback: %s", exc)
-        return Response(str(exc), status=400, mimetype="text/plain")
-    store_recording_callback(current_services(), callback)
+    store_recording_callback(current_services(), parse_recording_callback(form()))
     return Response(status=204)

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from campaigns.calendar import default_calendar, load_calendar
 from campaigns.compliance import (
     Allowed,
     Channel,
@@ -28,6 +27,7 @@ from campaigns.compliance import (
     zones_for_contact,
 )
 from campaigns.errors import CalendarError, PolicyError
+from contactcenter.calendar_ru import default_calendar, load_calendar
 from contactcenter.phones import is_russian_mobile
 
 UTC = dt.UTC

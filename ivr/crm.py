@@ -9,6 +9,7 @@ answered campaign call, :func:`attempt_variables` (the flow's parameters from th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 from contactcenter.services import Services
 from crm_store import interactions
 from crm_store.errors import NotFound
-from crm_store.models import Account, CampaignTarget, ContactAttempt
+from crm_store.models import Account, CampaignTarget, ContactAttempt, Interaction, InteractionStep
 from ivr.errors import WebhookError
 from ivr.events import Handoff, Outcome
 from ivr.session import CallSession
@@ -93,7 +94,13 @@ def record_steps(services: Services, session: CallSession, outcome: Outcome) -> 
             interaction.data = {**(interaction.data or {}), "handoff": dict(handoff.context)}
         elif session.ended and interaction.outcome is None:
             interaction.outcome = "completed_in_ivr"
-        summary = call_summary(session, interaction.outcome, account)
+        summary = call_summary(
+            direction=session.direction,
+            flow=session.flow,
+            visited=session.visited,
+            outcome=interaction.outcome,
+            account=account,
+        )
         if summary != interaction.summary:
             interactions.update_interaction(s, session.interaction_id, summary=summary)
 
@@ -101,30 +108,82 @@ def record_steps(services: Services, session: CallSession, outcome: Outcome) -> 
 #: Steps of the path a summary names (the last ones; earlier ones are elided).
 SUMMARY_PATH_STEPS = 40
 
+#: The outcome of a call that ended (the caller hung up) before the flow ended or handed off.
+HUNG_UP_IN_IVR = "hung_up_in_ivr"
+
 _OUTCOME_LABELS = {
     "transferred_queue": "передан оператору",
     "transferred_number": "переадресован на внешний номер",
     "completed_in_ivr": "завершён в голосовом меню",
+    HUNG_UP_IN_IVR: "абонент положил трубку в голосовом меню",
+    "busy": "занято",
+    "no-answer": "нет ответа",
+    "failed": "вызов не состоялся",
+    "canceled": "вызов отменён",
 }
 _DIRECTION_LABELS = {"inbound": "входящий", "outbound": "исходящий"}
 
 
-def call_summary(session: CallSession, outcome: str | None, account: object) -> str:
+def call_summary(
+    *,
+    direction: str,
+    flow: str,
+    visited: Sequence[str],
+    outcome: str | None,
+    account: object,
+) -> str:
     """The searchable summary of a call (Russian, for the CRM): direction and flow, the
-    account, the outcome and the IVR path so far."""
-    direction = _DIRECTION_LABELS.get(session.direction, session.direction)
-    flow = session.visited[0].split(":", 1)[0] if session.visited else session.flow
-    parts = [f"Звонок {direction}, сценарий {flow}."]
+    account, the outcome and the IVR path so far (``visited``: ``flow:step`` names)."""
+    label = _DIRECTION_LABELS.get(direction, direction)
+    flow = visited[0].split(":", 1)[0] if visited else flow
+    parts = [f"Звонок {label}, сценарий {flow}." if flow else f"Звонок {label}."]
     parts.append(f"Лицевой счёт {account}." if account else "Лицевой счёт не определён.")
     if outcome:
         parts.append(f"Итог: {_OUTCOME_LABELS.get(outcome, outcome)} ({outcome}).")
     else:
         parts.append("Итог: звонок в голосовом меню.")
-    path = session.visited[-SUMMARY_PATH_STEPS:]
-    elided = "… → " if len(session.visited) > len(path) else ""
+    path = list(visited[-SUMMARY_PATH_STEPS:])
+    elided = "… → " if len(visited) > len(path) else ""
     if path:
         parts.append(f"Путь: {elided}{' → '.join(path)}.")
     return " ".join(parts)
+
+
+def close_call_summary(s: Session, interaction: Interaction) -> None:
+    """Finish the CRM record of a call whose terminal status just arrived: a call that
+    ended without an outcome gets one (``hung_up_in_ivr`` when it was answered, else the
+    terminal status: ``busy``, ``no-answer`` …) and the summary is recomputed from the
+    stored path, so a search by outcome finds abandoned calls too."""
+    if interaction.channel != "voice":
+        return
+    if interaction.outcome is None:
+        visited = _stored_path(s, interaction.id)
+        answered = bool(visited) or interaction.status == "completed"
+        interaction.outcome = HUNG_UP_IN_IVR if answered else interaction.status
+    else:
+        visited = _stored_path(s, interaction.id)
+    account = s.get(Account, interaction.account_id) if interaction.account_id else None
+    summary = call_summary(
+        direction=interaction.direction,
+        flow="",
+        visited=visited,
+        outcome=interaction.outcome,
+        account=account.number if account is not None else None,
+    )
+    if summary != interaction.summary:
+        interactions.update_interaction(s, interaction.id, summary=summary)
+
+
+def _stored_path(s: Session, interaction_id: int) -> list[str]:
+    """The steps a call entered, in order, as stored by :func:`record_steps`."""
+    return list(
+        s.scalars(
+            select(InteractionStep.step)
+            .where(InteractionStep.interaction_id == interaction_id)
+            .where(InteractionStep.event == "enter")
+            .order_by(InteractionStep.seq)
+        )
+    )
 
 
 def handoff_context(services: Services, call_sid: str) -> dict[str, Any] | None:

@@ -11,7 +11,8 @@ partial flow set when some did not) and reports:
   returns;
 - variables: prompt templates (syntax, formats, unknown variables, formats that do not fit
   the variable), unknown prompt references, ``collect.into`` overwriting the call context or
-  a constant, constants dialled by a transfer that are not E.164.
+  a constant, constants dialled by a transfer that are not E.164, a number after a verb
+  that takes the accusative without the ``acc`` option (case agreement).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from ivr.schema import (
     SubflowStep,
     TransferStep,
 )
-from ivr.verbalize import template_fields
+from ivr.verbalize import missing_accusative, template_fields
 
 __all__ = ["RECORD_VARIABLES", "FlowChecker"]
 
@@ -379,6 +380,13 @@ class FlowChecker:
                 continue
             for item in fields:
                 self.check_variable(path, item.name, known, item.format, offset=item.position)
+            for item in missing_accusative(text):
+                self.at(
+                    path,
+                    f"{_where(path)}: {{{item.name}:{item.format}}} follows a verb that takes "
+                    f"the accusative: add the 'acc' option (составит одну тысячу, not одна)",
+                    offset=item.position,
+                )
         for flow_name, step_name, step in self.steps():
             base = self.step_path(flow_name, step_name)
             if isinstance(step, BranchStep):

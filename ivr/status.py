@@ -8,7 +8,8 @@ only for a callback of one of its attempts), then:
 
 - a call status is stored on the call's ``Interaction``, idempotent and ordered (the status
   vocabulary and its order are :mod:`telephony.status`'s), and an ended call's session
-  expires soon;
+  expires soon; a call that ended without an outcome (the caller hung up in the menu)
+  gets one, and its searchable summary is recomputed (:func:`ivr.crm.close_call_summary`);
 - an AMD result is only expected for campaign calls: without a subscriber it is refused;
 - an SMS status nobody's hook handled is applied to the IVR's own outbound ``Interaction``.
 """
@@ -23,6 +24,7 @@ from sqlalchemy import select
 from contactcenter.services import Services
 from crm_store.messages import apply_message_status
 from crm_store.models import Interaction
+from ivr.crm import close_call_summary
 from ivr.errors import WebhookError
 from ivr.session import SessionStore
 from ivr.voice import caller_e164
@@ -106,6 +108,7 @@ def store_call_status(services: Services, callback: StatusCallback) -> None:
             duration = callback.int_param("CallDuration")
             if duration is not None:
                 data["duration_s"] = duration
+            close_call_summary(s, interaction)
         elif (seq is None or last_seq is None or seq >= last_seq) and call_status_supersedes(
             status, current
         ):

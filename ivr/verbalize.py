@@ -406,6 +406,45 @@ def template_fields(text: str) -> tuple[Field, ...]:
     return tuple(part for part in parse_template(text) if isinstance(part, Field))
 
 
+#: Verbs that put the number after them in the accusative («составит девяносто одну
+#: тысячу»): a money/number/reading field right after one needs the ``acc`` option.
+ACCUSATIVE_VERBS = frozenset(
+    {
+        "составляет",
+        "составит",
+        "составила",
+        "составил",
+        "составят",
+        "ввели",
+        "введите",
+        "оплатите",
+        "оплатили",
+        "внесите",
+        "внесли",
+        "передали",
+        "получили",
+        "заплатите",
+    }
+)
+_CASED_FORMATS = frozenset({"money", "number", "reading"})
+
+
+def missing_accusative(text: str) -> tuple[Field, ...]:
+    """The money/number/reading fields of a template that follow a verb of
+    :data:`ACCUSATIVE_VERBS` without the ``acc`` option (they would say «составит одна
+    тысяча»). Raises :class:`PromptTemplateError` when the template is malformed."""
+    parts = parse_template(text)
+    missing = []
+    for index, part in enumerate(parts):
+        if isinstance(part, str) or part.format not in _CASED_FORMATS or "acc" in part.options:
+            continue
+        before = parts[index - 1] if index else ""
+        words = re.findall(r"[а-яё]+", str(before).lower())
+        if words and words[-1] in ACCUSATIVE_VERBS:
+            missing.append(part)
+    return tuple(missing)
+
+
 def render_field(item: Field, value: Any, today: date | None = None) -> str:
     """Verbalise one value by the field's format."""
     fmt = item.format or "text"

@@ -65,9 +65,16 @@ def customer(db: Database) -> int:
     )
 
 
-def balance_then_operator(app: Flask, settings: Settings) -> SimulatedCall:
+def balance_then_operator(
+    app: Flask, settings: Settings, status_callback_path: str | None = None
+) -> SimulatedCall:
     """A known caller confirms the address, hears the balance, then asks for an operator."""
-    with Simulator(app, settings.webhook_auth_token, settings.public_base_url) as sim:
+    with Simulator(
+        app,
+        settings.webhook_auth_token,
+        settings.public_base_url,
+        status_callback_path=status_callback_path,
+    ) as sim:
         call = sim.call(from_=KNOWN_CALLER, to="+78001234567")
         assert call.heard("Ваш адрес: улица Мира, дом семь. Верно?")
         call.press("1")
@@ -297,3 +304,38 @@ def test_error_escalation_is_routed_with_the_reason_error() -> None:
     (handoff,) = [e for e in out.effects if isinstance(e, Handoff)]
     assert handoff.context["reason"] == "error"
     assert handoff.context["last_step"] is not None
+
+
+def test_a_caller_who_hangs_up_in_the_menu_gets_an_outcome_and_a_final_summary(
+    settings: Settings, db: Database, make_app: MakeApp, customer: int
+) -> None:
+    app = make_app(settings)
+    with Simulator(
+        app,
+        settings.webhook_auth_token,
+        settings.public_base_url,
+        status_callback_path="/voice/status",
+    ) as sim:
+        call = sim.call(from_=KNOWN_CALLER, to="+78001234567")
+        call.press("1")
+        call.hangup()
+    interaction = interaction_of(db, call.sid)
+    assert interaction.status == "completed"
+    assert interaction.outcome == "hung_up_in_ivr"
+    assert "Итог: абонент положил трубку в голосовом меню (hung_up_in_ivr)." in interaction.summary
+    assert f"Лицевой счёт {ACCOUNT}." in interaction.summary
+    assert "hotline:main_menu" in interaction.summary
+    with db.transaction() as s:
+        found = search_interactions(s, InteractionQuery(text="положил трубку")).items
+        assert [i.provider_sid for i in found] == [call.sid]
+
+
+def test_a_call_that_ends_in_the_flow_keeps_its_outcome_when_the_status_arrives(
+    settings: Settings, db: Database, make_app: MakeApp, customer: int
+) -> None:
+    app = make_app(settings)
+    call = balance_then_operator(app, settings, status_callback_path="/voice/status")
+    interaction = interaction_of(db, call.sid)
+    assert interaction.status == "completed"
+    assert interaction.outcome == "transferred_queue"
+    assert "Итог: передан оператору (transferred_queue)." in interaction.summary

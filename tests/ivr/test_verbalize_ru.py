@@ -11,6 +11,8 @@ import pytest
 from ivr.errors import PromptTemplateError, RenderError
 from ivr.validate import iter_templates, known_variables, load_flows
 from ivr.verbalize import (
+    ACCUSATIVE_VERBS,
+    missing_accusative,
     parse_template,
     plain_text,
     plural,
@@ -330,16 +332,6 @@ def test_every_shipped_template_renders() -> None:
 
 # --- case agreement: the accusative after verbs ---------------------------------------------
 
-#: Verbs of the shipped prompts that put the number after them in the accusative.
-_ACCUSATIVE_VERBS = (
-    "составляет",
-    "составит",
-    "составила",
-    "составил",
-    "ввели",
-    "оплатите",
-    "внесите",
-)
 _SHIPPED_FLOWS = [Path(__file__).resolve().parents[2] / "call_flows.yaml"]
 
 
@@ -376,7 +368,7 @@ def test_shipped_templates_agree_in_case_after_verbs() -> None:
                     continue
                 before = parts[index - 1] if index else ""
                 words = str(before).replace(":", " ").split()
-                if not words or words[-1].lower() not in _ACCUSATIVE_VERBS:
+                if not words or words[-1].lower() not in ACCUSATIVE_VERBS:
                     continue
                 assert "acc" in part.options, (flows_file.name, path, template)
                 for value, wrong in ((Decimal("91001.01"), "одна"), (Decimal(1000), "тысяча")):
@@ -384,3 +376,21 @@ def test_shipped_templates_agree_in_case_after_verbs() -> None:
                     assert wrong not in spoken.split(), (path, spoken)
                 checked += 1
     assert checked >= 3
+
+
+@pytest.mark.parametrize(
+    ("template", "missing"),
+    [
+        ("Задолженность составит {x:money}.", ["x"]),
+        ("Задолженность составит {x:money:acc}.", []),
+        ("Вы ввели: {x:reading}", ["x"]),
+        ("Оплатите {x:money} до {d:date}", ["x"]),
+        ("Долг: {x:money}", []),
+        ("Составит {x:digits}", []),
+        ("{x:money}", []),
+    ],
+)
+def test_missing_accusative_finds_fields_after_governing_verbs(
+    template: str, missing: list[str]
+) -> None:
+    assert [f.name for f in missing_accusative(template)] == missing

@@ -168,16 +168,21 @@ def place_call(services: Services, prepared: PreparedAttempt) -> Sent:
     status_url = callback_url(services, CALL_STATUS_PATH, attempt=prepared.attempt_id)
     amd_url = callback_url(services, AMD_STATUS_PATH, attempt=prepared.attempt_id)
     machine: MachineDetection | None = None
+    leave_message = voice.amd_policy is AmdPolicy.LEAVE_MESSAGE
     if voice.machine_detection:
-        machine = "DetectMessageEnd" if voice.amd_policy is AmdPolicy.LEAVE_MESSAGE else "Enable"
+        machine = "DetectMessageEnd" if leave_message else "Enable"
+    # A message for a machine waits for synchronous AMD: Twilio fetches the flow only once
+    # it knows who answered, so nothing personal plays into a voicemail greeting (with
+    # asynchronous AMD the flow would already be naming the holder when the beep comes).
+    async_amd = not (machine and leave_message)
     info = services.telephony.place_call(
         prepared.phone,
         from_number,
         url,
         status_callback=status_url,
         machine_detection=machine,
-        async_amd=True,
-        amd_callback=amd_url if machine else None,
+        async_amd=async_amd,
+        amd_callback=amd_url if machine and async_amd else None,
         timeout_s=voice.ring_timeout_s,
         time_limit_s=voice.time_limit_s,
     )

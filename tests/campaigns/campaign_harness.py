@@ -18,6 +18,7 @@ from rq import SimpleWorker
 from campaigns.dispatcher import DispatchResult, dispatch_once
 from campaigns.queueing import campaign_queue
 from campaigns.status import subscribe
+from campaigns.voicemail import machine_answer_twiml
 from contactcenter.config import Settings
 from contactcenter.services import Services, install_services
 from crm_store.models import Campaign
@@ -63,7 +64,13 @@ class CampaignTransport:
         parts = urlsplit(url)
         if parts.path == "/voice/outbound":
             self.outbound_fetches += 1
-            return WebhookResponse(200, TWIML, {"content-type": "application/xml"})
+            attempt = dict(parse_qsl(parts.query)).get("attempt", "")
+            machine = (
+                machine_answer_twiml(self.services, int(attempt), params.get("AnsweredBy", ""))
+                if attempt.isdigit()
+                else None
+            )
+            return WebhookResponse(200, machine or TWIML, {"content-type": "application/xml"})
         kind = STATUS_PATHS.get(parts.path)
         if kind is None:
             return WebhookResponse(404, "not found")

@@ -9,6 +9,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# espeak-ng: the default TTS_COMMAND, speaking the prompts of barge-in steps (docs/speech.md).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends espeak-ng \
+    && rm -rf /var/lib/apt/lists/*
+
 COPY pyproject.toml constraints.txt README.md ./
 COPY contactcenter ./contactcenter
 COPY crm_store ./crm_store
@@ -30,6 +35,7 @@ USER app
 
 ENV DATABASE_URL=sqlite:////app/var/contactcenter.db \
     FLOWS_FILE=/app/call_flows.yaml \
+    TTS_CACHE_DIR=/app/var/tts-cache \
     PORT=8000
 
 EXPOSE 8000

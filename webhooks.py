@@ -2,8 +2,9 @@
 
 One blueprint per module of :mod:`web`: :mod:`web.voice` (the hotline's webhooks and call
 status callbacks, ``/voice/…``), :mod:`web.sms` (``/sms/…``), :mod:`web.media` (the
-``/media-stream`` websocket) and :mod:`web.api` (the supervisors' REST API,
-``/api/campaigns``); what they share is in :mod:`web.common`.
+``/media-stream`` websocket), :mod:`web.api` (the supervisors' REST API,
+``/api/campaigns``), :mod:`web.api_outages` (``/api/outages``) and :mod:`web.api_contacts`
+(``/api/dnc``, ``/api/consents``); what they share is in :mod:`web.common`.
 
 Start-up, in order: the settings (the environment unless given), the flow file (loaded and
 validated: an invalid one stops the server, :func:`ivr.startup.load_flowset`), the wired
@@ -29,7 +30,7 @@ from contactcenter.wiring import build_services
 from ivr.errors import WebhookError
 from ivr.startup import load_flowset, setup_ivr
 from telephony.errors import InvalidStatusCallback
-from web import api, media, sms, voice
+from web import api, api_contacts, api_outages, media, sms, voice
 from web.common import MAX_REQUEST_BYTES, bad_request, ivr_of, services_of, too_large
 
 __all__ = ["create_app", "ivr_of", "services_of"]
@@ -65,6 +66,8 @@ def create_app(settings: Settings | None = None, *, config: dict[str, Any] | Non
     app.register_blueprint(voice.bp)
     app.register_blueprint(sms.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(api_outages.bp)
+    app.register_blueprint(api_contacts.bp)
     media.init_app(app)
     app.register_error_handler(WebhookError, bad_request)
     app.register_error_handler(InvalidStatusCallback, bad_request)

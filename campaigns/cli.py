@@ -19,6 +19,7 @@ from campaigns.definition import flow_names_in, load_definition
 from campaigns.errors import CampaignError, DefinitionError
 from campaigns.report import build_report
 from campaigns.service import CampaignStatus
+from campaigns.sms import link_variables
 from contactcenter.cli_support import settings_or_exit
 from contactcenter.services import Services, install_services
 
@@ -73,7 +74,9 @@ def create_cmd(file: str, created_by: str) -> None:
     with _services() as services, _errors():
         try:
             definition = load_definition(
-                file, flow_names=flow_names_in(services.settings.flows_file)
+                file,
+                flow_names=flow_names_in(services.settings.flows_file),
+                link_variables=link_variables(services.settings),
             )
         except DefinitionError as exc:
             click.echo(f"{file}: invalid campaign definition", err=True)
@@ -261,6 +264,12 @@ def report_cmd(campaign_id: int, as_json: bool) -> None:
                 f" vs control {rep.control.pay_rate:.1%} (uplift {rep.uplift:+.1%})"
                 if rep.uplift is not None
                 else " (no control group)"
+            ),
+            (
+                f"paid since launch (all channels, imported registries included):"
+                f" {rep.since_launch.payments} payments by {rep.since_launch.payers} targets,"
+                f" {rep.since_launch.paid} руб.;"
+                f" stopped as paid: {rep.since_launch.skipped_as_paid}"
             ),
             (
                 f"cost: {rep.sms_segments} SMS segments, {rep.call_minutes} call minutes,"

@@ -15,7 +15,10 @@ Rules (defaults from 230-ФЗ, all configurable through :class:`ContactPolicy`):
   calls count) and SMS: 1/2/8 calls and 2/4/16 messages;
 * consent by purpose: a debt or service notice rests on the contract and is allowed unless
   the consumer withdrew it; marketing needs a granted ``marketing`` consent; a robot call
-  needs no withdrawn ``robot_calls`` consent; do-not-contact blocks everything.
+  needs no withdrawn ``robot_calls`` consent; do-not-contact blocks everything;
+* a debt notice stops for good once the debt fell below the campaign's threshold
+  (:func:`debt_decision`, reason ``paid``; the debt is read from the ledger at dispatch and
+  again at dial time by :mod:`campaigns.paid`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -64,6 +68,9 @@ class SkipReason(StrEnum):
     NO_CONSENT = "no_consent"
     INVALID_NUMBER = "invalid_number"
     UNKNOWN_TIMEZONE = "unknown_timezone"
+    PAID = "paid"
+    """The debt a debt notice is about fell below the campaign's threshold: the consumer
+    paid (see :func:`debt_decision`)."""
 
 
 @dataclass(frozen=True)
@@ -368,6 +375,21 @@ def consent_decision(
         return SkipReason.OPTED_OUT
     if purpose in PURPOSES_NEEDING_GRANT and purpose not in consents.granted:
         return SkipReason.NO_CONSENT
+    return None
+
+
+def debt_decision(purpose: Purpose | str, debt: Decimal, min_debt: Decimal | None) -> Skip | None:
+    """Skip a debt notice for good when the current ``debt`` no longer justifies it.
+
+    A target is skipped with :attr:`SkipReason.PAID` when its debt now is below the
+    campaign's ``min_debt``, or is zero when the campaign has no (or a zero) ``min_debt``.
+    Other purposes (service notices, marketing) are not about a debt: ``None``.
+    """
+    if str(purpose) != Purpose.DEBT_NOTICE:
+        return None
+    if debt <= 0 or (min_debt is not None and debt < min_debt):
+        floor = "nothing owed" if debt <= 0 else f"below the campaign's min_debt {min_debt}"
+        return Skip(SkipReason.PAID, f"debt now {debt}: {floor}")
     return None
 
 

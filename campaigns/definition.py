@@ -11,7 +11,7 @@ the line), never as a pydantic traceback. Example::
     channel: voice_then_sms
     audience: {min_debt: 1000, min_days_overdue: 30, not_contacted_days: 7}
     voice: {flow: debt_reminder, amd_policy: hangup_retry}
-    sms: {template: "{supplier}: долг {amount} по ЛС {account}. Оплатите до {due_date}."}
+    sms: {template: "{supplier}: долг {amount} по ЛС {account}. {due_phrase} {pay_url}"}
     schedule: {start: 2026-12-01, end: 2026-12-20, daily_window: "10:00-19:00"}
     pacing: {calls_per_second: 2, max_concurrent: 20}
     retry: {busy: {retry_after: 30m, max_attempts: 3}, no_answer: {retry_after: 2h}}
@@ -52,7 +52,7 @@ from campaigns.compliance import (
     Purpose,
 )
 from campaigns.errors import DefinitionError, FieldIssue, PolicyError, TemplateError
-from campaigns.sms import MAX_SEGMENTS, SAMPLE_VARIABLES, render
+from campaigns.sms import LINK_VARIABLES, MAX_SEGMENTS, SAMPLE_VARIABLES, render, template_fields
 from contactcenter.phones import InvalidPhoneError, normalize_phone
 from telephony.sms import count_segments
 
@@ -452,11 +452,13 @@ def parse_definition(
     flow_names: Collection[str] | None = None,
     lines: Mapping[tuple[str, ...], int] | None = None,
     source: str | None = None,
+    link_variables: Collection[str] | None = None,
 ) -> CampaignDefinition:
     """Validate a parsed payload; raise :class:`DefinitionError` listing every problem.
 
     ``flow_names`` are the flows of ``call_flows.yaml``; when given, the voice flow must be
-    one of them.
+    one of them. ``link_variables`` are the payment-link variables the settings can fill
+    (:func:`campaigns.sms.link_variables`); when given, the SMS template may use no other.
     """
     if not isinstance(data, Mapping):
         raise DefinitionError([FieldIssue("", "a campaign definition must be a mapping")], source)
@@ -472,11 +474,28 @@ def parse_definition(
             "voice.flow", f"no flow {voice.flow!r} in call_flows.yaml ({known})", line
         )
         raise DefinitionError([issue], source)
+    if link_variables is not None and definition.sms is not None:
+        unset = [
+            name
+            for name in template_fields(definition.sms.template)
+            if name in LINK_VARIABLES and name not in link_variables
+        ]
+        if unset:
+            issue = FieldIssue(
+                "sms.template",
+                f"{{{unset[0]}}} needs {LINK_VARIABLES[unset[0]]}, which is not set",
+                (lines or {}).get(("sms", "template")),
+            )
+            raise DefinitionError([issue], source)
     return definition
 
 
 def parse_definition_text(
-    text: str, *, flow_names: Collection[str] | None = None, source: str = "<definition>"
+    text: str,
+    *,
+    flow_names: Collection[str] | None = None,
+    source: str = "<definition>",
+    link_variables: Collection[str] | None = None,
 ) -> CampaignDefinition:
     """Parse YAML (or JSON) text; errors carry YAML line numbers."""
     try:
@@ -490,11 +509,20 @@ def parse_definition_text(
         ) from None
     except ValueError as exc:  # e.g. an impossible date like 2026-02-30
         raise DefinitionError([FieldIssue("", f"not valid YAML: {exc}")], source) from None
-    return parse_definition(data, flow_names=flow_names, lines=_line_map(text), source=source)
+    return parse_definition(
+        data,
+        flow_names=flow_names,
+        lines=_line_map(text),
+        source=source,
+        link_variables=link_variables,
+    )
 
 
 def load_definition(
-    path: str | Path, *, flow_names: Collection[str] | None = None
+    path: str | Path,
+    *,
+    flow_names: Collection[str] | None = None,
+    link_variables: Collection[str] | None = None,
 ) -> CampaignDefinition:
     """Read and validate a campaign YAML file."""
     file = Path(path)
@@ -504,7 +532,9 @@ def load_definition(
         raise DefinitionError(
             [FieldIssue("", f"cannot read file ({exc.strerror})")], str(file)
         ) from None
-    return parse_definition_text(text, flow_names=flow_names, source=str(file))
+    return parse_definition_text(
+        text, flow_names=flow_names, source=str(file), link_variables=link_variables
+    )
 
 
 def flow_names_in(flows_file: str | Path) -> frozenset[str] | None:

@@ -3,12 +3,14 @@
 :func:`dial_target` and :func:`sms_target` run one sequence, :func:`contact_target`, and
 differ only in the provider step (:func:`place_call` or :func:`send_sms`):
 
-1. :func:`prepare` re-checks every contact rule (campaign status, window, caps, opt-out,
-   consent) under a per-phone Redis lock, takes a pacing token and slot, then commits a
-   ``ContactAttempt`` *intent* row — unique on ``(target_id, attempt_no)`` and on its
-   ``idempotency_key`` — **before** the provider is called. A second worker running the
-   same attempt fails on the unique constraint and does nothing; a job that finds the
-   attempt row already there never dials but reconciles it (:mod:`campaigns.reconcile`).
+1. :func:`prepare` re-checks every contact rule (campaign status, a debt notice's debt —
+   skipped as ``paid`` once it fell below the threshold, :mod:`campaigns.paid` — window,
+   caps, opt-out, consent) under a per-phone Redis lock, takes a pacing token and slot,
+   then commits a ``ContactAttempt`` *intent* row — unique on ``(target_id, attempt_no)``
+   and on its ``idempotency_key`` — **before** the provider is called. A second worker
+   running the same attempt fails on the unique constraint and does nothing; a job that
+   finds the attempt row already there never dials but reconciles it
+   (:mod:`campaigns.reconcile`).
 2. The provider step places the call or sends the message; its callback URLs carry
    ``?attempt=<id>`` so a callback can adopt the SID if the worker dies right after.
 3. :func:`placed` stores the provider SID and opens the ``Interaction`` in one short
@@ -44,9 +46,10 @@ from campaigns.compliance import Channel, Skip, SkipReason, check_contact
 from campaigns.definition import AmdPolicy, CampaignDefinition
 from campaigns.facts import contact_facts
 from campaigns.outcomes import after_outcome
+from campaigns.paid import paid_skip
 from campaigns.queueing import enqueue_unique, reconcile_job_id
 from campaigns.reconcile import reconcile_attempt, reconcile_now
-from campaigns.sms import render
+from campaigns.sms import derived_variables, render
 from contactcenter.phones import mask_phone
 from contactcenter.services import Services, current_services
 from crm_store.consent import add_do_not_contact
@@ -211,14 +214,16 @@ def sms_variables(
     if account is None:
         raise LookupError(f"no account {account_id}")
     b = balance(session, account_id, today)
+    due = b.earliest_unpaid_due or today
     return {
         "supplier": services.settings.supplier_name,
         "account": account.number,
         "amount": b.debt,
-        "due_date": b.earliest_unpaid_due or today,
+        "due_date": due,
         "days_overdue": b.days_overdue,
         "name": account.consumer.full_name,
         "phone": services.settings.operator_phone,
+        **derived_variables(services.settings, account.number, b.debt, due, b.days_overdue),
     }
 
 
@@ -268,12 +273,12 @@ def prepare(
             if target is None or campaign is None:
                 return "missing"
             definition = definition_of(campaign)
-            facts = contact_facts(s, target, channel, now)
-            decision = check_contact(
+            # A debt notice to someone who paid since the dispatcher's tick: never made.
+            decision = paid_skip(s, target, definition, now) or check_contact(
                 now=now,
                 channel=channel,
                 purpose=definition.purpose,
-                facts=facts,
+                facts=contact_facts(s, target, channel, now),
                 policy=definition.contact_policy(),
             )
             if isinstance(decision, Skip):

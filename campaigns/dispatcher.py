@@ -8,7 +8,9 @@ reads the campaign's status first, so pause, resume and cancel reach it within a
    attempt goes back to ``pending``; an intent older than
    :data:`~campaigns.attempts.INTENT_GRACE` is reconciled (:mod:`campaigns.reconcile`);
 2. expires the targets that cannot be contacted before the schedule ends;
-3. moves due targets inside their local window to ``scheduled`` and enqueues
+3. finishes the due targets of a debt notice who paid (``paid``: one batched ledger read
+   per tick, :mod:`campaigns.paid`), moves the other due targets inside their local window
+   to ``scheduled`` and enqueues
    ``dial_target`` / ``sms_target`` (:mod:`campaigns.dialing`) with ``unique=True`` and the
    deterministic id ``cc-dial-<target>-<attempt>`` — as many as the pacing allows in about
    two ticks, so duplicated dispatchers enqueue nothing twice;
@@ -43,6 +45,7 @@ from campaigns.compliance import (
 )
 from campaigns.definition import CampaignDefinition
 from campaigns.dialing import dial_target, sms_target
+from campaigns.paid import paid_skips, skip_for_good
 from campaigns.queueing import dial_job_id, dispatch_job_id, enqueue_unique
 from campaigns.reconcile import reconcile_now
 from contactcenter.services import Services, current_services
@@ -67,6 +70,8 @@ class DispatchResult:
     deferred: int = 0
     recovered: int = 0
     expired: int = 0
+    #: Due targets finished as ``paid`` (their debt fell below the threshold).
+    paid: int = 0
     active: int = 0
     next_due: dt.datetime | None = None
 
@@ -136,7 +141,7 @@ def dispatch_once(
     if batch is not None:
         capacity = batch
     to_enqueue: list[tuple[int, int, Channel]] = []
-    deferred = 0
+    deferred = skipped_paid = 0
     if capacity > 0:
         with db.transaction() as s:
             campaign = s.get(Campaign, campaign_id)
@@ -156,9 +161,16 @@ def dispatch_once(
                 .order_by(CampaignTarget.next_attempt_at, CampaignTarget.id)
                 .limit(capacity * 4)
             ).all()
+            # One batched ledger read for the tick: debtors who paid are finished, not dialed.
+            paid = paid_skips(s, due, definition, now)
             for target in due:
+                skip = paid.get(target.id)
+                if skip is not None:
+                    skip_for_good(s, target, attempt_channel(campaign, target), skip, now)
+                    skipped_paid += 1
+                    continue
                 if len(to_enqueue) >= capacity:
-                    break
+                    continue
                 zones = zones_for_contact(target.phone or "", target.timezone)
                 if zones and not is_within_window(now, zones, policy):
                     opening = next_window_opening(now, zones, policy)
@@ -208,6 +220,7 @@ def dispatch_once(
         deferred=deferred,
         recovered=recovered,
         expired=expired,
+        paid=skipped_paid,
         active=active,
         next_due=next_due,
     )

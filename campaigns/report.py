@@ -8,11 +8,18 @@ not) against the control group, so skipped consumers do not flatter the result.
 
 Right-party contacts come from the IVR: its ``verify_person`` action writes
 ``Interaction.data["right_party"] = true`` on the call's interaction.
+
+Payments since the launch (:class:`PaidSinceLaunch`): every payment of a campaign target's
+account dated from the launch on (a registry import's moment, when it has one, from the
+launch moment on), whatever its channel — imported registries, the IVR, the demo data — with
+the targets the campaign stopped because they paid (skip reason ``paid``) and the latest
+payments listed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -24,9 +31,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from campaigns.attempts import definition_of
+from campaigns.compliance import SkipReason
 from campaigns.errors import CampaignNotFound
 from contactcenter.services import Services
 from crm_store.models import (
+    Account,
     Campaign,
     CampaignTarget,
     ContactAttempt,
@@ -50,6 +59,56 @@ class GroupResult:
     def pay_rate(self) -> float:
         """Share of targets that paid (0..1)."""
         return self.payers / self.targets if self.targets else 0.0
+
+
+@dataclass(frozen=True)
+class PaymentLine:
+    """One payment made by a target after the launch."""
+
+    account: str
+    amount: Decimal
+    paid_on: dt.date
+    channel: str
+    agent: str | None
+    #: The campaign stopped contacting this target because it paid.
+    skipped_as_paid: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "account": self.account,
+            "amount": str(self.amount),
+            "paid_on": self.paid_on.isoformat(),
+            "channel": self.channel,
+            "agent": self.agent,
+            "skipped_as_paid": self.skipped_as_paid,
+        }
+
+
+@dataclass(frozen=True)
+class PaidSinceLaunch:
+    """Payments by the campaign's (non-control) targets since the launch, all channels."""
+
+    payments: int = 0
+    payers: int = 0
+    paid: Decimal = ZERO
+    #: Targets finished with skip reason ``paid`` (their debt fell below the threshold).
+    skipped_as_paid: int = 0
+    #: The latest payments, newest first (at most :data:`LATEST_PAYMENTS`).
+    latest: tuple[PaymentLine, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "payments": self.payments,
+            "payers": self.payers,
+            "paid": str(self.paid),
+            "skipped_as_paid": self.skipped_as_paid,
+            "latest": [line.as_dict() for line in self.latest],
+        }
+
+
+LATEST_PAYMENTS = 20
 
 
 @dataclass(frozen=True)
@@ -80,6 +139,7 @@ class CampaignReport:
     call_minutes: int
     cost: Decimal
     extra: dict[str, Any] = field(default_factory=dict)
+    since_launch: PaidSinceLaunch = field(default_factory=PaidSinceLaunch)
 
     @property
     def uplift(self) -> float | None:
@@ -101,6 +161,7 @@ class CampaignReport:
             }
         data["cost"] = str(self.cost)
         data["uplift"] = None if self.uplift is None else round(self.uplift, 4)
+        data["since_launch"] = self.since_launch.as_dict()
         return data
 
 
@@ -128,6 +189,52 @@ def _payments(
     return payers, total.quantize(Decimal("0.01"))
 
 
+def _since_launch(
+    session: Session,
+    accounts: dict[int, bool],
+    launched_at: dt.datetime,
+    skipped_as_paid: int,
+) -> PaidSinceLaunch:
+    """Payments of ``accounts`` (``{account id: skipped as paid}``) since ``launched_at``."""
+    launch_day = launched_at.date()
+    ids = list(accounts)
+    count = 0
+    total = ZERO
+    payers: set[int] = set()
+    newest: list[tuple[tuple[dt.date, int], PaymentLine]] = []
+    for start in range(0, len(ids), 500):
+        rows = session.execute(
+            select(
+                Payment.id,
+                Payment.account_id,
+                Account.number,
+                Payment.amount,
+                Payment.paid_on,
+                Payment.paid_at,
+                Payment.channel,
+                Payment.agent,
+            )
+            .join(Account, Account.id == Payment.account_id)
+            .where(
+                Payment.account_id.in_(ids[start : start + 500]),
+                Payment.paid_on >= launch_day,
+            )
+        )
+        for pid, account_id, number, amount, paid_on, paid_at, channel, agent in rows:
+            if paid_at is not None and paid_at < launched_at:
+                continue
+            money = Decimal(amount).quantize(Decimal("0.01"))
+            count += 1
+            total += money
+            payers.add(account_id)
+            line = PaymentLine(number, money, paid_on, channel, agent, accounts[account_id])
+            heapq.heappush(newest, ((paid_on, pid), line))
+            if len(newest) > LATEST_PAYMENTS:
+                heapq.heappop(newest)
+    latest = tuple(line for _key, line in sorted(newest, key=lambda e: e[0], reverse=True))
+    return PaidSinceLaunch(count, len(payers), total, skipped_as_paid, latest)
+
+
 def _group(
     session: Session, windows: Sequence[tuple[int, dt.date, dt.date]], targets: int
 ) -> GroupResult:
@@ -153,6 +260,7 @@ def build_report(services: Services, campaign_id: int) -> CampaignReport:
         skipped: Counter[str] = Counter()
         control_windows: list[tuple[int, dt.date, dt.date]] = []
         treatment_accounts: dict[int, int] = {}
+        paid_accounts: dict[int, bool] = {}
         for target_id, account_id, state, reason, is_control in s.execute(
             select(
                 CampaignTarget.id,
@@ -167,6 +275,7 @@ def build_report(services: Services, campaign_id: int) -> CampaignReport:
                 continue
             states[state] += 1
             treatment_accounts[target_id] = account_id
+            paid_accounts[account_id] = state == "skipped" and reason == SkipReason.PAID.value
             if state == "skipped":
                 skipped[reason or "unknown"] += 1
 
@@ -249,6 +358,9 @@ def build_report(services: Services, campaign_id: int) -> CampaignReport:
         contacted = _group(s, contacted_windows, len(contacted_windows))
         treatment = _group(s, treatment_windows, len(treatment_windows))
         control = _group(s, control_windows, len(control_windows))
+        since_launch = _since_launch(
+            s, paid_accounts, launched_at, skipped.get(SkipReason.PAID.value, 0)
+        )
     return CampaignReport(
         campaign_id=campaign_id,
         name=campaign.name,
@@ -274,4 +386,5 @@ def build_report(services: Services, campaign_id: int) -> CampaignReport:
         call_minutes=minutes,
         cost=cost.quantize(Decimal("0.01")),
         extra={"targets_by_state": dict(states)},
+        since_launch=since_launch,
     )

@@ -4,6 +4,12 @@ Segments (GSM-7 / UCS-2 parts, as Twilio bills them) are counted by :mod:`teleph
 
 Templates use ``{name}`` placeholders (no attribute access or indexing); money is written
 the Russian way (``1 234,56 руб.``) and dates as ``ДД.ММ.ГГГГ``.
+
+Besides the account's plain values a template may use :func:`derived_variables`:
+``{due_phrase}`` (a sentence that is right for a debt not yet due and for an overdue one
+alike) and the account's payment links ``{pay_url}`` / ``{sbp_url}``
+(:mod:`contactcenter.payment_links`), present only when the supplier configured them —
+:func:`link_variables` says which, so a definition can be checked against the settings.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from campaigns.errors import TemplateError
+from contactcenter.config import Settings
+from contactcenter.payment_links import payment_links
 from telephony.sms import SmsPreview, preview
 
 MAX_SEGMENTS = 10
@@ -82,6 +90,46 @@ def render_preview(template: str, variables: Mapping[str, Any]) -> SmsPreview:
     return preview(render(template, variables))
 
 
+#: The variables of the account's payment links, by the setting each one needs.
+LINK_VARIABLES: Mapping[str, str] = {
+    "pay_url": "PAYMENT_URL_TEMPLATE",
+    "sbp_url": "SBP_PAYMENT_URL_TEMPLATE",
+}
+
+
+def due_phrase(due_date: dt.date, days_overdue: int) -> str:
+    """What to ask of the debtor, as one sentence: «Оплатите до 25.12.2026.» while the debt is
+    not yet due, «Срок оплаты истёк 25.11.2026, оплатите, пожалуйста.» once it is overdue
+    (the hotline's wording: the term has passed; never «pay by» a past date)."""
+    if days_overdue > 0:
+        return f"Срок оплаты истёк {format_value(due_date)}, оплатите, пожалуйста."
+    return f"Оплатите до {format_value(due_date)}."
+
+
+def link_variables(settings: Settings) -> frozenset[str]:
+    """The link variables the settings can fill (``pay_url``, ``sbp_url``)."""
+    configured = {
+        "pay_url": settings.payment_url_template,
+        "sbp_url": settings.sbp_payment_url_template,
+    }
+    return frozenset(name for name, template in configured.items() if template)
+
+
+def derived_variables(
+    settings: Settings, account: str, debt: Decimal, due_date: dt.date, days_overdue: int
+) -> dict[str, Any]:
+    """``due_phrase`` and the payment links configured in ``settings`` for one account."""
+    links = payment_links(
+        settings.payment_url_template, settings.sbp_payment_url_template, account, debt
+    )
+    derived: dict[str, Any] = {"due_phrase": due_phrase(due_date, days_overdue)}
+    if links.pay_url is not None:
+        derived["pay_url"] = links.pay_url
+    if links.sbp_url is not None:
+        derived["sbp_url"] = links.sbp_url
+    return derived
+
+
 SAMPLE_VARIABLES: Mapping[str, Any] = {
     "supplier": "ЭнергоСбыт",
     "account": "000-1234-5678",
@@ -90,5 +138,8 @@ SAMPLE_VARIABLES: Mapping[str, Any] = {
     "days_overdue": 45,
     "phone": "8-800-000-00-00",
     "name": "Иван Петрович",
+    "due_phrase": "Срок оплаты истёк 25.12.2026, оплатите, пожалуйста.",
+    "pay_url": "https://pay.example.ru/000-1234-5678?sum=12345.67",
+    "sbp_url": "https://qr.nspk.ru/AS1000670LSS7DN18SJQDNP4B05KLJL2?type=01&sum=1234567",
 }
 """Placeholder values for previewing a template before any real account is chosen."""

@@ -21,9 +21,11 @@ from contactcenter.config import ConfigError, configure_logging
 from contactcenter.services import install_services
 from contactcenter.wiring import build_services
 from crm_store.cli import db_group, users_group
+from crm_store.cli_contacts import consent_group, dnc_group
 from crm_store.cli_data import import_group
 from devtools.cli import demo_group, simulate
 from ivr.cli import flows, recordings
+from ivr.recordings import schedule_recordings_purge
 from ivr.sms import IVR_QUEUE
 from speech.cli import speech
 from speech.models_cli import models_group
@@ -73,9 +75,12 @@ def default_worker_queues() -> list[str]:
 def worker(queues: tuple[str, ...], burst: bool, name: str | None) -> None:
     """Run an RQ worker with the scheduler on our queues (`rq worker --with-scheduler`).
 
-    By default it serves campaign jobs, the IVR's jobs (SMS a call asked for) and the
-    sandbox provider's call and SMS lives (the ``telephony`` queue). Its jobs run with the
-    wired :class:`~contactcenter.services.Services` (the configured telephony provider).
+    By default it serves campaign jobs, the IVR's jobs (SMS a call asked for, the start and
+    download of call recordings, the daily recordings retention) and the sandbox provider's
+    call and SMS lives (the ``telephony`` queue). Its jobs run with the wired
+    :class:`~contactcenter.services.Services` (the configured telephony provider). A worker
+    of the ``ivr`` queue makes sure the retention job is scheduled at the next
+    ``RECORDING_PURGE_AT`` (one job, however many workers start).
     """
     settings = settings_or_exit()
     configure_logging(settings.log_level)
@@ -87,6 +92,9 @@ def worker(queues: tuple[str, ...], burst: bool, name: str | None) -> None:
     except RedisConnectionError as exc:
         click.echo(f"error: Redis at {settings.redis_url} is not reachable ({exc})", err=True)
         sys.exit(3)
+    if IVR_QUEUE in names:
+        at = schedule_recordings_purge(services)
+        click.echo(f"call recordings retention scheduled at {at:%Y-%m-%d %H:%M} UTC")
     connection = services.redis
     rq_worker = Worker(
         [Queue(n, connection=connection) for n in names], connection=connection, name=name
@@ -106,5 +114,7 @@ for _command in (
     demo_group,
     simulate,
     campaign,
+    dnc_group,
+    consent_group,
 ):
     main.add_command(_command)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, time
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from contactcenter.payment_links import LinkTemplateError, check_link_template
 from contactcenter.phones import InvalidPhoneError, normalize_phone
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TELEPHONY_CHOICES = ("sandbox", "twilio")
 OPERATOR_ROUTING_CHOICES = ("queue", "dial", "taskrouter")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+RECORDINGS_STORAGE_CHOICES = ("local", "s3")
 
 
 class ConfigError(ValueError):
@@ -82,6 +85,29 @@ class Settings:
     recording_retention_days: int = 365
     """Days a call recording is kept before the retention job deletes it
     (``RECORDING_RETENTION_DAYS``, 1-3650)."""
+    recording_purge_at: time = time(3, 0)
+    """When (UTC, ``RECORDING_PURGE_AT=HH:MM``) the worker's daily retention job runs."""
+    recordings_storage: str = "local"
+    """Where downloaded recordings go (``RECORDINGS_STORAGE``): ``local`` (``RECORDINGS_DIR``)
+    or ``s3`` (an S3-compatible bucket; region and credentials from the AWS variables)."""
+    recordings_s3_bucket: str | None = None
+    """The bucket of ``RECORDINGS_STORAGE=s3`` (``RECORDINGS_S3_BUCKET``, required then)."""
+    recordings_s3_prefix: str = ""
+    """Key prefix of the recordings in the bucket (``RECORDINGS_S3_PREFIX``, e.g. ``calls/``)."""
+    recordings_s3_endpoint_url: str | None = None
+    """A non-AWS S3 endpoint (``RECORDINGS_S3_ENDPOINT_URL``: MinIO, Yandex Object Storage …)."""
+    payment_url_template: str | None = None
+    """The supplier's payment page per account (``PAYMENT_URL_TEMPLATE``, placeholders
+    ``{account}``, ``{amount}``, ``{amount_kopecks}``: :mod:`contactcenter.payment_links`)."""
+    sbp_payment_url_template: str | None = None
+    """The supplier's SBP payment link per account (``SBP_PAYMENT_URL_TEMPLATE``), if any."""
+
+    tts_command: str = "espeak-ng -v ru --stdout"
+    """Text-to-speech of the prompts of barge-in steps (``TTS_COMMAND``): a command reading
+    the text on stdin and writing a WAV to stdout; ``off`` disables it (those steps then play
+    their prompts through the provider, without barge-in). See ``docs/speech.md``."""
+    tts_cache_dir: str = str(PROJECT_ROOT / "var" / "tts-cache")
+    """Where synthesised prompt audio is cached (``TTS_CACHE_DIR``)."""
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields replaced (used by tests and the CLI)."""
@@ -132,6 +158,44 @@ def _clock_range(
     if closes <= opens:
         raise ConfigError(name, f"must close after it opens, got {raw!r}")
     return opens, closes
+
+
+def _clock_time(env: Mapping[str, str], name: str, default: time) -> time:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", raw)
+    hour, minute = (int(match.group(1)), int(match.group(2))) if match else (-1, -1)
+    if not (0 <= hour <= 23 and 0 <= minute <= 59):
+        raise ConfigError(name, f"must be HH:MM (00:00-23:59), got {raw!r}")
+    return time(hour, minute)
+
+
+def _recordings_storage(
+    env: Mapping[str, str],
+) -> tuple[str, str | None, str, str | None]:
+    """``RECORDINGS_STORAGE`` and its S3 settings: (storage, bucket, prefix, endpoint URL)."""
+    storage = (env.get("RECORDINGS_STORAGE") or "").strip().lower() or Settings.recordings_storage
+    if storage not in RECORDINGS_STORAGE_CHOICES:
+        raise ConfigError(
+            "RECORDINGS_STORAGE", f"must be one of {', '.join(RECORDINGS_STORAGE_CHOICES)}"
+        )
+    bucket = (env.get("RECORDINGS_S3_BUCKET") or "").strip() or None
+    if bucket is not None and not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+        raise ConfigError(
+            "RECORDINGS_S3_BUCKET",
+            f"must be an S3 bucket name (3-63 lower-case letters, digits, dots, hyphens), "
+            f"got {bucket!r}",
+        )
+    if storage == "s3" and bucket is None:
+        raise ConfigError("RECORDINGS_S3_BUCKET", "is required when RECORDINGS_STORAGE=s3")
+    prefix = (env.get("RECORDINGS_S3_PREFIX") or "").strip().strip("/")
+    if ".." in prefix.split("/") or "//" in prefix:
+        raise ConfigError("RECORDINGS_S3_PREFIX", f"must be a plain key prefix, got {prefix!r}")
+    endpoint = (env.get("RECORDINGS_S3_ENDPOINT_URL") or "").strip() or None
+    if endpoint is not None:
+        _check_url("RECORDINGS_S3_ENDPOINT_URL", endpoint, ("http", "https"))
+    return storage, bucket, prefix, endpoint
 
 
 def _day_range(env: Mapping[str, str], name: str, default: tuple[int, int]) -> tuple[int, int]:
@@ -249,11 +313,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("TASKROUTER_WORKFLOW_SID", "must look like WW followed by 32 hex digits")
     if operator_routing == "taskrouter" and workflow_sid is None:
         raise ConfigError("TASKROUTER_WORKFLOW_SID", "is required when OPERATOR_ROUTING=taskrouter")
+    recordings_storage, s3_bucket, s3_prefix, s3_endpoint = _recordings_storage(env)
     operator_phone = get("OPERATOR_PHONE") or Settings.operator_phone
     try:
         operator_phone = normalize_phone(operator_phone, require_russian=False)
     except InvalidPhoneError as exc:
         raise ConfigError("OPERATOR_PHONE", str(exc)) from None
+
+    links = {
+        name: _link_template(get(name), name, production=telephony == "twilio")
+        for name in ("PAYMENT_URL_TEMPLATE", "SBP_PAYMENT_URL_TEMPLATE")
+    }
 
     return Settings(
         database_url=database_url,
@@ -284,7 +354,41 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         recording_retention_days=_int(
             env, "RECORDING_RETENTION_DAYS", Settings.recording_retention_days, 1, 3650
         ),
+        tts_command=_tts_command(get("TTS_COMMAND")),
+        tts_cache_dir=str(Path(get("TTS_CACHE_DIR") or Settings.tts_cache_dir).resolve()),
+        recording_purge_at=_clock_time(env, "RECORDING_PURGE_AT", Settings.recording_purge_at),
+        recordings_storage=recordings_storage,
+        recordings_s3_bucket=s3_bucket,
+        recordings_s3_prefix=s3_prefix,
+        recordings_s3_endpoint_url=s3_endpoint,
+        payment_url_template=links["PAYMENT_URL_TEMPLATE"],
+        sbp_payment_url_template=links["SBP_PAYMENT_URL_TEMPLATE"],
     )
+
+
+def _link_template(raw: str | None, name: str, *, production: bool) -> str | None:
+    """A payment link template checked by :func:`check_link_template` (https in production)."""
+    if raw is None:
+        return None
+    try:
+        return check_link_template(raw, require_https=production)
+    except LinkTemplateError as exc:
+        raise ConfigError(name, str(exc)) from None
+
+
+def _tts_command(raw: str | None) -> str:
+    """``TTS_COMMAND``: the default when unset, ``""`` for ``off``/``none``; checked to split
+    like a shell command line."""
+    if raw is None:
+        return Settings.tts_command
+    if raw.lower() in ("off", "none", "false", "0"):
+        return ""
+    try:
+        if not shlex.split(raw):
+            return ""
+    except ValueError as exc:
+        raise ConfigError("TTS_COMMAND", f"cannot be split into arguments: {exc}") from None
+    return raw
 
 
 def configure_logging(level: str) -> None:

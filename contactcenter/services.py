@@ -10,8 +10,6 @@ RQ worker builds its own. Every collaborator is a typed attribute:
   ``provider_factory`` the application wired in (:mod:`contactcenter.wiring`); without one,
   only ``TELEPHONY=twilio`` can be built; tests assign their own provider;
 - ``clock``: ``() -> datetime`` (tz-aware UTC), the wall clock unless a test replaces it;
-- ``outage_feed``: ``(address | None) -> text | None``, the planned-outage data source the
-  ``outage_info`` action reads (None: no feed configured);
 - ``status_hooks``: :class:`StatusHooks`, the subscribers to status callbacks (the campaigns
   package subscribes to call, AMD and SMS statuses there).
 """
@@ -35,8 +33,6 @@ from telephony.twilio_provider import TwilioProvider
 ProviderFactory = Callable[["Services"], TelephonyProvider]
 #: A subscriber to status callbacks: True when the callback was its own and it handled it.
 StatusHook = Callable[["Services", StatusCallback], bool]
-#: The planned-outage data source: ``(service address | None) -> text to say | None``.
-OutageFeed = Callable[[str | None], str | None]
 
 
 def utcnow() -> datetime:
@@ -88,12 +84,10 @@ class Services:
         *,
         provider_factory: ProviderFactory | None = None,
         clock: Callable[[], datetime] = utcnow,
-        outage_feed: OutageFeed | None = None,
     ) -> None:
         self.settings = settings
         self.db = Database(settings.database_url)
         self.clock = clock
-        self.outage_feed = outage_feed
         self.status_hooks = StatusHooks()
         self.provider_factory: ProviderFactory = provider_factory or default_provider
         self._provider: TelephonyProvider | None = None

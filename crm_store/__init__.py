@@ -15,9 +15,18 @@ The package's public API is its modules; other packages import names from them
 * :mod:`crm_store.interactions` — contact history and its paginated, indexed search
 * :mod:`crm_store.messages` — inbound SMS and delivery statuses of outbound ones
 * :mod:`crm_store.cases` — cases with SLA over a working calendar
+* :mod:`crm_store.outages` — outages by place (keys of :mod:`crm_store.addresses`), matching
+  an address, «no power» reports grouped per building; :mod:`crm_store.outage_import` — the
+  outages file
 * :mod:`crm_store.consent` — consent by purpose, do-not-contact list
+* :mod:`crm_store.contact_lists` — both managed by people (list, add, remove, grant, withdraw;
+  audited with who and why); :mod:`crm_store.dnc_import` — a do-not-contact list file;
+  :mod:`crm_store.cli_contacts` — the ``dnc`` and ``consent`` command groups
 * :mod:`crm_store.users` — users, roles, passwords, API tokens
 * :mod:`crm_store.importer` — CSV/XLSX consumer import
+* :mod:`crm_store.import_payments`, :mod:`crm_store.import_charges` — payments registries,
+  accruals and balance snapshots (reading: :mod:`crm_store.import_files`, batches:
+  :mod:`crm_store.import_batches`, runs: :mod:`crm_store.import_runs`)
 * :mod:`crm_store.cli` — the ``db`` and ``users`` command groups
 * :mod:`crm_store.errors` — the exception tree
 

@@ -1,13 +1,15 @@
 """Automatic audit log of changes to customer data.
 
 Every ORM insert, update and delete of :data:`AUDITED` entities (consumers, accounts,
-phones, account-phone links, meters, readings, consents) writes one :class:`AuditLog` row in
-the same transaction: who (the *actor*), when, which row, and the column values before and
-after. Nothing needs to be called by repositories: the listeners are installed when
-``crm_store`` is imported.
+phones, account-phone links, meters, readings, consents, do-not-contact entries) writes one
+:class:`AuditLog` row in the same transaction: who (the *actor*), when, which row, the column
+values before and after and, when the actor gave one, why (the *reason*). Nothing needs to be
+called by repositories: the listeners are installed when ``crm_store`` is imported.
 
 The actor is, in order of precedence: ``session.info["actor"]``, the innermost
 ``with acting_as("ivr"):`` block of the current context (thread / task), or ``"system"``.
+The reason comes the same way: ``session.info["audit_reason"]``, or the ``reason`` of the
+innermost ``acting_as`` block that gave one (``acting_as("cli:anna", reason="жалоба")``).
 
 What is *not* audited, by design and documented for callers:
 
@@ -36,6 +38,7 @@ from crm_store.models import (
     AuditLog,
     Consent,
     Consumer,
+    DoNotContact,
     Meter,
     MeterReading,
     PhoneNumber,
@@ -53,21 +56,32 @@ AUDITED: dict[type[Any], str] = {
     Meter: "meter",
     MeterReading: "meter_reading",
     Consent: "consent",
+    DoNotContact: "do_not_contact",
 }
+#: The longest reason stored (``audit_log.reason``).
+MAX_REASON_LENGTH = 500
 
 _SUSPENDED_KEY = "audit_suspended"
+_REASON_KEY = "audit_reason"
 _actor: contextvars.ContextVar[str | None] = contextvars.ContextVar("crm_actor", default=None)
+_reason: contextvars.ContextVar[str | None] = contextvars.ContextVar("crm_reason", default=None)
 
 
 @contextmanager
-def acting_as(actor: str) -> Iterator[None]:
-    """Attribute every audited change made inside the block to ``actor`` (e.g. ``"ivr"``)."""
+def acting_as(actor: str, *, reason: str | None = None) -> Iterator[None]:
+    """Attribute every audited change made inside the block to ``actor`` (e.g. ``"ivr"``) and,
+    when given, to ``reason`` (why the change is made; longer ones are cut to
+    :data:`MAX_REASON_LENGTH`). Without a reason, an enclosing block's reason stays."""
     if not actor or not actor.strip():
         raise ValueError("actor must be a non-empty string")
     token = _actor.set(actor.strip())
+    why = reason.strip()[:MAX_REASON_LENGTH] if reason and reason.strip() else None
+    reason_token = _reason.set(why) if why else None
     try:
         yield
     finally:
+        if reason_token is not None:
+            _reason.reset(reason_token)
         _actor.reset(token)
 
 
@@ -78,6 +92,15 @@ def current_actor(session: Session | None = None) -> str:
         if explicit:
             return str(explicit)
     return _actor.get() or DEFAULT_ACTOR
+
+
+def current_reason(session: Session | None = None) -> str | None:
+    """The reason audited changes are recorded with right now (None when none was given)."""
+    if session is not None:
+        explicit = session.info.get(_REASON_KEY)
+        if explicit:
+            return str(explicit)[:MAX_REASON_LENGTH]
+    return _reason.get()
 
 
 @contextmanager
@@ -136,6 +159,7 @@ def _write(
             action=action,
             before=before,
             after=after,
+            reason=current_reason(session),
         )
     )
 

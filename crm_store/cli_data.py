@@ -1,4 +1,4 @@
-"""CLI group ``import`` (consumer files).
+"""CLI group ``import`` (consumer files; payments and charges: :mod:`crm_store.cli_billing`).
 
 ``contactcenter import consumers FILE [--format csv|xlsx] [--dry-run]`` prints the import
 report and exits 0 whenever the file could be read (rejected rows are part of the report);
@@ -14,6 +14,8 @@ from typing import cast
 import click
 
 from contactcenter.cli_support import settings_or_exit
+from crm_store.cli_billing import import_charges_command, import_payments_command
+from crm_store.cli_outages import import_outages_command
 from crm_store.db import Database
 from crm_store.importer import FileFormat, ImportFileError, import_consumers
 
@@ -48,3 +50,8 @@ def import_consumers_command(file: Path, file_format: str | None, dry_run: bool)
         db.dispose()
     for line in report.lines():
         click.echo(line)
+
+
+import_group.add_command(import_outages_command)
+import_group.add_command(import_payments_command)
+import_group.add_command(import_charges_command)

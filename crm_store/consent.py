@@ -53,7 +53,8 @@ def normalize_contact(contact: str, value: str) -> str:
     return email
 
 
-def _contact_of(value: str) -> str:
+def contact_kind(value: str) -> str:
+    """``email`` for a value with an ``@``, else ``phone``."""
     return "email" if "@" in value else "phone"
 
 
@@ -94,7 +95,7 @@ def consent_status(
     """``granted``, ``withdrawn`` or ``none`` for a phone (any notation) or e-mail at ``at``."""
     _check_purpose(purpose)
     moment = _aware(at)
-    stored = normalize_contact(_contact_of(value), value)
+    stored = normalize_contact(contact_kind(value), value)
     return _status(_latest(session, stored, purpose, moment), moment)
 
 
@@ -194,7 +195,8 @@ def withdraw_consent(
 
 
 # ---------------------------------------------------------------------------- opt-outs
-def _dnc_phone(value: str) -> str:
+def dnc_phone(value: str) -> str:
+    """``value`` as the do-not-contact list stores it (E.164); :class:`InvalidInput` if bad."""
     try:
         return normalize_phone(value, require_russian=False)
     except InvalidPhoneError as exc:
@@ -215,7 +217,7 @@ def add_do_not_contact(
         raise InvalidInput(f"unknown channel {channel!r}")
     if reason not in DNC_REASONS:
         raise InvalidInput(f"unknown opt-out reason {reason!r}")
-    phone = _dnc_phone(value)
+    phone = dnc_phone(value)
     stmt = select(DoNotContact).where(DoNotContact.value == phone, DoNotContact.channel == channel)
     existing = session.scalars(stmt).one_or_none()
     if existing is not None:
@@ -235,7 +237,7 @@ def is_do_not_contact(session: Session, value: str, channel: str) -> bool:
     """True when the phone opted out of ``channel`` (``voice`` / ``sms``) or of any contact."""
     if channel not in DNC_CHANNELS:
         raise InvalidInput(f"unknown channel {channel!r}")
-    phone = _dnc_phone(value)
+    phone = dnc_phone(value)
     found = session.scalar(
         select(DoNotContact.id)
         .where(DoNotContact.value == phone, DoNotContact.channel.in_({channel, "any"}))
@@ -264,7 +266,7 @@ def do_not_contact_values(session: Session, values: Iterable[str], channel: str)
 
 def remove_do_not_contact(session: Session, value: str, channel: str = "any") -> bool:
     """Take a phone off the list for ``channel``; True when an entry was removed."""
-    phone = _dnc_phone(value)
+    phone = dnc_phone(value)
     row = session.scalars(
         select(DoNotContact).where(DoNotContact.value == phone, DoNotContact.channel == channel)
     ).one_or_none()

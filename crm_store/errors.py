@@ -5,7 +5,8 @@
     CrmError                      what the repositories raise on purpose (accounts, ledger …)
     ├── NotFound                  a referenced row does not exist
     ├── InvalidInput (ValueError) bad input from a caller or a user; ``str()`` is clear
-    │   └── InvalidAccountNumber
+    │   ├── InvalidAccountNumber
+    │   └── InvalidOutage         an outage (file row, API item) with field problems
     ├── InvalidTransition         a case status change that is not allowed
     └── Conflict                  a unique value is already taken (user name …)
 
@@ -36,6 +37,14 @@ class InvalidInput(CrmError, ValueError):
 
 class InvalidAccountNumber(InvalidInput):
     """An account number does not satisfy the supplier's rules."""
+
+
+class InvalidOutage(InvalidInput):
+    """An outage that cannot be stored; ``problems`` lists ``(field, reason)``, in Russian."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(f"{field}: {reason}" for field, reason in self.problems))
 
 
 class InvalidTransition(CrmError):

@@ -19,12 +19,9 @@ writing through the CRM models with a SAVEPOINT per row). Problems with the file
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import re
-import zipfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -42,6 +39,16 @@ from crm_store.accounts import link_phone, normalize_account_number, phones_for_
 from crm_store.audit import acting_as
 from crm_store.db import Database
 from crm_store.errors import ImportFileError
+from crm_store.import_files import (
+    CellError,
+    FileFormat,
+    RowError,
+    detect_format,
+    open_table,
+    parse_amount,
+    parse_date,
+)
+from crm_store.import_payments import kept_payments_exist, match_kept_payments
 from crm_store.ledger import balance, charge_by_key, put_keyed_charge, to_money
 from crm_store.models import (
     METER_MAX_CAPACITY,
@@ -69,7 +76,30 @@ COLUMNS: tuple[str, ...] = (
 
 logger = logging.getLogger(__name__)
 
-FileFormat = Literal["csv", "xlsx"]
+__all__ = [
+    "COLUMNS",
+    "RUSSIAN_TIMEZONES",
+    "SOFT_GROUPS",
+    "FileFormat",
+    "ImportFileError",
+    "ImportReport",
+    "ImportRow",
+    "ImportValidation",
+    "RawRow",
+    "RowError",
+    "check_rows",
+    "consumer_kind",
+    "debt_key",
+    "detect_format",
+    "import_consumers",
+    "parse_date",
+    "parse_money",
+    "parse_zones",
+    "read_rows",
+    "reading_timestamp",
+    "validate_rows",
+]
+
 _T = TypeVar("_T")
 
 # The 26 Russian zones of IANA zone1970.tab (domain.md §2.5), Kaliningrad to Kamchatka.
@@ -162,19 +192,6 @@ class RawRow:
 
 
 @dataclass(frozen=True)
-class RowError:
-    """Why a row was rejected: spreadsheet row number, column (or ``"*"``) and reason."""
-
-    row: int
-    column: str
-    reason: str
-
-    def __str__(self) -> str:
-        where = f"строка {self.row}" + ("" if self.column == "*" else f", столбец {self.column}")
-        return f"{where}: {self.reason}"
-
-
-@dataclass(frozen=True)
 class ImportRow:
     """A validated row, with every value in its stored form."""
 
@@ -208,6 +225,8 @@ class ImportReport:
     rows_valid: int = 0
     #: Imported accounts whose time zone is still unknown (empty ``timezone`` cells).
     accounts_without_timezone: int = 0
+    #: Registry payments kept aside for unknown accounts, recorded now that they exist.
+    payments_matched: int = 0
     errors: list[RowError] = field(default_factory=list)
     #: Bad cells of imported rows: the row was imported without that value.
     warnings: list[RowError] = field(default_factory=list)
@@ -244,6 +263,10 @@ class ImportReport:
             out.append(f"  новых: {self.rows_created}")
             out.append(f"  обновлено: {self.rows_updated}")
             out.append(f"Без изменений (уже в базе): {self.rows_unchanged}")
+        if self.payments_matched:
+            out.append(
+                f"Зачислено отложенных платежей (лицевые счета появились): {self.payments_matched}"
+            )
         if self.accounts_without_timezone:
             out.append(
                 f"Лицевых счетов без часового пояса: {self.accounts_without_timezone} — "
@@ -266,108 +289,34 @@ class ImportReport:
 # --------------------------------------------------------------------------- reading
 
 
-def detect_format(path: Path) -> FileFormat:
-    """Guess the format from the extension, then from the first bytes (XLSX is a ZIP)."""
-    suffix = path.suffix.lower()
-    if suffix == ".xlsx":
-        return "xlsx"
-    if suffix in (".csv", ".txt"):
-        return "csv"
-    with path.open("rb") as fh:
-        head = fh.read(4)
-    return "xlsx" if head.startswith(b"PK\x03\x04") else "csv"
-
-
 def read_rows(path: Path, file_format: FileFormat | None = None) -> list[RawRow]:
     """Read ``path`` into raw rows after checking the header.
 
     Blank rows are skipped. Raises :class:`ImportFileError` for a missing or unreadable
     file, or a header that is not exactly :data:`COLUMNS`.
     """
-    if not path.exists():
-        raise ImportFileError(f"файл не найден: {path}")
-    if not path.is_file():
-        raise ImportFileError(f"это не файл: {path}")
-    fmt = file_format or detect_format(path)
-    try:
-        table = list(_xlsx_table(path) if fmt == "xlsx" else _csv_table(path))
-    except OSError as exc:
-        raise ImportFileError(f"не удалось прочитать файл {path}: {exc.strerror or exc}") from None
-    return _rows_from_table(table)
+    with open_table(path, file_format) as table:
+        return _rows_from_table(table.rows())
 
 
-def _decode(data: bytes) -> str:
-    if b"\x00" in data:
-        raise ImportFileError(
-            "файл не похож на текстовый CSV (двоичные данные); для Excel укажите --format xlsx"
-        )
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("cp1251")
-
-
-def _csv_table(path: Path) -> Iterator[list[str]]:
-    text = _decode(path.read_bytes())
-    first_line = text.split("\n", 1)[0]
-    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
-    try:
-        yield from csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    except csv.Error as exc:
-        raise ImportFileError(f"файл не читается как CSV: {exc}") from None
-
-
-def _xlsx_table(path: Path) -> Iterator[list[str]]:
-    from openpyxl import load_workbook  # deferred: 0.2 s to import; only .xlsx files need it
-
-    with path.open("rb") as fh:
-        try:
-            workbook = load_workbook(fh, read_only=True, data_only=True)
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-            raise ImportFileError(f"файл не читается как XLSX: {exc}") from None
-        try:
-            sheet = workbook.worksheets[0] if workbook.worksheets else None
-            if sheet is None:
-                raise ImportFileError("в книге XLSX нет листов")
-            for values in sheet.iter_rows(values_only=True):
-                yield [_cell_text(v) for v in values]
-        finally:
-            workbook.close()
-
-
-def _cell_text(value: object) -> str:
-    """Render an XLSX cell value as the text a user typed."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float):
-        if value.is_integer():
-            return str(int(value))
-        return str(Decimal(repr(value)))
-    return str(value)
-
-
-def _rows_from_table(table: Sequence[list[str]]) -> list[RawRow]:
-    if not table:
+def _rows_from_table(table: Iterator[tuple[int, list[str]]]) -> list[RawRow]:
+    first = next(table, None)
+    if first is None:
         raise ImportFileError("файл пуст: нет строки заголовка")
-    header = [cell.strip().lower() for cell in table[0]]
+    header = [cell.lower() for cell in first[1]]
     while header and header[-1] == "":
         header.pop()
     if tuple(header) != COLUMNS:
         raise ImportFileError(_header_problem(header))
     rows: list[RawRow] = []
-    for index, cells in enumerate(table[1:], start=2):
-        if not any(cell.strip() for cell in cells):
+    for index, cells in table:
+        if not any(cells):
             continue
-        padded = [cell.strip() for cell in cells]
-        extra = padded[len(COLUMNS) :]
+        extra = cells[len(COLUMNS) :]
         if any(extra):
-            rows.append(RawRow(index, {"*": f"лишние значения: {len(padded)} вместо 12"}))
+            rows.append(RawRow(index, {"*": f"лишние значения: {len(cells)} вместо 12"}))
             continue
-        padded += [""] * (len(COLUMNS) - len(padded))
+        padded = cells + [""] * (len(COLUMNS) - len(cells))
         rows.append(RawRow(index, dict(zip(COLUMNS, padded, strict=False))))
     return rows
 
@@ -389,52 +338,28 @@ def _header_problem(header: list[str]) -> str:
 # --------------------------------------------------------------------------- validation
 
 
-class _CellError(ValueError):
-    """A single cell failed validation; the message is the reason shown to the user."""
-
-
-_DATE_ISO = re.compile(r"\d{4}-\d{2}-\d{2}")
-_DATE_RU = re.compile(r"\d{2}\.\d{2}\.\d{4}")
-_MONEY = re.compile(r"-?\d+(?:[.,]\d{1,2})?")
-_LETTERS = re.compile(r"[^\W\d_]")
-
-
-def parse_date(text: str) -> date:
-    """Parse ``YYYY-MM-DD`` or ``DD.MM.YYYY``; raise ``ValueError`` with a Russian reason."""
-    try:
-        if _DATE_ISO.fullmatch(text):
-            return date.fromisoformat(text)
-        if _DATE_RU.fullmatch(text):
-            day, month, year = (int(part) for part in text.split("."))
-            return date(year, month, day)
-    except ValueError:
-        raise _CellError(f"такой даты нет: «{text}»") from None
-    raise _CellError(f"дата «{text}» не распознана; нужен формат ГГГГ-ММ-ДД или ДД.ММ.ГГГГ")
-
-
 def parse_money(text: str) -> Decimal:
     """Parse roubles as typed in Russia (``1 234,56``, ``1234.56``); reject negatives."""
-    compact = re.sub(r"[\s\u00a0\u202f']", "", text)
-    compact = compact.removesuffix("₽").removesuffix("руб.").removesuffix("руб")
-    if not _MONEY.fullmatch(compact):
-        raise _CellError(f"сумма «{text}» не распознана; пример правильной записи: 1 234,56")
-    amount = Decimal(compact.replace(",", "."))
+    amount = parse_amount(text)
     if amount < 0:
-        raise _CellError(f"долг не может быть отрицательным: «{text}»")
+        raise CellError(f"долг не может быть отрицательным: «{text}»")
     if amount >= MAX_DEBT:
-        raise _CellError(f"слишком большая сумма долга: «{text}»")
-    return amount.quantize(Decimal("0.01"))
+        raise CellError(f"слишком большая сумма долга: «{text}»")
+    return amount
+
+
+_LETTERS = re.compile(r"[^\W\d_]")
 
 
 def _parse_phone(text: str) -> str:
     try:
         number = parse_phone(text, require_russian=False)
     except InvalidPhoneError:
-        raise _CellError(f"неверный номер телефона: «{text}»") from None
+        raise CellError(f"неверный номер телефона: «{text}»") from None
     region = phonenumbers.region_code_for_number(number)
     if region != "RU":
         country = "Казахстан" if region == "KZ" else (region or "неизвестная страна")
-        raise _CellError(f"номер не российский ({country}): «{text}»")
+        raise CellError(f"номер не российский ({country}): «{text}»")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -444,17 +369,17 @@ def _parse_timezone(text: str) -> str:
     for zone in RUSSIAN_TIMEZONES:
         if zone.lower() == text.lower():
             return zone
-    raise _CellError(
+    raise CellError(
         f"неизвестный часовой пояс «{text}»; нужен пояс IANA России, например Europe/Moscow"
     )
 
 
 def _parse_capacity(text: str) -> int:
     if not text.isdigit():
-        raise _CellError(f"разрядность счётчика должна быть целым числом, а не «{text}»")
+        raise CellError(f"разрядность счётчика должна быть целым числом, а не «{text}»")
     capacity = int(text)
     if not MIN_CAPACITY <= capacity <= MAX_CAPACITY:
-        raise _CellError(
+        raise CellError(
             f"разрядность счётчика {capacity} вне допустимых пределов {MIN_CAPACITY}–{MAX_CAPACITY}"
         )
     return capacity
@@ -474,11 +399,11 @@ def parse_zones(text: str) -> tuple[str, ...]:
     labels = tuple("".join(part.split()) for part in _ZONE_SEPARATORS.split(text.strip().lower()))
     labels = tuple(_numbered_zone(label, len(labels), text) for label in labels)
     if any(not label for label in labels):
-        raise _CellError(f"пустая тарифная зона в «{text}»")
+        raise CellError(f"пустая тарифная зона в «{text}»")
     if len(labels) > 3:
-        raise _CellError(f"у счётчика не бывает больше трёх тарифных зон: «{text}»")
+        raise CellError(f"у счётчика не бывает больше трёх тарифных зон: «{text}»")
     if len(set(labels)) != len(labels):
-        raise _CellError(f"тарифная зона повторяется: «{text}»")
+        raise CellError(f"тарифная зона повторяется: «{text}»")
     allowed = SINGLE_ZONE_LABELS if len(labels) == 1 else MULTI_ZONE_LABELS
     if len(labels) == 1 and labels[0] in MULTI_ZONE_LABELS:
         allowed = SINGLE_ZONE_LABELS | MULTI_ZONE_LABELS
@@ -486,7 +411,7 @@ def parse_zones(text: str) -> tuple[str, ...]:
         if label not in allowed:
             names = ", ".join(sorted(allowed))
             numbered = "Т1" if len(labels) == 1 else f"Т1–Т{len(labels)}"
-            raise _CellError(
+            raise CellError(
                 f"неизвестная тарифная зона «{label}»; допустимы: {names}, {numbered} "
                 "или однотарифный/двухтарифный/трёхтарифный"
             )
@@ -503,7 +428,7 @@ def _numbered_zone(label: str, count: int, text: str) -> str:
         return label  # reported as too many zones
     if number > count:
         kind = "однотарифного" if count == 1 else "двухтарифного"
-        raise _CellError(f"у {kind} счётчика нет зоны Т{number}: «{text}»")
+        raise CellError(f"у {kind} счётчика нет зоны Т{number}: «{text}»")
     return NUMBERED_ZONES[count][number - 1]
 
 
@@ -514,16 +439,16 @@ def _parse_readings(
     values: list[int] = []
     for part in parts:
         if not part:
-            raise _CellError(f"пустое показание в «{text}»")
+            raise CellError(f"пустое показание в «{text}»")
         if _LETTERS.search(part):
-            raise _CellError(f"в показании есть буквы: «{part}»")
+            raise CellError(f"в показании есть буквы: «{part}»")
         if not part.isdigit():
-            raise _CellError(f"показание должно быть целым числом без знаков: «{part}»")
+            raise CellError(f"показание должно быть целым числом без знаков: «{part}»")
         if capacity is not None and len(part.lstrip("0") or "0") > capacity:
-            raise _CellError(f"показание «{part}» длиннее разрядности счётчика ({capacity} цифр)")
+            raise CellError(f"показание «{part}» длиннее разрядности счётчика ({capacity} цифр)")
         values.append(int(part))
     if zones is not None and len(values) != len(zones):
-        raise _CellError(
+        raise CellError(
             f"число показаний ({len(values)}) не совпадает с числом тарифных зон ({len(zones)})"
         )
     return tuple(values)
@@ -639,7 +564,7 @@ def _validate_one(
             return None
         try:
             return func(cells[column])
-        except _CellError as exc:
+        except CellError as exc:
             fail(column, str(exc))
             return None
 
@@ -849,10 +774,15 @@ def import_consumers(
         return report
     zone_known: dict[str, bool] = {}
     with acting_as("import"), db.transaction() as session:
+        matching = kept_payments_exist(session)
         for row in good:
             try:
                 with session.begin_nested():
                     outcome, has_zone = _apply_row(session, row, day)
+                    matched = 0
+                    if matching and row.account_normalized not in zone_known:
+                        matched = _match_payments(session, row.account_normalized)
+                report.payments_matched += matched
             except (SQLAlchemyError, ValueError) as exc:
                 # A constraint or model validator refused the row: report it, keep going.
                 logger.warning("import row %s failed in the database: %s", row.number, exc)
@@ -885,6 +815,12 @@ def import_consumers(
         len(report.rejected_rows),
     )
     return report
+
+
+def _match_payments(session: Session, number: str) -> int:
+    """Record on the imported account the registry payments kept aside for its number."""
+    account = session.scalars(select(Account).where(Account.number == number)).one()
+    return match_kept_payments(session, account)
 
 
 def _set(obj: object, name: str, value: object) -> bool:

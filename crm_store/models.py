@@ -63,6 +63,8 @@ PHONE_SOURCES = ("import", "ivr", "operator", "web", "sms", "demo")
 CHARGE_SOURCES = ("billing", "import", "demo", "adjustment")
 READING_SOURCES = ("ivr_voice", "ivr_dtmf", "sms", "web", "operator", "ami", "import")
 PAYMENT_CHANNELS = ("bank", "card", "sbp", "cash", "ivr", "web")
+IMPORT_KINDS = ("consumers", "payments", "charges")
+IMPORT_STATUSES = ("queued", "running", "completed", "failed")
 INTERACTION_CHANNELS = ("voice", "sms", "email")
 DIRECTIONS = ("inbound", "outbound")
 CASE_TYPES = (
@@ -401,7 +403,12 @@ class Charge(Base):
 
 
 class Payment(Base):
-    """A payment received on an account."""
+    """A payment received on an account.
+
+    ``paid_on`` is the payment's date (what the ledger counts); an imported registry also
+    gives the moment (``paid_at``, UTC) and the bank or payment agent that took it
+    (``agent``, as the registry names it; ``channel`` is its kind).
+    """
 
     __tablename__ = "payments"
     __table_args__ = (
@@ -418,6 +425,69 @@ class Payment(Base):
     channel: Mapped[str] = mapped_column(String(8), nullable=False)
     external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = _created()
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    agent: Mapped[str | None] = mapped_column(String(128))
+
+
+class UnmatchedPayment(Base):
+    """A registry payment whose account number is not (yet) in the CRM, kept aside.
+
+    Unique by the registry's payment id (``external_id``). When an account with this number
+    appears (a consumer import, a later payments import), the payment is recorded on it:
+    ``payment_id`` and ``matched_at`` are set and the row stays as the trace.
+    """
+
+    __tablename__ = "unmatched_payments"
+    __table_args__ = (
+        _in("channel", PAYMENT_CHANNELS),
+        Index("ix_unmatched_payments_account_number", "account_number"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: Normalised like ``Account.number``; ``account_number_raw`` as the registry wrote it.
+    account_number: Mapped[str] = mapped_column(String(64), nullable=False)
+    account_number_raw: Mapped[str] = mapped_column(String(64), nullable=False)
+    external_id: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    amount: Mapped[Decimal] = mapped_column(Money, nullable=False)
+    paid_on: Mapped[date] = mapped_column(Date, nullable=False)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    channel: Mapped[str] = mapped_column(String(8), nullable=False)
+    agent: Mapped[str | None] = mapped_column(String(128))
+    #: The file and its row the payment came from.
+    source: Mapped[str] = mapped_column(String(500), default="", nullable=False)
+    source_row: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created()
+    matched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id", ondelete="SET NULL"))
+
+
+class ImportRun(Base):
+    """One import of a data file (consumers, payments, charges) and how far it got.
+
+    Each committed batch of rows advances ``rows_done`` and ``batches_committed`` in the
+    batch's own transaction, so after a crash the row says exactly which batches landed;
+    ``summary`` holds the final report (counts and the first problem rows).
+    """
+
+    __tablename__ = "import_runs"
+    __table_args__ = (
+        _in("kind", IMPORT_KINDS),
+        _in("status", IMPORT_STATUSES),
+        Index("ix_import_runs_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    source: Mapped[str] = mapped_column(String(500), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default="queued", nullable=False)
+    actor: Mapped[str] = mapped_column(String(128), default="system", nullable=False)
+    created_at: Mapped[datetime] = _created()
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rows_done: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    batches_committed: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 # ---------------------------------------------------------------------------- contacts
@@ -583,6 +653,94 @@ class CaseEvent(Base):
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str | None] = mapped_column(String(16))
     note: Mapped[str] = mapped_column(Text, default="", nullable=False)
+
+
+# ---------------------------------------------------------------------------- outages
+OUTAGE_KINDS = ("planned", "emergency")
+OUTAGE_SOURCES = ("import", "api")
+
+
+class Outage(Base):
+    """A planned or emergency power outage at a place (see :mod:`crm_store.outages`).
+
+    The place is a settlement, a street and a house specification as given (``settlement``,
+    ``street``, ``houses``: «1-15», «2-20 чётные», empty for the whole street) plus their
+    comparable keys (:mod:`crm_store.addresses`); an empty ``street_key`` is the whole
+    settlement. ``feeder``/``substation`` are kept for the back office, not matched.
+    ``external_id`` (the sender's id, or a digest of the place, kind and start when it sent
+    none) makes imports idempotent.
+    """
+
+    __tablename__ = "outages"
+    __table_args__ = (
+        _in("kind", OUTAGE_KINDS),
+        _in("source", OUTAGE_SOURCES),
+        CheckConstraint("expected_end_at > starts_at", name="period"),
+        Index("ix_outages_street_end", "street_key", "expected_end_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    source: Mapped[str] = mapped_column(String(16), nullable=False)
+    settlement: Mapped[str] = mapped_column(String(200), default="", nullable=False)
+    street: Mapped[str] = mapped_column(String(200), default="", nullable=False)
+    houses: Mapped[str] = mapped_column(String(500), default="", nullable=False)
+    settlement_key: Mapped[str] = mapped_column(String(200), default="", nullable=False)
+    street_key: Mapped[str] = mapped_column(String(200), default="", nullable=False)
+    street_type: Mapped[str] = mapped_column(String(16), default="", nullable=False)
+    feeder: Mapped[str | None] = mapped_column(String(100))
+    substation: Mapped[str | None] = mapped_column(String(100))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    expected_end_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class OutageCase(Base):
+    """The outage case (a :class:`Case` of type ``outage``) of one building.
+
+    Reports for the same building (``address_key``) join the case while it is open and
+    younger than the grouping window; ``open_key`` (unique, the address key while the case
+    takes reports, NULL after) lets concurrent first reports agree on one case.
+    """
+
+    __tablename__ = "outage_cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), unique=True, nullable=False
+    )
+    address_key: Mapped[str] = mapped_column(String(300), index=True, nullable=False)
+    address: Mapped[str] = mapped_column(String(500), nullable=False)
+    open_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+    case: Mapped[Case] = relationship()
+    reports: Mapped[list[OutageReport]] = relationship(
+        order_by="OutageReport.id", cascade="all, delete-orphan"
+    )
+
+
+class OutageReport(Base):
+    """One caller's report of no power, on the outage case of its building."""
+
+    __tablename__ = "outage_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outage_case_id: Mapped[int] = mapped_column(
+        ForeignKey("outage_cases.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), index=True
+    )
+    phone: Mapped[str | None] = mapped_column(String(16))
+    interaction_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("interactions.id", ondelete="SET NULL")
+    )
+    address: Mapped[str] = mapped_column(String(500), nullable=False)
+    reported_at: Mapped[datetime] = _created()
 
 
 class Consent(Base):
@@ -772,3 +930,5 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(8), nullable=False)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    #: Why the change was made, when the actor said (``acting_as(actor, reason=…)``).
+    reason: Mapped[str | None] = mapped_column(String(500))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from redis import Redis
 
 from contactcenter.cli_support import settings_or_exit
 from contactcenter.config import ConfigError
@@ -153,7 +154,8 @@ def call_command(
     db = None
     if url:
         # The running server validates signatures against its PUBLIC_BASE_URL: use that URL.
-        # Its flow file is assumed to be ours (FLOWS_FILE) for the coverage data.
+        # Its flow file is assumed to be ours (FLOWS_FILE) for the coverage data; its Redis
+        # (REDIS_URL) is shared with its sandbox provider, which records the call there.
         sim = Simulator(
             url,
             token,
@@ -161,6 +163,7 @@ def call_command(
             realtime=realtime,
             coverage=recorder,
             flows_file=settings.flows_file,
+            redis=Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2),
         )
     else:
         # --capture forces one capture mode on every voice step; without it the flow's own

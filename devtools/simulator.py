@@ -23,6 +23,21 @@ The simulator is also a :class:`~telephony.base.TelephonyProvider` for in-proces
 ``fetch_recording`` serves the recordings the simulated caller made. Outbound calls and SMS
 go to the provider the app had before (built on demand from the settings).
 
+Some of the app's RQ jobs need a worker while the call lasts (the start of its whole-call
+recording, an SMS it asked for), and a virtual clock makes a simulated call take no real time.
+So, for an in-process app, the simulator also runs the jobs the app queued on its IVR queue
+for a call while the call lasts (``run_jobs``, the default of :meth:`Simulator.for_app`):
+after the first TwiML document (the call is then in progress) and after every turn of the
+caller, with a real RQ worker. Other jobs, and those queued by the end of the call (the
+recording's download), are left to the app's worker (a test runs one).
+
+Against a running server (``make run``: a web process and ``contactcenter worker`` on one
+Redis) pass that Redis as ``redis``: the simulated calls' status, ``update_call`` requests
+and whole-call recordings then go through the sandbox's shared state there
+(:class:`~devtools.sandbox.state.RedisCallState`), so the server's sandbox provider records
+and redirects them, and each call waits (``app_job_wait_s``, real time) for the worker to
+start its recording once it is in progress.
+
 Flow coverage: with a :class:`~devtools.flow_coverage.CoverageRecorder` (the ``coverage``
 argument, or ``CC_FLOW_COVERAGE`` in the environment) every call appends the steps it
 visited to a coverage data file after each caller action (see :mod:`devtools.flow_coverage`).
@@ -32,22 +47,29 @@ Calls into an in-process app that is not ours (no ``create_app`` services) are n
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue, SimpleWorker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from werkzeug.serving import make_server
 
 from contactcenter.phones import InvalidPhoneError, normalize_phone
-from contactcenter.services import Services
+from contactcenter.services import Services, install_services
 from devtools.flow_coverage import CoverageError, CoverageRecorder
 from devtools.sandbox.audio import AudioError, call_recording_wav, read_wav
 from devtools.sandbox.clock import Clock, RealClock, VirtualClock
 from devtools.sandbox.interpreter import LiveCall
 from devtools.sandbox.media import WsConnect, default_ws_connect
 from devtools.sandbox.records import SANDBOX_ACCOUNT_SID, TWILIO_API_BASE, StoredRecording
+from devtools.sandbox.state import CallState, RedisCallState
 from devtools.sandbox.transport import (
     HttpTransport,
     Transport,
@@ -63,6 +85,8 @@ from devtools.sandbox.twiml import (
     TranscriptEntry,
     new_sid,
 )
+from ivr.recordings import START_RETRY_DELAYS_S, recording_start_job_id
+from ivr.sms import IVR_QUEUE
 from telephony.base import (
     CallInfo,
     CallStatusUpdate,
@@ -76,6 +100,9 @@ from telephony.base import (
 from telephony.errors import CallNotFound, ProviderRejected
 from telephony.status import DEFAULT_STATUS_EVENTS
 from webhooks import services_of
+
+#: Job statuses of an app job that has not run to its end yet.
+_PENDING = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
 
 
 class SimulatorError(Exception):
@@ -109,6 +136,12 @@ class _LoopbackServer:
         self._thread.join(timeout=5)
 
 
+class _InProcessWorker(SimpleWorker):
+    """RQ's SimpleWorker running chosen jobs of the app inside the simulator's process
+    (:meth:`SimpleWorker.execute_job`, no work loop: no signal handlers, no remote-command
+    thread)."""
+
+
 def _flows_file_of(app: Any) -> str | None:
     """The flow file of an app made by ``webhooks.create_app`` (None for other apps)."""
     services = getattr(app, "extensions", {}).get("services")
@@ -137,10 +170,17 @@ class Simulator:
         transport: Transport | None = None,
         coverage: CoverageRecorder | str | Path | None = None,
         flows_file: str | Path | None = None,
+        run_jobs: bool = False,
+        redis: Redis | None = None,
+        app_job_wait_s: float = 5.0,
     ) -> None:
         """``coverage``: where to record visited steps (a recorder or a path; default
         ``CC_FLOW_COVERAGE``); ``flows_file``: the app's flow file, stored with the data
-        (default: the in-process app's ``Settings.flows_file``)."""
+        (default: the in-process app's ``Settings.flows_file``); ``run_jobs``: run the
+        in-process app's IVR jobs during the calls (needs :meth:`register_as_provider`);
+        ``redis``: the running server's Redis, shared with its sandbox provider and worker
+        (see the module docstring), whose recording start each call waits up to
+        ``app_job_wait_s`` for."""
         if not auth_token:
             raise SimulatorError("an auth token is needed to sign webhooks")
         self._app: Any = None
@@ -179,6 +219,10 @@ class Simulator:
         self.call_recordings: dict[str, tuple[str, str | None, RecordingChannels]] = {}
         #: Whole-call recordings of ended calls: call SID → sid, url, duration.
         self.finished_recordings: dict[str, dict[str, Any]] = {}
+        self.run_jobs = run_jobs
+        self._redis = redis
+        self.state: CallState | None = RedisCallState(redis) if redis is not None else None
+        self.app_job_wait_s = app_job_wait_s
         self._services: Services | None = None
         self._previous_provider: TelephonyProvider | None = None
         self._outbound_provider: TelephonyProvider | None = None
@@ -199,11 +243,13 @@ class Simulator:
 
         Status callbacks go to ``/voice/status`` unless ``status_callback_path`` is given.
         With ``as_provider`` (the default) the simulator becomes the app's telephony
-        provider until it is closed (see :meth:`register_as_provider`).
+        provider until it is closed (see :meth:`register_as_provider`) and runs the app's
+        IVR jobs during the calls (``run_jobs``, see the module docstring).
         """
         services = services_of(app)
         settings = services.settings
         kwargs.setdefault("status_callback_path", "/voice/status")
+        kwargs.setdefault("run_jobs", as_provider)
         sim = cls(app, settings.webhook_auth_token, settings.public_base_url, **kwargs)
         if as_provider:
             sim.register_as_provider(services)
@@ -307,14 +353,22 @@ class Simulator:
         status_callback: str | None,
         channels: RecordingChannels = "dual",
     ) -> RecordingInfo:
-        """Record a live simulated call; when it ends the recording is stored (served by
-        :meth:`fetch_recording`) and its status callback is posted, signed, like Twilio's."""
+        """Record a simulated call in progress; when it ends the recording is stored (served
+        by :meth:`fetch_recording`) and its status callback is posted, signed, like Twilio's.
+
+        Like Twilio: an unknown call is a 20404; a call not in progress (still ringing, or
+        over) is refused with 21220, as is a second recording of the same call.
+        """
         if channels not in ("mono", "dual"):
             raise ValueError("channels must be 'mono' or 'dual'")
         with self._lock:
             live = self._live.get(call_sid)
-            if live is None or live.ended:
-                raise CallNotFound(f"call {call_sid} is not in progress", code=21220, status=400)
+            if live is None:
+                raise CallNotFound(f"call {call_sid} was not found", code=20404, status=404)
+            if live.ended or live.status != "in-progress":
+                raise CallNotFound(
+                    f"call {call_sid} is not in progress ({live.status})", code=21220, status=400
+                )
             if call_sid in self.call_recordings:
                 raise ProviderRejected("the call is already being recorded", code=21220)
             sid = new_sid("RE")
@@ -322,9 +376,18 @@ class Simulator:
         return RecordingInfo(sid=sid, call_sid=call_sid, status="in-progress")
 
     def finish_recording(self, live: LiveCall) -> None:
-        """Store the whole-call recording of ended ``live`` and post its status callback."""
+        """Store the whole-call recording of ended ``live`` and post its status callback.
+
+        The recording was started through this simulator (its provider side) or, against a
+        server, through the shared state by the server's sandbox provider.
+        """
         with self._lock:
             started = self.call_recordings.pop(live.sid, None)
+        if started is None and self.state is not None:
+            shared = self._shared(live, lambda state: state.take_call_recording(live.sid))
+            if shared is not None:
+                channels_: RecordingChannels = "mono" if shared.channels == "mono" else "dual"
+                started = (shared.sid, shared.callback, channels_)
         if started is None:
             return
         sid, callback, channels = started
@@ -332,6 +395,8 @@ class Simulator:
         duration = live.duration_s
         wav = call_recording_wav(duration, count)
         self._store_recording(sid, live.sid, wav, duration)
+        if self.state is not None:
+            self._shared(live, lambda state: state.put_recording(sid, live.sid, wav, duration))
         url = f"{self.api_base_url}/2010-04-01/Accounts/{self.account_sid}/Recordings/{sid}"
         with self._lock:
             self.finished_recordings[live.sid] = {"sid": sid, "url": url, "duration": duration}
@@ -357,7 +422,92 @@ class Simulator:
     def _poll_update(self, sid: str) -> CallUpdate | None:
         with self._lock:
             queue = self._pending.get(sid)
-            return queue.pop(0) if queue else None
+            if queue:
+                return queue.pop(0)
+            live = self._live.get(sid)
+        if self.state is None or live is None:
+            return None
+        return self._shared(live, lambda state: state.pop_update(sid))
+
+    # -- the app's side: its jobs, the server's shared state ------------------------------
+
+    def _shared(self, live: LiveCall, operation: Any) -> Any:
+        """``operation(state)`` on the shared state; a Redis failure is noted on the call
+        and turns the sharing off (the call goes on, unseen by the server's provider)."""
+        state = self.state
+        if state is None:
+            return None
+        try:
+            return operation(state)
+        except RedisError as exc:
+            live.note("error", f"shared sandbox state unreachable, no longer used: {exc}")
+            self.state = None
+            return None
+
+    def _call_answered(self, live: LiveCall) -> None:
+        """The first TwiML document is playing: the call is in progress. The app's job
+        that starts its recording runs now (in-process) or is waited for (a server)."""
+        self._shared(live, lambda state: state.set_status(live.sid, "in-progress"))
+        self.run_app_jobs()
+        self._await_recording_start(live)
+
+    def run_app_jobs(self) -> int:
+        """Run the jobs the in-process app queued on its IVR queue for this simulator's live
+        calls (their ids name the call: ``recording-start-CA…``, ``ivr-sms-CA…``), here, on a
+        real RQ worker with the app's services; returns how many ran. Other jobs are left to
+        the app's worker. Does nothing without ``run_jobs`` or an app registered as ours."""
+        services = self._services
+        if not self.run_jobs or services is None:
+            return 0
+        with self._lock:
+            live = [sid for sid, call in self._live.items() if not call.ended]
+        queue = Queue(IVR_QUEUE, connection=services.redis)
+        ours = [job_id for job_id in queue.get_job_ids() if any(s in job_id for s in live)]
+        if not ours:
+            return 0
+        install_services(services)  # what the jobs' current_services() returns
+        worker = _InProcessWorker([queue], connection=services.redis)
+        worker.register_birth()
+        ran = 0
+        try:
+            for job_id in ours:
+                if not queue.remove(job_id):
+                    continue  # another worker took it
+                try:
+                    job = Job.fetch(job_id, connection=services.redis)
+                except NoSuchJobError:
+                    continue
+                worker.execute_job(job, queue)
+                ran += 1
+        finally:
+            worker.register_death()
+        return ran
+
+    def _await_recording_start(self, live: LiveCall) -> None:
+        """Against a server: wait (real time, up to ``app_job_wait_s``) until the server's
+        worker has run the job that starts this call's recording, if the app queued one."""
+        redis = self._redis
+        if redis is None or self.state is None:
+            return
+        ids = [recording_start_job_id(live.sid, n) for n in range(len(START_RETRY_DELAYS_S) + 1)]
+        deadline = time.monotonic() + self.app_job_wait_s
+        try:
+            while True:
+                pending = False
+                for job_id in ids:
+                    try:
+                        status = Job.fetch(job_id, connection=redis).get_status()
+                    except NoSuchJobError:
+                        continue
+                    pending = pending or status in _PENDING
+                if not pending:
+                    return
+                if time.monotonic() >= deadline:
+                    live.note("error", "the app's worker did not start the call recording in time")
+                    return
+                time.sleep(0.02)
+        except RedisError as exc:
+            live.note("error", f"cannot see the app's jobs: {exc}")
 
     def url(self, path: str) -> str:
         """The public URL of ``path`` on our app."""
@@ -427,7 +577,9 @@ class Simulator:
             ws_connect=self._connect,
             realtime=self.realtime,
             first_status="ringing",
+            after_first_document=lambda: self._call_answered(live),
         )
+        self._shared(live, lambda state: state.set_status(sid, "ringing"))
         with self._lock:
             self._live[sid] = live  # update_call may reach it while the greeting plays
         call = SimulatedCall(self, live)
@@ -479,6 +631,8 @@ class SimulatedCall:
             self._on_end()
         finally:
             self._record_coverage()
+        if not self.ended:
+            self._sim.run_app_jobs()
 
     def _record_coverage(self) -> None:
         """Append the steps reported since the last write to the coverage data."""
@@ -496,7 +650,9 @@ class SimulatedCall:
         self._coverage_parts += 1
 
     def _on_end(self) -> None:
-        self._sim.finish_recording(self.live)
+        live = self.live
+        self._sim._shared(live, lambda state: state.set_status(live.sid, live.status))
+        self._sim.finish_recording(live)
         if self._status_sent or not self._sim.status_callback_path:
             return
         self._status_sent = True

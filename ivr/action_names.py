@@ -107,6 +107,7 @@ _VARIABLE_KINDS: dict[str, VarKind] = {
     "window_closes": "date",
     "reason": "text",
     "email_masked": "text",
+    "pay_links": "text",
     "outage_text": "text",
     "case_number": "id",
     "opens_at": "time",
@@ -254,12 +255,46 @@ _SPECS: tuple[ActionSpec, ...] = (
         outcomes=_outcomes(ok=("email_masked",), already=("email_masked",), no_email=()),
     ),
     ActionSpec(
+        name="payment_links",
+        description=(
+            "The payment links of account_number for an SMS, built from the supplier's "
+            "templates (PAYMENT_URL_TEMPLATE, SBP_PAYMENT_URL_TEMPLATE) with its current debt. "
+            "ok: pay_links is the SMS-ready text (the payment page link, then «СБП: » and the "
+            "SBP link when the supplier has one; the SBP link alone when it is the only one); "
+            "none: no link template is configured."
+        ),
+        outcomes=_outcomes(ok=("pay_links",), none=()),
+    ),
+    ActionSpec(
         name="outage_info",
         description=(
-            "Planned works and known outages at the account's address (or the caller's "
-            "region when unidentified). planned: outage_text is speakable; none: nothing known."
+            "Outages at the service address of account_number (crm_store.outages): current: "
+            "one is in progress (outage_text says what and when power is expected back, in "
+            "the account's local time); planned: one starts within horizon_hours (outage_text "
+            "says when it starts and ends); none: nothing known; no_address: no account "
+            "identified, or it has no service address."
         ),
-        outcomes=_outcomes(planned=("outage_text",), none=()),
+        outcomes=_outcomes(
+            current=("outage_text",), planned=("outage_text",), none=(), no_address=()
+        ),
+        args={
+            "horizon_hours": ArgSpec("how far ahead planned outages are told (default 48)", False)
+        },
+    ),
+    ActionSpec(
+        name="report_outage",
+        description=(
+            "Record the caller's report of no power at the service address of account_number "
+            "as an outage case (with the address, the time and the caller's phone). created: a "
+            "new case; joined: the building already had an open case younger than group_hours "
+            "and the report joined it. Both set case_number."
+        ),
+        outcomes=_outcomes(created=("case_number",), joined=("case_number",)),
+        args={
+            "group_hours": ArgSpec(
+                "reports of one building within this many hours share a case (default 12)", False
+            )
+        },
     ),
     ActionSpec(
         name="operator_availability",

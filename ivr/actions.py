@@ -49,6 +49,8 @@ from crm_store.readings import (
 )
 from ivr.action_context import ActionContext, ActionResult
 from ivr.action_names import ACTION_SPECS, get_action_spec
+from ivr.actions_outage import OUTAGE_ACTIONS
+from ivr.actions_payment import PAYMENT_ACTIONS
 from ivr.errors import ActionContractError, ActionFailed
 from ivr.schema import ActionStep, CollectStep, FlowSet, RecordStep
 from ivr.verbalize import plural, say_date, say_number
@@ -78,7 +80,7 @@ _WEEKDAYS_ACCUSATIVE = (
     "в воскресенье",
 )
 
-_IMPLEMENTATIONS: dict[str, ActionImpl] = {}
+_IMPLEMENTATIONS: dict[str, ActionImpl] = {**PAYMENT_ACTIONS, **OUTAGE_ACTIONS}  # + @action below
 
 
 def action(name: str) -> Callable[[ActionImpl], ActionImpl]:
@@ -520,24 +522,6 @@ def subscribe_e_receipt(ctx: ActionContext) -> ActionResult:
 
 
 # --------------------------------------------------------------------------- info
-
-
-@action("outage_info")
-def outage_info(ctx: ActionContext) -> ActionResult:
-    """Planned works at the caller's address, from the outage feed registered in Services.
-
-    The feed is ``services.outage_feed``: a callable ``(address: str | None) -> str | None``
-    returning speakable text. Without a feed nothing is known (``none``) and the flow routes
-    the caller to the grid company, which owns outage information.
-    """
-    services = _services(ctx)
-    feed = services.outage_feed
-    if feed is None:
-        return ActionResult("none")
-    text = feed(ctx.variables.get("address"))
-    if not text:
-        return ActionResult("none")
-    return ActionResult("planned", {"outage_text": str(text)})
 
 
 def operator_hours(

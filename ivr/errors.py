@@ -26,6 +26,13 @@ Callers catch at the level they care about::
     └── BadRecordingCallback            a recording status callback without its SIDs or
                                         with a status, duration or channels out of range
 
+    Call recordings (:mod:`ivr.recordings`, :mod:`ivr.recording_storage`)
+    RecordingError (RuntimeError)       a whole-call recording cannot be stored or read
+    ├── RecordingStorageError           the storage failed (a directory not writable, the
+    │                                   bucket missing or refusing our credentials …)
+    └── RecordingNotStored (LookupError)  no stored copy: unknown SID, not downloaded yet,
+                                        deleted by the retention job, or the copy is gone
+
 :class:`FlowIssue` is not an exception: it is the value a :class:`FlowError` carries and
 :func:`ivr.validate.check_flows` returns, defined here with the error it belongs to.
 """
@@ -43,6 +50,9 @@ __all__ = [
     "FlowError",
     "FlowIssue",
     "PromptTemplateError",
+    "RecordingError",
+    "RecordingNotStored",
+    "RecordingStorageError",
     "RenderError",
     "SessionConflict",
     "SessionError",
@@ -126,3 +136,18 @@ class WebhookError(ValueError):
 
 class BadRecordingCallback(WebhookError):
     """A recording status callback without the fields we need (answered with 400)."""
+
+
+# --------------------------------------------------------------------------- call recordings
+
+
+class RecordingError(RuntimeError):
+    """A whole-call recording cannot be stored or read."""
+
+
+class RecordingStorageError(RecordingError):
+    """The recording storage failed (directory, bucket, credentials, network)."""
+
+
+class RecordingNotStored(RecordingError, LookupError):
+    """No stored copy of a recording (unknown, not downloaded yet, deleted, or gone)."""

@@ -9,6 +9,8 @@ partial flow set when some did not) and reports:
   that are not declared as such (:mod:`ivr.action_names`);
 - menus: a key or keyword used twice; subflow branches on outcomes the called flow never
   returns;
+- voice: ``barge_in`` on a step that cannot honour it (keypad-only input, ``capture:
+  record``, no recognizer grammar);
 - variables: prompt templates (syntax, formats, unknown variables, formats that do not fit
   the variable), unknown prompt references, ``collect.into`` overwriting the call context or
   a constant, constants dialled by a transfer that are not E.164, a number after a verb
@@ -45,6 +47,7 @@ from ivr.schema import (
     TransferStep,
 )
 from ivr.verbalize import missing_accusative, template_fields
+from ivr.voice_policy import step_grammar
 
 __all__ = ["RECORD_VARIABLES", "FlowChecker"]
 
@@ -132,6 +135,7 @@ class FlowChecker:
         self.check_operator_target()
         self.check_actions()
         self.check_menus()
+        self.check_barge_in()
         self.check_subflows()
         self.check_variables()
         self.check_into_names()
@@ -307,6 +311,37 @@ class FlowChecker:
                             f"step {flow_name}.{step_name}: keyword {word!r} selects two options",
                         )
                     words.setdefault(normal, i)
+
+    def check_barge_in(self) -> None:
+        """``barge_in: true`` only on steps whose prompt speech can interrupt: speech input,
+        stream capture, a recognizer grammar (``defaults.barge_in`` skips the others)."""
+        for flow_name, step_name, step in self.steps():
+            if not isinstance(step, MenuStep | CollectStep) or step.barge_in is not True:
+                continue
+            where = (*self.step_path(flow_name, step_name), "barge_in")
+            label = f"step {flow_name}.{step_name}: barge_in"
+            if step.input == "dtmf":
+                self.at(
+                    where,
+                    f"{label} needs speech input (input: speech or both); keys interrupt "
+                    "keypad prompts anyway",
+                )
+            elif isinstance(step, CollectStep) and step.capture == "record":
+                self.at(
+                    where,
+                    f"{label} needs capture: stream (a <Record> capture plays its prompts in "
+                    "full before it listens)",
+                )
+            elif step_grammar(self.flowset, step) is None:
+                what = (
+                    f"{step.value} values"
+                    if isinstance(step, CollectStep)
+                    else "a menu without keywords"
+                )
+                self.at(
+                    where,
+                    f"{label} has no effect: {what} cannot be answered by voice",
+                )
 
     def check_subflows(self) -> None:
         """Subflow branches name outcomes the called flow returns."""

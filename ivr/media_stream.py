@@ -1,14 +1,20 @@
 """Stream captures: the ``/media-stream`` websocket and the state it shares through Redis.
 
 ``stream`` captures are recognised by :class:`MediaStreamCall` on the ``/media-stream``
-websocket, which stores the final result in Redis (:class:`StreamResults`) and redirects the
-live call with ``update_call`` to the step URL with ``ev=speech``. A key pressed wins: a
-keypad answer claims the stream result first, and a late final is then dropped. The step
-webhook reads (or waits for) the stored result (:mod:`ivr.voice`).
+websocket. A one-way stream (``<Start><Stream>``, a keypad ``<Gather>`` playing the prompt
+meanwhile) stores the final result in Redis (:class:`StreamResults`) and redirects the live
+call with ``update_call`` to the step URL with ``ev=speech``; a key pressed wins: a keypad
+answer claims the stream result first, and a late final is then dropped. A bidirectional
+stream (``<Connect><Stream>`` of a barge-in step) also plays the prompt
+(:mod:`ivr.prompt_stream`), cuts it with ``clear`` when the caller talks or presses a key,
+collects the keys, stores the result or the keys and closes the socket: Twilio then goes on
+with the ``<Redirect>`` after the ``<Connect>``. The step webhook reads (or waits for) the
+stored result (:mod:`ivr.voice`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -23,8 +29,9 @@ from simple_websocket import ConnectionClosed
 
 from contactcenter.services import Services
 from ivr.capture import step_url
+from ivr.prompt_stream import FRAMES_PER_S, KeyCollector, PromptPlayer, load_prompt_audio
 from ivr.startup import IvrSetup
-from ivr.voice_policy import EV_SPEECH
+from ivr.voice_policy import EV_SPEECH, PROMPT_MARK
 from speech import MediaStreamSession, RecognitionResult, StreamConfig, StreamEvent
 from telephony import TelephonyError
 from telephony.websocket import InlineWebSocket, WebSocketHub, shared_hub
@@ -42,6 +49,8 @@ STREAM_FINISH_GRACE_S = 1.5
 #: frame every 20 ms while the call is up): what was heard is finalised and the socket, and
 #: the server thread it holds, let go — a half-open connection would keep them for ever.
 STREAM_IDLE_CLOSE_S = 30.0
+#: Seconds between the prompt frames' sends while a bidirectional stream plays a prompt.
+PROMPT_PUMP_S = 0.02
 
 
 class StreamResults:
@@ -156,10 +165,14 @@ class MediaStreamCall:
     """One ``/media-stream`` websocket: Twilio Media Streams → our recognizer → the call.
 
     Messages go into a :class:`speech.MediaStreamSession` built with the step's grammar
-    (``customParameters``: grammar, lang, keywords, call_sid, step_token, prompt_seconds).
-    On the final result the capture's state is stored in Redis and, unless a key or the
-    fall-through webhook got there first, the live call is redirected with
-    ``update_call`` to the step URL with ``ev=speech``. Barge-in sends ``clear``. A dropped
+    (``customParameters``: grammar, lang, keywords, call_sid, step_token, prompt_seconds or
+    prompt/prompt_mark, no_input_s, keys_*). A stream with a ``prompt`` parameter is
+    bidirectional (``<Connect><Stream>``): the prompt is played and cut on barge-in or a key
+    (``clear``), keys are collected, and the result or the keys are stored before the socket
+    is closed (Twilio then fetches the ``<Redirect>`` after the ``<Connect>``). On a one-way
+    stream the final result is stored and, unless a key or the fall-through webhook got there
+    first, the live call is redirected with ``update_call`` to the step URL with
+    ``ev=speech``; ``clear`` is never sent there (nothing of ours plays on it). A dropped
     socket finalises what was heard (stored, no redirect: the call's fall-through picks it
     up). ``setup`` gives the process's speech model; ``ws`` is a
     :class:`telephony.websocket.InlineWebSocket`; ``hub`` the
@@ -187,13 +200,20 @@ class MediaStreamCall:
         self.seq: int | None = None
         self.stream_sid = ""
         self.delivered = False
+        self.bidirectional = False
+        self.player: PromptPlayer | None = None
+        self.keys: KeyCollector | None = None
+        self.closing = False  # we closed the socket: the loop ends
+        self.session: MediaStreamSession | None = None
+        self.lock = threading.Lock()  # the session: hub thread (messages) vs this one
 
     def run(self) -> None:
-        """Serve the socket until ``stop`` or until it closes.
+        """Serve the socket until ``stop``, until it closes or until we close it.
 
         The socket is read by the process's :class:`~telephony.websocket.WebSocketHub`
         (the session, decoding included, runs there); this thread takes the session's
-        events (Redis, the provider's REST API) and polls for a finish request.
+        events (Redis, the provider's REST API), sends a bidirectional stream's prompt and
+        polls for a finish request.
         """
         holder = self.setup.speech
         model = holder.get()
@@ -202,7 +222,8 @@ class MediaStreamCall:
             return
         events: queue.SimpleQueue[StreamEvent | None] = queue.SimpleQueue()  # None: the end
         session = MediaStreamSession(model, events.put, StreamConfig(default_lang=holder.lang))
-        lock = threading.Lock()  # the session: hub thread (messages) vs this one (finish)
+        self.session = session
+        lock = self.lock
         last_message = time.monotonic()
 
         def on_messages(batch: list[str | bytes]) -> None:
@@ -224,15 +245,17 @@ class MediaStreamCall:
         last_check = time.monotonic()
         dead = False
         try:
-            while True:
+            while not self.closing:
+                sending = self.player is not None and self.player.sending
                 try:
-                    event = events.get(timeout=self.poll_s)
+                    event = events.get(timeout=PROMPT_PUMP_S if sending else self.poll_s)
                 except queue.Empty:
                     pass
                 else:
                     if event is None:
                         break
                     self.on_event(event)
+                self.pump()
                 now = time.monotonic()
                 if now - last_message >= STREAM_IDLE_CLOSE_S and not dead:
                     log.warning(
@@ -245,12 +268,13 @@ class MediaStreamCall:
                     with lock:
                         session.close()  # its final (reason hangup) is queued before the end
                     events.put(None)
-                if now - last_check >= self.poll_s:
+                if now - last_check >= self.poll_s and not self.bidirectional:
                     last_check = now
                     self.finish_if_asked(session, lock, idle=now - last_message >= self.poll_s)
         except RedisError as exc:
             # The call's keypad Gather and its fall-through go on without the stream.
             log.warning("media stream %s: Redis unavailable (%s); closing", self.stream_sid, exc)
+            self.close()
             return
         finally:
             subscription.detach()
@@ -301,15 +325,132 @@ class MediaStreamCall:
         if event.kind == "started":
             self.stream_sid = event.stream_sid or ""
             self.bind(event.call_sid or "", event.custom_parameters)
-            if self.call_sid and self.seq is not None:
+            if event.custom_parameters.get("prompt"):
+                self.start_prompt(event.custom_parameters)
+            elif self.call_sid and self.seq is not None:
                 self.store.started(self.call_sid, self.seq, self.stream_sid)
-        elif event.kind == "barge_in" and event.stream_sid:
-            # The caller talks over the prompt: flush what is still buffered.
-            self.ws.send(json.dumps({"event": "clear", "streamSid": event.stream_sid}))
+        elif event.kind == "barge_in":
+            # The caller talks over the prompt: stop it and flush what Twilio still buffers
+            # (only a bidirectional stream plays anything of ours).
+            self.interrupt("speech")
+        elif event.kind == "mark":
+            if self.player is not None and event.text == self.player.mark:
+                self.player.heard = True
         elif event.kind == "final" and event.result is not None:
-            self.deliver(event.result, redirect=event.result.reason != "hangup")
+            if self.bidirectional:
+                self.deliver(event.result, redirect=False)
+                if event.result.reason != "hangup":
+                    self.close()
+            else:
+                self.deliver(event.result, redirect=event.result.reason != "hangup")
         elif event.kind == "dtmf" and event.digit:
-            self.key_pressed(event.digit)
+            if self.bidirectional:
+                self.on_key(event.digit)
+            else:
+                self.key_pressed(event.digit)
+
+    # ---- bidirectional streams -----------------------------------------------------
+
+    def start_prompt(self, params: Mapping[str, str]) -> None:
+        """A bidirectional stream started: load its prompt and start playing it."""
+        self.bidirectional = True
+        if self.call_sid is None or self.seq is None:
+            self.close()
+            return
+        audio = load_prompt_audio(self.services.redis, params.get("prompt", ""))
+        if audio is None:
+            # Never silence for the caller: the step goes on by keypad after a notice.
+            log.warning("call %s: prompt audio %s not found", self.call_sid, params.get("prompt"))
+            self.store.failed(self.call_sid, self.seq, "prompt_missing")
+            self.close()
+            return
+        session = self.session
+        start = session.frames_received if session is not None else 0
+        mark = params.get("prompt_mark") or PROMPT_MARK
+        self.player = PromptPlayer(audio, self.stream_sid, mark, start_frame=start)
+        self.keys = KeyCollector.from_parameters(dict(params))
+        self.store.started(self.call_sid, self.seq, self.stream_sid)
+        self.pump()
+
+    def pump(self) -> None:
+        """Send the prompt frames due now; end a key entry the caller paused after."""
+        session = self.session
+        if session is None or self.closing:
+            return
+        frames = session.frames_received
+        player = self.player
+        if player is not None:
+            for message in player.pump(frames):
+                self.send(message)
+            if player.overdue(frames):
+                log.warning("media stream %s: the prompt's mark never came back", self.stream_sid)
+                self.prompt_over()
+        if self.keys is not None and self.keys.expired(frames) and not self.delivered:
+            self.deliver_keys()
+
+    def interrupt(self, why: str) -> None:
+        """Cut the prompt (barge-in by ``why``): stop sending, ``clear`` what plays."""
+        player = self.player
+        if player is None or not player.playing:
+            return
+        sent = player.sent / FRAMES_PER_S
+        if player.stop():
+            self.send(player.clear_message())
+        log.info(
+            "media stream %s: prompt cut by %s (%.1f s of %.1f s sent)",
+            self.stream_sid,
+            why,
+            sent,
+            player.seconds,
+        )
+        self.prompt_over()
+
+    def prompt_over(self) -> None:
+        """The caller no longer hears the prompt: the no-input timer may run."""
+        if self.player is not None:
+            self.player.stopped = True
+        session = self.session
+        if session is None:
+            return
+        with self.lock:
+            utterance = session.utterance
+            if utterance is not None and not utterance.done:
+                utterance.set_prompt_playing(False)
+
+    def on_key(self, digit: str) -> None:
+        """A key on a bidirectional stream: the speech is dropped, the keys collected."""
+        if self.delivered or self.keys is None or self.session is None:
+            return
+        self.interrupt("a key")
+        if self.keys.add(digit, self.session.frames_received):
+            self.deliver_keys()
+
+    def deliver_keys(self) -> None:
+        """Store the keys (handed to the step as type-ahead) and close the socket."""
+        if self.delivered or self.keys is None or self.call_sid is None or self.seq is None:
+            return
+        self.delivered = True
+        self.store.store_digit(self.call_sid, self.seq, self.keys.digits)
+        self.store.claim(self.call_sid, self.seq, "dtmf")
+        log.info("call %s: %d key(s) pressed on the stream", self.call_sid, len(self.keys.digits))
+        self.close()
+
+    def send(self, message: str) -> None:
+        """Send a message to Twilio (a socket closed meanwhile is not an error)."""
+        try:
+            self.ws.send(message)
+        except ConnectionClosed:
+            self.closing = True
+
+    def close(self) -> None:
+        """Close the socket: Twilio goes on with the TwiML after the ``<Connect>``."""
+        self.closing = True
+        if self.player is not None:
+            self.player.stopped = True
+        with contextlib.suppress(ConnectionClosed):
+            self.ws.close()
+
+    # ---- one-way streams -----------------------------------------------------------
 
     def finish_if_asked(self, session: Any, lock: threading.Lock, *, idle: bool) -> None:
         """End the utterance when the fall-through webhook waits for it: at once on an idle

@@ -247,6 +247,9 @@ class Defaults(_Model):
     """Default tapered reprompts after no input (the n-th is spoken after the n-th silence)."""
     no_match_prompts: tuple[Prompts, ...] = ()
     """Default tapered reprompts after invalid input."""
+    barge_in: bool = False
+    """Default of the input steps' ``barge_in``: a step that can honour it lets the caller
+    interrupt its prompt by speaking; the others ignore it (see ``docs/speech.md``)."""
     variables: dict[Name, VariableValue] = Field(default_factory=dict)
     """Constants every flow may read (e.g. ``supplier_name``, ``grid_company_phone``)."""
 
@@ -294,6 +297,12 @@ class _InputStepBase(_StepBase):
     """Override of ``defaults.voice``."""
     language: str | None = None
     """Override of ``defaults.language``."""
+    barge_in: bool | None = None
+    """Speech interrupts the prompt: the step is captured on a bidirectional stream
+    (``<Connect><Stream>``) whose prompt audio our server plays (text-to-speech) and cuts
+    when the caller starts talking or presses a key. Needs speech input and stream capture
+    (a ``collect`` without ``capture`` then streams); ``flows check`` reports a step that
+    cannot honour it. Null uses ``defaults.barge_in``. See ``docs/speech.md``."""
 
 
 # --------------------------------------------------------------------------------------------

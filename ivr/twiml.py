@@ -91,6 +91,21 @@ class StartStream:
 
 
 @dataclass(frozen=True)
+class ConnectStream:
+    """``<Connect><Stream>``: a bidirectional stream to our websocket; Twilio runs no more
+    TwiML until the socket closes, then goes on with the verb after it.
+
+    Twilio plays nothing of ours meanwhile: the app sends the prompt audio over the socket.
+    ``parameters`` become ``<Parameter name value>`` children (``start.customParameters``).
+    Only the inbound track is streamed (the only track ``<Connect>`` accepts).
+    """
+
+    url: str
+    name: str
+    parameters: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class StopStream:
     """``<Stop><Stream name>``: end the stream a previous answer started."""
 
@@ -147,6 +162,7 @@ Verb = (
     | Redirect
     | Hangup
     | StartStream
+    | ConnectStream
     | StopStream
 )
 
@@ -199,6 +215,10 @@ def render(verbs: list[Verb] | tuple[Verb, ...]) -> str:
             )
         elif isinstance(verb, StartStream):
             stream = response.start().stream(url=verb.url, name=verb.name)
+            for name, value in verb.parameters:
+                stream.parameter(name=name, value=value)
+        elif isinstance(verb, ConnectStream):
+            stream = response.connect().stream(url=verb.url, name=verb.name)
             for name, value in verb.parameters:
                 stream.parameter(name=name, value=value)
         elif isinstance(verb, StopStream):

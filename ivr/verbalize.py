@@ -172,7 +172,7 @@ def say_money(amount: int | Decimal | str) -> str:
     return sign + " ".join(parts)
 
 
-_ACCUSATIVE = {"одна": "одну", "тысяча": "тысячу", "копейка": "копейку"}
+_ACCUSATIVE = {"одна": "одну", "тысяча": "тысячу", "копейка": "копейку", "минута": "минуту"}
 
 
 def accusative(words: str) -> str:

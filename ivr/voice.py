@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from contactcenter.phones import InvalidPhoneError, mask_phone, normalize_phone
 from contactcenter.services import Services
 from ivr import twiml
@@ -26,12 +28,13 @@ from ivr.engine import Engine
 from ivr.errors import ActionFailed, PromptTemplateError, RenderError, WebhookError
 from ivr.events import Event, Input, Recording, Start, TransferEnded, VoiceInput
 from ivr.media_stream import STREAM_RESULT_WAIT_S, StreamResults
+from ivr.prompt_stream import with_prompt_audio
+from ivr.recordings import queue_recording_start
 from ivr.session import CallSession, SessionStore
 from ivr.sms import run_effects
 from ivr.startup import IvrSetup
 from ivr.verbalize import render_template
 from ivr.voice_policy import EV_LISTEN, EV_RECORD, EV_SPEECH, session_grammar
-from telephony.errors import TelephonyError
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +42,6 @@ log = logging.getLogger(__name__)
 INBOUND_FLOW = "hotline"
 #: Flow started by ``POST /voice/outbound`` unless the URL names another.
 OUTBOUND_FLOW = "debt_reminder"
-
-#: Where the provider posts the status of a whole-call recording.
-RECORDING_CALLBACK_PATH = "/voice/recording"
 
 _TRANSFER_PARAMS = ("DialCallStatus", "QueueResult")
 
@@ -166,7 +166,10 @@ class VoiceRuntime:
             base_url=public_base_url,
             render_text=prompt_renderer(self.clock),
             deps=self.services,
-            speech=speech_policy(self.setup.speech, self.setup.capture, public_base_url),
+            speech=with_prompt_audio(
+                speech_policy(self.setup.speech, self.setup.capture, public_base_url),
+                self.services,
+            ),
             operator=self.setup.operator,
         )
 
@@ -230,18 +233,16 @@ class VoiceRuntime:
         return self.apply(session, Start(flow, dict(variables)))
 
     def start_recording(self, call_sid: str) -> None:
-        """Record the whole call (the greeting announces it); a failure never breaks the
-        call: it is logged and the call goes on unrecorded."""
-        callback = f"{self.services.settings.public_base_url}{RECORDING_CALLBACK_PATH}"
+        """Have the whole call recorded (the greeting announces it): an RQ job asks the
+        provider (:func:`ivr.recordings.queue_recording_start`), never this webhook. A
+        failure to queue it never breaks the call: it is logged, the call goes on."""
         try:
-            info = self.services.telephony.start_recording(call_sid, status_callback=callback)
-        except TelephonyError as exc:
-            log.warning("call %s: could not start the call recording: %s", call_sid, exc)
+            queued = queue_recording_start(self.services, call_sid)
+        except RedisError as exc:
+            log.warning("call %s: could not queue the call recording: %s", call_sid, exc)
             return
-        except Exception:  # a bug in a provider must not end the call either
-            log.exception("call %s: could not start the call recording", call_sid)
-            return
-        log.info("call %s: recording %s started", call_sid, info.sid)
+        if queued:
+            log.info("call %s: call recording queued", call_sid)
 
     def outbound(self, query: Mapping[str, str], params: Mapping[str, str]) -> VoiceReply:
         """``POST /voice/outbound?attempt=ID[&flow=NAME]``: an answered campaign call.
@@ -325,7 +326,12 @@ class VoiceRuntime:
         store = StreamResults(self.services.redis)
         call_sid, seq = session.call_sid, session.version
         if kind == EV_SPEECH:
-            return stream_voice_input(store.load(call_sid, seq))
+            data = store.load(call_sid, seq)
+            if not data:
+                # A <Connect><Stream> that never started (the socket failed): the step goes
+                # on by keypad after the notice, never a silent retry of the same stream.
+                return VoiceInput(failed="stream_not_started")
+            return stream_voice_input(data)
         data = store.wait_final(call_sid, seq, timeout_s=STREAM_RESULT_WAIT_S)
         if store.claim(call_sid, seq, "webhook"):
             return stream_voice_input(data)

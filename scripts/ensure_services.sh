@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Make sure Redis (and, with --postgres, PostgreSQL) answer on 127.0.0.1.
+# Make sure Redis (and, with --postgres, PostgreSQL) answer on 127.0.0.1, and that espeak-ng
+# (the default TTS_COMMAND: the prompts of barge-in steps, docs/speech.md) is installed.
 # Starts them when they are not running. It CHANGES THE MACHINE when needed, and says so
-# before each change: installs redis-server / postgresql with apt-get (sudo) when missing,
+# before each change: installs redis-server / postgresql / espeak-ng with apt-get (sudo) when missing,
 # and adds two `trust` lines (local socket and 127.0.0.1) to PostgreSQL's pg_hba.conf.
 # --dry-run prints what it would change and changes nothing.
 set -euo pipefail
@@ -36,6 +37,12 @@ apt_install() {
 }
 
 redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
+
+# Optional: without it the app runs, and barge-in steps fall back to prompts Twilio plays.
+if ! command -v espeak-ng >/dev/null 2>&1; then
+  apt_install espeak-ng \
+    || echo "ensure_services: espeak-ng not installed; barge-in steps will fall back (docs/speech.md)" >&2
+fi
 
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
   apt_install redis-server

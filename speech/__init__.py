@@ -16,6 +16,9 @@ Public API (other packages import from here; it holds what they use)::
 
     samples = ulaw_decode(payload)              # G.711 and WAV helpers (the sandbox's audio)
 
+    tts = text_to_speech("espeak-ng -v ru --stdout", "var/tts-cache")  # prompts we play
+    audio = tts.synthesize("Назовите номер счёта")  # 8 kHz μ-law, cached; TtsError
+
 The exceptions are in :mod:`speech.errors` (the tree is drawn there). The modules behind the
 API (:mod:`speech.audio`, :mod:`speech.model_store`, :mod:`speech.recognizer`,
 :mod:`speech.grammar`, :mod:`speech.numbers`, :mod:`speech.lang`, :mod:`speech.stream`) hold
@@ -27,12 +30,13 @@ Nothing here loads a model or builds a recognizer at import time.
 from __future__ import annotations
 
 from speech.audio import decode_wav, encode_wav, resample, ulaw_decode, ulaw_encode
-from speech.errors import AudioError, GrammarError, SpeechError, SpeechUnavailable
+from speech.errors import AudioError, GrammarError, SpeechError, SpeechUnavailable, TtsError
 from speech.grammar import check_vocabulary, grammar_words, parse_value
 from speech.model_holder import SpeechModel
 from speech.model_store import LoadedModel, ModelInfo, resolve_model
 from speech.recognizer import RecognitionResult, recognize_wav
 from speech.stream import MediaStreamSession, StreamConfig, StreamEvent
+from speech.tts import TextToSpeech, text_to_speech, wav_to_ulaw
 
 __all__ = [
     "AudioError",
@@ -46,6 +50,8 @@ __all__ = [
     "SpeechUnavailable",
     "StreamConfig",
     "StreamEvent",
+    "TextToSpeech",
+    "TtsError",
     "check_vocabulary",
     "decode_wav",
     "encode_wav",
@@ -54,6 +60,8 @@ __all__ = [
     "recognize_wav",
     "resample",
     "resolve_model",
+    "text_to_speech",
     "ulaw_decode",
     "ulaw_encode",
+    "wav_to_ulaw",
 ]

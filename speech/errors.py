@@ -16,6 +16,9 @@ Callers catch at the level they care about::
     │                                   understanding, :mod:`speech.lang`)
     ├── DownloadError (RuntimeError)    ``contactcenter models download``: a model could not
     │                                   be downloaded or installed; the message says what to do
+    ├── TtsError (RuntimeError)         text-to-speech of a prompt failed (no engine, the
+    │                                   command failed, unusable output); the step then plays
+    │                                   its prompts through the provider, without barge-in
     └── DatasetError (ValueError)       ``contactcenter speech eval``: the dataset folder or
                                         its manifest is unusable
 
@@ -32,6 +35,7 @@ __all__ = [
     "GrammarError",
     "SpeechError",
     "SpeechUnavailable",
+    "TtsError",
     "UnknownLanguageError",
 ]
 
@@ -58,6 +62,10 @@ class UnknownLanguageError(SpeechError, ValueError):
 
 class DownloadError(SpeechError, RuntimeError):
     """A model could not be downloaded or installed; the message says why and what to do."""
+
+
+class TtsError(SpeechError, RuntimeError):
+    """Text-to-speech of a prompt failed: no engine, the command failed, unusable output."""
 
 
 class DatasetError(SpeechError, ValueError):

@@ -13,7 +13,8 @@ caller speaks costs no decoding):
   non-speech followed (energy VAD with a noise floor speech cannot raise, see
   :class:`EnergyVad`), or the partial text stayed unchanged for ``stable_partial`` seconds
   while the line stayed noisy;
-- ``max_length``: ``max_length`` seconds of audio;
+- ``max_length``: ``max_length`` seconds of audio since the caller could talk (the prompt's
+  end, or the start of speech over it: a long prompt does not eat into the utterance);
 - ``no_input``: no speech within ``no_input_timeout`` seconds after the prompt ended;
 - ``dtmf`` / ``hangup`` / ``end_of_audio``: decided by the caller via :meth:`finish`.
 
@@ -458,6 +459,7 @@ class RecognitionSession:
         self._voiced_frames = 0
         self._silence_run = 0.0
         self._speech_started = False
+        self._speech_started_at = 0.0
         self._barge_in_pending = False
         self._barge_in_sent = False
         self._speech_peak_db = -100.0
@@ -605,6 +607,7 @@ class RecognitionSession:
                     self._voiced_frames * self.config.frame_seconds >= self.config.min_speech
                 ):
                     self._speech_started = True
+                    self._speech_started_at = frame_start
                     if self._gated:
                         self._open_gate()
                     events.append(RecognitionEvent("speech_start"))
@@ -666,7 +669,7 @@ class RecognitionSession:
         cfg = self.config
         if not cfg.endpointing:
             return None
-        if now >= cfg.max_length:
+        if now - self._length_origin(now) >= cfg.max_length:
             return "max_length"
         if self._speech_started:
             if self._silence_run >= cfg.trailing_silence:
@@ -688,6 +691,17 @@ class RecognitionSession:
         if not self.prompt_playing and now - listening_since >= cfg.no_input_timeout:
             return "no_input"
         return None
+
+    def _length_origin(self, now: float) -> float:
+        """Where ``max_length`` counts from: the prompt's end, or the start of speech while
+        it played (``now`` while a prompt plays to a silent caller)."""
+        if self.prompt_playing:
+            listening_since = now
+        else:
+            listening_since = max(self._listen_start, self._prompt_until)
+        if self._speech_started:
+            return min(self._speech_started_at, listening_since)
+        return listening_since
 
     def _false_start(self) -> bool:
         """True when the "speech" was steady line noise: its level did not drop when it

@@ -7,14 +7,15 @@ socket closes. The session:
 - reads ``connected``, ``start`` (``customParameters`` choose the grammar: ``grammar`` =
   digits|number|yes_no|menu|free, ``lang``, ``keywords`` comma-separated for menus,
   ``prompt_seconds`` = how long the prompt after ``<Start><Stream>`` plays, ``prompt_mark``
-  = the name of a mark whose echo means the prompt finished), ``media`` (base64 μ-law, 8 kHz),
+  = the name of a mark whose echo means the prompt finished, ``no_input_s`` = seconds of
+  silence after the prompt that end the capture), ``media`` (base64 μ-law, 8 kHz),
   ``dtmf``, ``mark`` and ``stop``;
 - reorders ``media`` frames within a small window by their ``chunk`` number (falling back to
   ``sequenceNumber``), drops duplicates, and skips a frame that never arrives;
 - accepts frames of any size, ignores malformed JSON or messages (logged);
 - emits :class:`StreamEvent` objects to the callback: ``started``, ``partial``, ``barge_in``,
   ``final`` (with the result), ``dtmf`` (a key wins over speech: the utterance is cancelled,
-  what was heard is attached), ``stopped``;
+  what was heard is attached), ``mark`` (an echoed mark, its name in ``text``), ``stopped``;
 - when the socket drops mid-utterance, finalises what was heard (reason ``hangup``).
 
 One session per websocket; not thread-safe (a websocket is served by one thread).
@@ -26,7 +27,7 @@ import binascii
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from speech.errors import GrammarError
@@ -42,7 +43,7 @@ from speech.recognizer import (
 
 log = logging.getLogger(__name__)
 
-StreamEventKind = Literal["started", "partial", "barge_in", "final", "dtmf", "stopped"]
+StreamEventKind = Literal["started", "partial", "barge_in", "final", "dtmf", "mark", "stopped"]
 STREAM_SAMPLE_RATE = 8000
 # Twilio Media Streams event name -> the MediaStreamSession method handling it.
 _HANDLERS: Mapping[str, str] = {
@@ -211,11 +212,18 @@ class MediaStreamSession:
             prompt_seconds = max(0.0, float(self.custom_parameters.get("prompt_seconds", 0)))
         except ValueError:
             prompt_seconds = 0.0
+        endpoint = self.config.endpoint
+        try:
+            no_input = float(self.custom_parameters.get("no_input_s", 0))
+        except ValueError:
+            no_input = 0.0
+        if 0 < no_input <= 600:
+            endpoint = replace(endpoint, no_input_timeout=no_input)
         self.utterance = RecognitionSession(
             self.model,
             self.grammar,
             input_rate=STREAM_SAMPLE_RATE,
-            config=self.config.endpoint,
+            config=endpoint,
             prompt_seconds=prompt_seconds,
             recognizer_factory=self._recognizer_factory,
         )
@@ -288,6 +296,7 @@ class MediaStreamSession:
         name = str(message["mark"]["name"])
         if self.utterance is not None and name == self._prompt_mark:
             self.utterance.set_prompt_playing(False)
+        self._emit("mark", text=name)
 
     def _on_stop(self, message: dict[str, Any]) -> None:
         self._finish("hangup")

@@ -106,11 +106,13 @@ class TelephonyProvider(Protocol):
         status_callback: str | None,
         channels: RecordingChannels = "dual",
     ) -> RecordingInfo:
-        """Start recording the whole live call ``call_sid``.
+        """Start recording the whole call ``call_sid``, which must be in progress.
 
         When the recording is ready the provider posts ``RecordingSid``, ``RecordingUrl``,
-        ``RecordingStatus``, ``RecordingDuration`` and ``RecordingChannels`` to
-        ``status_callback``.
+        ``RecordingStatus`` (``completed``, or ``absent``), ``RecordingDuration`` and
+        ``RecordingChannels`` to ``status_callback``. A call not in progress yet (or any
+        more) is refused with 21220, an unknown one with 20404 (both
+        :class:`~telephony.errors.CallNotFound`).
         """
         ...
 

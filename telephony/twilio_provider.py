@@ -238,13 +238,15 @@ class TwilioProvider:
         status_callback: str | None,
         channels: RecordingChannels = "dual",
     ) -> RecordingInfo:
-        """Record a live call (``POST /Calls/{sid}/Recordings.json``)."""
+        """Record a call in progress (``POST /Calls/{sid}/Recordings.json``); the callback
+        hears ``completed`` or ``absent`` (nothing recorded). A call not in progress yet is
+        refused with 21220 (:class:`~telephony.errors.CallNotFound`)."""
         if channels not in ("mono", "dual"):
             raise ValueError("channels must be 'mono' or 'dual'")
         kwargs: dict[str, Any] = {"recording_channels": channels}
         if status_callback:
             kwargs["recording_status_callback"] = status_callback
-            kwargs["recording_status_callback_event"] = ["completed"]
+            kwargs["recording_status_callback_event"] = ["completed", "absent"]
             kwargs["recording_status_callback_method"] = "POST"
         rec = self._call(
             "start recording", lambda: self.client.calls(call_sid).recordings.create(**kwargs)

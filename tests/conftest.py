@@ -157,6 +157,15 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "FLOWS_FILE",
         "API_TOKEN",
         "SANDBOX_SCENARIO",
+        "PAYMENT_URL_TEMPLATE",
+        "SBP_PAYMENT_URL_TEMPLATE",
+        "RECORDINGS_DIR",
+        "RECORDINGS_STORAGE",
+        "RECORDINGS_S3_BUCKET",
+        "RECORDINGS_S3_PREFIX",
+        "RECORDINGS_S3_ENDPOINT_URL",
+        "RECORDING_RETENTION_DAYS",
+        "RECORDING_PURGE_AT",
     ):
         monkeypatch.delenv(name, raising=False)
     install_services(None)

@@ -4,6 +4,7 @@
 - :mod:`web.sms` — the number's Messaging URL and SMS status callbacks (``/sms/…``);
 - :mod:`web.media` — the ``/media-stream`` websocket of Twilio Media Streams;
 - :mod:`web.api` — the supervisors' REST API (``/api/campaigns``);
+- :mod:`web.api_outages` — planned and emergency outages pushed in (``/api/outages``);
 - :mod:`web.common` — what the views share: the app's services, the Twilio signature check,
   the outage guard and the TwiML response.
 

@@ -30,6 +30,7 @@ from campaigns import service
 from campaigns.definition import flow_names_in, parse_definition
 from campaigns.errors import CampaignError, CampaignNotFound, DefinitionError
 from campaigns.report import build_report
+from campaigns.sms import link_variables
 from contactcenter.services import Services, current_services
 from crm_store.users import authenticate_token
 
@@ -52,7 +53,10 @@ def _error(status: int, message: str, **extra: Any) -> Response:
 
 
 @bp.before_request
-def _authenticate() -> Response | None:
+def authenticate() -> Response | None:
+    """The bearer-token check of the supervisors' API (see the module): None lets the request
+    through (``g.api_user`` set), else the 401/403 answer. Other ``/api`` blueprints register
+    it as their ``before_request`` too."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
@@ -106,7 +110,9 @@ def create_view() -> Response:
     services = _services()
     try:
         definition = parse_definition(
-            payload, flow_names=flow_names_in(services.settings.flows_file)
+            payload,
+            flow_names=flow_names_in(services.settings.flows_file),
+            link_variables=link_variables(services.settings),
         )
     except DefinitionError as exc:
         return _error(422, "invalid campaign definition", issues=exc.as_dicts())

@@ -130,13 +130,21 @@ class SandboxCalls(SandboxCore):
         status_callback: str | None,
         channels: RecordingChannels = "dual",
     ) -> RecordingInfo:
-        """Record a live call of this process; the recording is stored and its status
-        callback posted when the call completes."""
+        """Record a call in progress (any process sharing the state); the recording is
+        stored and its status callback posted when the call completes.
+
+        Like Twilio: an unknown call is a 20404; a call not in progress (queued, ringing, or
+        over) is refused with 21220, as is a second recording of the same call.
+        """
         if channels not in ("mono", "dual"):
             raise ValueError("channels must be 'mono' or 'dual'")
         current = self.state.get_status(call_sid)
-        if current is None or current in TERMINAL_CALL_STATUSES:
-            raise CallNotFound(f"call {call_sid} is not in progress", code=21220, status=400)
+        if current is None:
+            raise CallNotFound(f"call {call_sid} was not found", code=20404, status=404)
+        if current != "in-progress":
+            raise CallNotFound(
+                f"call {call_sid} is not in progress ({current})", code=21220, status=400
+            )
         sid = new_sid("RE")
         if not self.state.start_call_recording(
             call_sid, CallRecordingStart(sid, status_callback, channels)

@@ -1,7 +1,8 @@
 """Twilio's REST API, the subset our adapter uses, served by the sandbox.
 
 ``create_rest_app(provider)`` is a WSGI app implementing ``POST /Calls.json``,
-``POST|GET /Calls/{sid}.json``, ``POST /Messages.json`` and ``GET /Recordings/{sid}.wav``
+``POST|GET /Calls/{sid}.json``, ``POST /Calls/{sid}/Recordings.json`` (a whole-call
+recording), ``POST /Messages.json`` and ``GET /Recordings/{sid}.wav``
 under ``/2010-04-01/Accounts/{AccountSid}`` with HTTP basic auth and Twilio's JSON error
 bodies. :class:`RestServer` serves it on loopback so the real ``twilio`` SDK can be pointed
 at it (``client.api.base_url``). Faults (429, 5xx, any error code) can be injected to test

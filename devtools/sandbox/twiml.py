@@ -159,7 +159,11 @@ class CallBehaviour:
     queue_result: str = "bridged"
     queue_time_s: int = 30
     time_limit_s: int = 4 * 3600
-    stream_close_timeout_s: float = 5.0
+    stream_silence_limit_s: float = 60.0
+    """Call seconds a caller stays silent on a ``<Connect><Stream>`` before hanging up."""
+    stream_speed: float = 4.0
+    """How many times faster than real time a ``<Connect><Stream>`` line runs on a virtual
+    clock (0: as fast as it can; a real clock runs it in real time)."""
     max_documents: int = 500
 
 

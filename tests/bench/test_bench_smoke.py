@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bench import __main__ as bench_main
+from bench import bench_import_payments as bip
 from bench import bench_speech as bs
 from speech.model_store import LoadedModel, describe_model, dev_fallback_path, load_model
 
@@ -236,3 +237,13 @@ def test_goal_load_trials_are_reported_with_their_latency() -> None:
     assert bs.parse_options(["--goal-streams", "0"]).goal_streams == 0
     with pytest.raises(SystemExit):
         bs.parse_options(["--goal-streams", "-1"])
+
+
+def test_payments_import_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
+    run = bip.measure(300, 40, tmp_path, admin_url=None)
+    assert (run["recorded"], run["rejected"], run["batches"]) == (300, 0, 1)
+    assert run["ratio"] is None or run["ratio"] > 0
+    assert run["rss_peak_mib"] >= run["rss_before_mib"] > 0
+    (memory,) = bip.memory([50], 40, tmp_path, admin_url=None)
+    assert memory["recorded"] == 50
+    assert list(tmp_path.iterdir()) == []  # files and databases cleaned up

@@ -21,6 +21,7 @@ from devtools.sandbox import (
 )
 from devtools.sandbox.jobs import QUEUE_NAME
 from telephony import CallNotFound, InvalidNumber, OptedOut, ProviderRejected, TelephonyProvider
+from telephony.base import RecordingInfo
 from tests.twiml_testapp import PUBLIC, TOKEN, TwimlApp, make_twiml_app, twiml
 
 FROM = "+78001234567"
@@ -399,12 +400,27 @@ def test_redis_state_lets_another_provider_record_the_call(
     worker = _provider(app, state=RedisCallState(redis_client))
     web = _provider(app, state=RedisCallState(redis_client))
     app.on("/voice/recording", "")
-    app.on("/voice/outbound", twiml("<Say>Разговор записывается</Say>"))
+    started: list[RecordingInfo] = []
+
+    def outbound(_form: dict[str, str]) -> str:
+        # The call is in progress now: another process (same Redis) records it.
+        started.append(
+            web.start_recording(sid, status_callback=f"{PUBLIC}/voice/recording", channels="mono")
+        )
+        with pytest.raises(ProviderRejected, match="already"):
+            web.start_recording(sid, status_callback=None)
+        return twiml("<Say>Разговор записывается</Say>")
+
+    app.on("/voice/outbound", outbound)
     sid = worker.place_call("+79161234501", FROM, ANSWER, status_callback=None).sid
-    info = web.start_recording(sid, status_callback=f"{PUBLIC}/voice/recording", channels="mono")
-    with pytest.raises(ProviderRejected, match="already"):
-        web.start_recording(sid, status_callback=None)
+    with pytest.raises(CallNotFound, match="not in progress") as early:
+        web.start_recording(sid, status_callback=None)  # queued: Twilio refuses too
+    assert early.value.code == 21220
+    with pytest.raises(CallNotFound, match="not found") as unknown:
+        web.start_recording("CA" + "0" * 32, status_callback=None)
+    assert unknown.value.code == 20404
     worker.run_until_idle()
+    [info] = started
     [hit] = app.hits("/voice/recording")
     assert hit.form["RecordingSid"] == info.sid
     assert hit.form["RecordingChannels"] == "1"

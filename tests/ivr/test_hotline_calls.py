@@ -558,11 +558,22 @@ def test_remote_read_meters_only(app: Flask, settings: Settings, db: Database) -
     )
 
 
+@pytest.fixture
+def pay_app(settings: Settings, db: Database, redis_client: Any, clock: Clock) -> Iterator[Flask]:
+    """The app of a supplier with a payment page per account (PAYMENT_URL_TEMPLATE)."""
+    linked = settings.with_overrides(payment_url_template="https://pay.example/{account}")
+    application = create_app(linked)
+    services_of(application).clock = clock
+    yield application
+    services_of(application).db.dispose()
+
+
 def test_payment_sms_goes_to_rq_and_is_sent_by_the_job(
-    app: Flask, settings: Settings, db: Database, redis_client: Any
+    pay_app: Flask, settings: Settings, db: Database, redis_client: Any
 ) -> None:
     from rq import SimpleWorker
 
+    app = pay_app
     add_customer(db, "5500123456", address="улица Мира, дом семь", phones=(KNOWN_CALLER,))
     call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
     call.start()
@@ -573,11 +584,11 @@ def test_payment_sms_goes_to_rq_and_is_sent_by_the_job(
     assert "Мы отправили вам СМС со ссылкой на оплату." in answer.heard
     services = services_of(app)
     queue = Queue(IVR_QUEUE, connection=services.redis)
-    jobs = queue.get_jobs()
+    jobs = [j for j in queue.get_jobs() if j.func_name == "ivr.sms.send_sms_job"]
     assert len(jobs) == 1
     to, body, interaction_id = jobs[0].args
     assert to == KNOWN_CALLER
-    assert "5500123456" in body
+    assert body.endswith("https://pay.example/5500123456")
     assert interaction_id == interaction_of(db, call.call_sid).id
     # A retried webhook does not enqueue the SMS twice.
     SimpleWorker([queue], connection=services.redis).work(burst=True)
@@ -611,7 +622,8 @@ def test_e_receipt_subscription_records_consent(
             True,
         )
         assert s.scalars(select(Account)).one().e_receipt
-    assert len(Queue(IVR_QUEUE, connection=services_of(app).redis).get_jobs()) == 1
+    jobs = Queue(IVR_QUEUE, connection=services_of(app).redis).get_jobs()
+    assert [j.func_name for j in jobs].count("ivr.sms.send_sms_job") == 1
     # A second call hears that the subscription exists.
     again = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
     again.start()
@@ -636,40 +648,6 @@ def test_e_receipt_without_email(app: Flask, settings: Settings, db: Database) -
     call.press("2")
     answer = call.press("1")
     assert any("не указана электронная почта" in t for t in answer.heard)
-
-
-def test_outages_then_grid_company_transfer(app: Flask, settings: Settings, db: Database) -> None:
-    add_customer(db, "5500123456", address="улица Мира, дом семь", phones=(KNOWN_CALLER,))
-    services_of(app).outage_feed = lambda address: (
-        f"По адресу {address} плановые работы двадцать первого ноября."
-    )
-    call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
-    call.start()
-    call.press("1")
-    answer = call.press("4")
-    assert "По адресу улица Мира, дом семь плановые работы двадцать первого ноября." in answer.heard
-    answer = call.press("1")
-    dial = answer.first("Dial")
-    assert dial is not None
-    number = dial.find("Number")
-    assert number is not None
-    assert number.text == "+78002200220"
-    assert answer.step == "hotline:grid_transfer"
-    answer = call.transfer_ended("Dial", "no-answer")
-    assert any("Сетевая компания сейчас не отвечает" in t for t in answer.heard)
-    assert answer.step == "hotline:after_service"
-
-
-def test_no_outages_known(app: Flask, settings: Settings, db: Database) -> None:
-    add_customer(db, "5500123456", address="улица Мира, дом семь", phones=(KNOWN_CALLER,))
-    call = TwilioCall(app.test_client(), settings, caller=KNOWN_CALLER)
-    call.start()
-    call.press("1")
-    answer = call.press("4")
-    assert "По вашему адресу плановых отключений нет." in answer.heard
-    answer = call.press("1")
-    answer = call.transfer_ended("Dial", "completed")
-    assert answer.verbs[0].tag == "Hangup"
 
 
 @pytest.mark.parametrize(

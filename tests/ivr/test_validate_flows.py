@@ -120,7 +120,7 @@ def test_shipped_hotline_main_menu(shipped: FlowSet) -> None:
     assert keys == {
         "1": "readings",
         "2": "balance",
-        "3": "payment_menu",
+        "3": "payment_links",
         "4": "outages",
         "0": "operator:check_hours",
     }

@@ -26,6 +26,7 @@ from telephony import (
     RateLimited,
     TelephonyProvider,
 )
+from telephony.base import RecordingInfo
 from telephony.twilio_provider import TwilioProvider
 from tests.twiml_testapp import PUBLIC, TOKEN, TwimlApp, make_twiml_app, twiml
 
@@ -242,13 +243,23 @@ def test_start_recording_through_the_sdk_records_the_whole_call(
     adapter: TwilioProvider, sandbox: SandboxProvider, app: TwimlApp, server: RestServer
 ) -> None:
     app.on("/voice/recording", "")
+    started: list[RecordingInfo] = []
+
+    def outbound(_form: dict[str, str]) -> str:
+        started.append(adapter.start_recording(sid, status_callback=f"{PUBLIC}/voice/recording"))
+        return twiml("<Say>Разговор записывается</Say>")
+
+    app.on("/voice/outbound", outbound)
     sid = adapter.place_call(
         "+79161234501", FROM, f"{PUBLIC}/voice/outbound", status_callback=None
     ).sid
-    info = adapter.start_recording(sid, status_callback=f"{PUBLIC}/voice/recording")
+    with pytest.raises(CallNotFound) as early:  # queued, not in progress yet
+        adapter.start_recording(sid, status_callback=None)
+    assert early.value.code == 21220
+    sandbox.run_until_idle()
+    [info] = started
     assert info.call_sid == sid
     assert info.sid.startswith("RE")
-    sandbox.run_until_idle()
     [hit] = app.hits("/voice/recording")
     assert hit.form["RecordingSid"] == info.sid
     assert hit.form["RecordingStatus"] == "completed"

@@ -3,8 +3,9 @@
 One blueprint per module of :mod:`web`: :mod:`web.voice` (the hotline's webhooks and call
 status callbacks, ``/voice/…``), :mod:`web.sms` (``/sms/…``), :mod:`web.media` (the
 ``/media-stream`` websocket), :mod:`web.api` (the supervisors' REST API,
-``/api/campaigns``), :mod:`web.api_outages` (``/api/outages``) and :mod:`web.api_contacts`
-(``/api/dnc``, ``/api/consents``); what they share is in :mod:`web.common`.
+``/api/campaigns``), :mod:`web.api_outages` (``/api/outages``), :mod:`web.api_contacts`
+(``/api/dnc``, ``/api/consents``) and :mod:`web.api_imports` (``/api/imports``); what they
+share is in :mod:`web.common`. Every ``/api`` error is JSON ``{"error": …}``.
 
 Start-up, in order: the settings (the environment unless given), the flow file (loaded and
 validated: an invalid one stops the server, :func:`ivr.startup.load_flowset`), the wired
@@ -22,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, jsonify
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from contactcenter.config import ConfigError, Settings, configure_logging, load_settings
 from contactcenter.services import install_services
@@ -30,8 +31,15 @@ from contactcenter.wiring import build_services
 from ivr.errors import WebhookError
 from ivr.startup import load_flowset, setup_ivr
 from telephony.errors import InvalidStatusCallback
-from web import api, api_contacts, api_outages, media, sms, voice
-from web.common import MAX_REQUEST_BYTES, bad_request, ivr_of, services_of, too_large
+from web import api, api_contacts, api_imports, api_outages, media, sms, voice
+from web.common import (
+    MAX_REQUEST_BYTES,
+    bad_request,
+    http_error,
+    ivr_of,
+    services_of,
+    too_large,
+)
 
 __all__ = ["create_app", "ivr_of", "services_of"]
 
@@ -68,8 +76,10 @@ def create_app(settings: Settings | None = None, *, config: dict[str, Any] | Non
     app.register_blueprint(api.bp)
     app.register_blueprint(api_outages.bp)
     app.register_blueprint(api_contacts.bp)
+    app.register_blueprint(api_imports.bp)
     media.init_app(app)
     app.register_error_handler(WebhookError, bad_request)
     app.register_error_handler(InvalidStatusCallback, bad_request)
     app.register_error_handler(RequestEntityTooLarge, too_large)
+    app.register_error_handler(HTTPException, http_error)
     return app

@@ -18,6 +18,7 @@ from campaigns.cli import campaign
 from campaigns.queueing import QUEUE_NAME as CAMPAIGN_QUEUE
 from contactcenter.cli_support import settings_or_exit
 from contactcenter.config import ConfigError, configure_logging
+from contactcenter.ingest import IMPORT_QUEUE
 from contactcenter.services import install_services
 from contactcenter.wiring import build_services
 from crm_store.cli import db_group, users_group
@@ -58,9 +59,10 @@ def serve(host: str, port: int, debug: bool) -> None:
 
 
 def default_worker_queues() -> list[str]:
-    """The queues ``contactcenter worker`` serves without ``--queue``: campaigns, ivr and
-    telephony (the sandbox provider's call and SMS lives)."""
-    return [CAMPAIGN_QUEUE, IVR_QUEUE, TELEPHONY_QUEUE]
+    """The queues ``contactcenter worker`` serves without ``--queue``: campaigns, ivr,
+    telephony (the sandbox provider's call and SMS lives) and imports (files posted to
+    ``/api/imports``)."""
+    return [CAMPAIGN_QUEUE, IVR_QUEUE, TELEPHONY_QUEUE, IMPORT_QUEUE]
 
 
 @main.command("worker")
@@ -68,7 +70,7 @@ def default_worker_queues() -> list[str]:
     "--queue",
     "queues",
     multiple=True,
-    help="Queue to listen to (repeatable; default: campaigns, ivr and telephony).",
+    help="Queue to listen to (repeatable; default: campaigns, ivr, telephony, imports).",
 )
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @click.option("--name", default=None, help="Worker name (default: host and pid).")

@@ -82,6 +82,11 @@ class Settings:
     taskrouter_workflow_sid: str | None = None
     recordings_dir: str = str(PROJECT_ROOT / "var" / "recordings")
     """Where downloaded call recordings are stored (``RECORDINGS_DIR``)."""
+    imports_dir: str = str(PROJECT_ROOT / "var" / "imports")
+    """Where files posted to ``/api/imports`` wait for their import job (``IMPORTS_DIR``;
+    with several app hosts, a volume the workers share)."""
+    import_max_mb: int = 512
+    """The largest file ``/api/imports`` accepts, in MiB (``IMPORT_MAX_MB``, 1-10240)."""
     recording_retention_days: int = 365
     """Days a call recording is kept before the retention job deletes it
     (``RECORDING_RETENTION_DAYS``, 1-3650)."""
@@ -354,6 +359,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         recording_retention_days=_int(
             env, "RECORDING_RETENTION_DAYS", Settings.recording_retention_days, 1, 3650
         ),
+        imports_dir=str(Path(get("IMPORTS_DIR") or Settings.imports_dir).resolve()),
+        import_max_mb=_int(env, "IMPORT_MAX_MB", Settings.import_max_mb, 1, 10240),
         tts_command=_tts_command(get("TTS_COMMAND")),
         tts_cache_dir=str(Path(get("TTS_CACHE_DIR") or Settings.tts_cache_dir).resolve()),
         recording_purge_at=_clock_time(env, "RECORDING_PURGE_AT", Settings.recording_purge_at),

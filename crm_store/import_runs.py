@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from crm_store.errors import InvalidInput, NotFound
@@ -37,11 +37,15 @@ def get_run(session: Session, run_id: int) -> ImportRun:
 
 
 def start_run(session: Session, run_id: int, *, now: datetime | None = None) -> None:
-    """Mark the run ``running`` (from now)."""
+    """Mark the run ``running`` (from now). A run started again (its job retried after a
+    crash) counts its batches afresh: those that landed before are found unchanged."""
     run = get_run(session, run_id)
     run.status = "running"
     run.started_at = now or utcnow()
+    run.finished_at = None
     run.error = None
+    run.rows_done = 0
+    run.batches_committed = 0
 
 
 def advance_run(session: Session, run_id: int, rows: int) -> None:
@@ -70,3 +74,9 @@ def finish_run(
     run.error = error
     run.summary = summary
     run.finished_at = now or utcnow()
+
+
+def recent_runs(session: Session, limit: int = 50) -> list[ImportRun]:
+    """The newest runs, newest first (at most ``limit``, 1-500)."""
+    limit = max(1, min(limit, 500))
+    return list(session.scalars(select(ImportRun).order_by(ImportRun.id.desc()).limit(limit)))

@@ -160,6 +160,8 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "PAYMENT_URL_TEMPLATE",
         "SBP_PAYMENT_URL_TEMPLATE",
         "RECORDINGS_DIR",
+        "IMPORTS_DIR",
+        "IMPORT_MAX_MB",
         "RECORDINGS_STORAGE",
         "RECORDINGS_S3_BUCKET",
         "RECORDINGS_S3_PREFIX",

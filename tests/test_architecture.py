@@ -41,7 +41,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("seams", ("telephony", "speech")),
     ("store", ("crm_store",)),
-    ("services", ("contactcenter.services",)),
+    ("services", ("contactcenter.services", "contactcenter.ingest")),
     ("ivr", ("ivr",)),
     ("campaigns", ("campaigns",)),
     (

@@ -15,11 +15,12 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 from urllib.parse import quote
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, jsonify, request
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import HTTPException
 
 from contactcenter.phones import mask_phone
 from contactcenter.services import Services
@@ -143,7 +144,29 @@ def retry_later() -> Response:
 def too_large(exc: Exception | None = None) -> Response:
     """A request body over :data:`MAX_REQUEST_BYTES` (or an SMS body over Twilio's limit): 413."""
     log.warning("refused %s %s: request too large", request.method, request.path)
+    if request.path.startswith("/api/"):
+        return json_error(413, "request entity too large")
     return Response("request entity too large\n", status=413, mimetype="text/plain")
+
+
+def json_error(status: int, message: str) -> Response:
+    """The REST API's error body: ``{"error": message}`` with ``status``."""
+    response = jsonify(error=message)
+    response.status_code = status
+    return response
+
+
+def http_error(exc: HTTPException) -> Response | HTTPException:
+    """HTTP errors outside any view (an unknown ``/api`` path, a wrong method): JSON for the
+    REST API, Werkzeug's own answer elsewhere."""
+    if request.path.startswith("/api/"):
+        response = json_error(exc.code or 500, exc.description or exc.name)
+        if exc.code == 405 and exc.response is None:
+            allowed = getattr(exc, "valid_methods", None)
+            if allowed:
+                response.headers["Allow"] = ", ".join(allowed)
+        return response
+    return exc
 
 
 def bad_request(exc: WebhookError | InvalidStatusCallback) -> Response:

@@ -241,7 +241,7 @@ def test_api_lifecycle(db: Database, settings: Settings, redis_client: Any) -> N
 def test_worker_command_runs_a_burst(cli_env: CliRunner, settings: Settings) -> None:
     result = cli_env.invoke(main, ["worker", "--burst", "--name", "test-worker"])
     assert result.exit_code == 0, result.output
-    assert "worker test-worker listening on campaigns, ivr, telephony" in result.output
+    assert "worker test-worker listening on campaigns, ivr, telephony, imports" in result.output
 
 
 def test_default_worker_serves_campaign_ivr_and_telephony_queues(

@@ -9,9 +9,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# espeak-ng: the default TTS_COMMAND, speaking the prompts of barge-in steps (docs/speech.md).
+# espeak-ng: the default TTS_COMMAND, speaking the prompts of barge-in steps (docs/speech.md);
+# graphviz: the console draws each flow's graph with dot.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends espeak-ng \
+    && apt-get install -y --no-install-recommends espeak-ng graphviz \
     && rm -rf /var/lib/apt/lists/*
 
 COPY pyproject.toml constraints.txt README.md ./

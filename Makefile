@@ -27,6 +27,7 @@ services:
 run: venv services
 	$(BIN)/contactcenter db upgrade
 	$(BIN)/contactcenter demo seed --consumers $(DEMO_CONSUMERS) --seed 1 --if-empty
+	$(BIN)/contactcenter demo users
 	HOST=$(HOST) PORT=$(PORT) BIN=$(BIN) bash scripts/run_dev.sh
 
 lint: venv
@@ -42,11 +43,11 @@ test-sqlite: venv
 	TEST_DB=sqlite $(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 test-postgres: venv
-	bash scripts/ensure_services.sh --postgres
+	bash scripts/ensure_services.sh --postgres --browser
 	TEST_DB=postgresql $(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 test: venv
-	bash scripts/ensure_services.sh --postgres
+	bash scripts/ensure_services.sh --postgres --browser
 	$(MAKE) lint
 	$(MAKE) test-sqlite
 	$(MAKE) test-postgres

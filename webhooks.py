@@ -4,8 +4,12 @@ One blueprint per module of :mod:`web`: :mod:`web.voice` (the hotline's webhooks
 status callbacks, ``/voice/…``), :mod:`web.sms` (``/sms/…``), :mod:`web.media` (the
 ``/media-stream`` websocket), :mod:`web.api` (the supervisors' REST API,
 ``/api/campaigns``), :mod:`web.api_outages` (``/api/outages``), :mod:`web.api_contacts`
-(``/api/dnc``, ``/api/consents``) and :mod:`web.api_imports` (``/api/imports``); what they
-share is in :mod:`web.common`. Every ``/api`` error is JSON ``{"error": …}``.
+(``/api/dnc``, ``/api/consents``), :mod:`web.api_imports` (``/api/imports``),
+:mod:`web.api_consumers` (consumers, accounts, interactions, recordings), :mod:`web.api_cases`,
+:mod:`web.api_users` and :mod:`web.api_docs` (``/api/openapi.json``, ``/api/docs``); what the
+API blueprints share is in :mod:`web.api_common`, what all share in :mod:`web.common`. Every
+``/api`` error is JSON ``{"error": {"code", "message", "details"}}`` (docs/api.md). The web
+console (``/console``, :mod:`web.console`) is installed by :func:`web.console.init_console`.
 
 Start-up, in order: the settings (the environment unless given), the flow file (loaded and
 validated: an invalid one stops the server, :func:`ivr.startup.load_flowset`), the wired
@@ -29,9 +33,21 @@ from contactcenter.config import ConfigError, Settings, configure_logging, load_
 from contactcenter.services import install_services
 from contactcenter.wiring import build_services
 from ivr.errors import WebhookError
-from ivr.startup import load_flowset, setup_ivr
+from ivr.startup import audit_flow_deploy, load_flowset, setup_ivr
 from telephony.errors import InvalidStatusCallback
-from web import api, api_contacts, api_imports, api_outages, media, sms, voice
+from web import (
+    api,
+    api_cases,
+    api_consumers,
+    api_contacts,
+    api_docs,
+    api_imports,
+    api_outages,
+    api_users,
+    media,
+    sms,
+    voice,
+)
 from web.common import (
     MAX_REQUEST_BYTES,
     bad_request,
@@ -40,6 +56,7 @@ from web.common import (
     services_of,
     too_large,
 )
+from web.console import init_console
 
 __all__ = ["create_app", "ivr_of", "services_of"]
 
@@ -65,6 +82,7 @@ def create_app(settings: Settings | None = None, *, config: dict[str, Any] | Non
     install_services(services)
     app.extensions["services"] = services
     app.extensions["ivr"] = setup_ivr(flowset, settings, capture)
+    audit_flow_deploy(services, flowset, settings.flows_file)
 
     @app.get("/healthz")
     def healthz() -> Any:
@@ -77,7 +95,12 @@ def create_app(settings: Settings | None = None, *, config: dict[str, Any] | Non
     app.register_blueprint(api_outages.bp)
     app.register_blueprint(api_contacts.bp)
     app.register_blueprint(api_imports.bp)
+    app.register_blueprint(api_consumers.bp)
+    app.register_blueprint(api_cases.bp)
+    app.register_blueprint(api_users.bp)
+    app.register_blueprint(api_docs.bp)
     media.init_app(app)
+    init_console(app)
     app.register_error_handler(WebhookError, bad_request)
     app.register_error_handler(InvalidStatusCallback, bad_request)
     app.register_error_handler(RequestEntityTooLarge, too_large)

@@ -114,6 +114,26 @@ class Settings:
     tts_cache_dir: str = str(PROJECT_ROOT / "var" / "tts-cache")
     """Where synthesised prompt audio is cached (``TTS_CACHE_DIR``)."""
 
+    console_secret_key: str | None = None
+    """Signs the console's session cookies (``CONSOLE_SECRET_KEY``, 32+ characters): required
+    with ``TELEPHONY=twilio``; elsewhere the console generates one, kept in
+    ``console_secret_key_file``."""
+    console_secret_key_file: str = str(PROJECT_ROOT / "var" / "console-secret-key")
+    """Where a development console key is generated and kept when none is configured."""
+    console_session_hours: int = 12
+    """A console session ends this many hours after the login (``CONSOLE_SESSION_HOURS``)."""
+    console_idle_minutes: int = 30
+    """… or after this many minutes without activity (``CONSOLE_IDLE_MINUTES``)."""
+    console_login_max_failures: int = 5
+    """Wrong passwords in a row that lock a username (``CONSOLE_LOGIN_MAX_FAILURES``); a client
+    address is locked after four times as many (any usernames)."""
+    console_lockout_minutes: int = 15
+    """How long a lock lasts (``CONSOLE_LOCKOUT_MINUTES``)."""
+    console_proxy_count: int = 0
+    """Reverse proxies in front of the app that append to ``X-Forwarded-For``
+    (``CONSOLE_PROXY_COUNT``): the client address of the login lockout is the one the
+    outermost of them saw; 0 uses the TCP peer's address."""
+
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields replaced (used by tests and the CLI)."""
         return replace(self, **changes)
@@ -325,6 +345,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     except InvalidPhoneError as exc:
         raise ConfigError("OPERATOR_PHONE", str(exc)) from None
 
+    # Required with TELEPHONY=twilio by the web app only (web.console.init_console): workers
+    # and the CLI do not sign console cookies.
+    console_secret_key = get("CONSOLE_SECRET_KEY")
+    if console_secret_key is not None and len(console_secret_key) < 32:
+        raise ConfigError(
+            "CONSOLE_SECRET_KEY",
+            "must have at least 32 characters (e.g. `python -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))'`)",
+        )
+
     links = {
         name: _link_template(get(name), name, production=telephony == "twilio")
         for name in ("PAYMENT_URL_TEMPLATE", "SBP_PAYMENT_URL_TEMPLATE")
@@ -370,6 +400,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         recordings_s3_endpoint_url=s3_endpoint,
         payment_url_template=links["PAYMENT_URL_TEMPLATE"],
         sbp_payment_url_template=links["SBP_PAYMENT_URL_TEMPLATE"],
+        console_secret_key=console_secret_key,
+        console_session_hours=_int(
+            env, "CONSOLE_SESSION_HOURS", Settings.console_session_hours, 1, 24 * 30
+        ),
+        console_idle_minutes=_int(
+            env, "CONSOLE_IDLE_MINUTES", Settings.console_idle_minutes, 1, 24 * 60
+        ),
+        console_login_max_failures=_int(
+            env, "CONSOLE_LOGIN_MAX_FAILURES", Settings.console_login_max_failures, 1, 100
+        ),
+        console_lockout_minutes=_int(
+            env, "CONSOLE_LOCKOUT_MINUTES", Settings.console_lockout_minutes, 1, 24 * 60
+        ),
+        console_proxy_count=_int(env, "CONSOLE_PROXY_COUNT", Settings.console_proxy_count, 0, 5),
     )
 
 

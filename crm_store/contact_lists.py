@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from crm_store.access import Scope
 from crm_store.audit import AUDITED, MAX_REASON_LENGTH
 from crm_store.consent import (
     add_do_not_contact,
@@ -45,6 +46,7 @@ from crm_store.models import (
     DoNotContact,
     utcnow,
 )
+from crm_store.visibility import contact_clause
 
 __all__ = [
     "DEFAULT_PAGE",
@@ -264,10 +266,14 @@ def list_dnc(
     channel: str | None = None,
     limit: int = DEFAULT_PAGE,
     cursor: str | None = None,
+    scope: Scope | None = None,
 ) -> ContactPage[DncEntry]:
-    """Do-not-contact entries, newest first; ``phone`` in any notation."""
+    """Do-not-contact entries, newest first; ``phone`` in any notation; with ``scope``, only
+    those it sees (:func:`crm_store.visibility.contact_clause`)."""
     before = _check_page(limit, cursor)
     query = select(DoNotContact)
+    if scope is not None:
+        query = query.where(contact_clause(scope, DoNotContact.value))
     if phone:
         query = query.where(DoNotContact.value == dnc_phone(phone))
     if channel:
@@ -358,11 +364,15 @@ def list_consents(
     limit: int = DEFAULT_PAGE,
     cursor: str | None = None,
     at: datetime | None = None,
+    scope: Scope | None = None,
 ) -> ContactPage[ConsentEntry]:
     """Consent records (the history: grants, withdrawals, refusals), newest first; ``value`` is
-    a phone in any notation or an e-mail address; ``status`` is as of ``at`` (default now)."""
+    a phone in any notation or an e-mail address; ``status`` is as of ``at`` (default now);
+    with ``scope``, only those it sees (:func:`crm_store.visibility.contact_clause`)."""
     before = _check_page(limit, cursor)
     query = select(Consent)
+    if scope is not None:
+        query = query.where(contact_clause(scope, Consent.value))
     if value:
         query = query.where(Consent.value == normalize_contact(contact_kind(value), value))
     if purpose:

@@ -1,15 +1,18 @@
 """Consumer import from CSV or XLSX: read, validate row by row, upsert atomically.
 
-The file has a header row with exactly :data:`COLUMNS` (in this order) and one row per
-meter; an account with two meters has two rows. Reading is tolerant of what spreadsheets
-produce in Russia (UTF-8 with or without BOM, cp1251, ``,`` or ``;`` delimiter, decimal
-comma and thousands spaces in money, ``DD.MM.YYYY`` dates, tariff zones as billing systems
-export them: ``Т1;Т2``, ``день/ночь``, ``двухтарифный``); validation is strict and every
-problem is reported with the row number a spreadsheet user sees (the header is row 1), the
-column and a reason in plain Russian. A bad value in a soft cell (phone, time zone, readings,
-debt: :data:`SOFT_GROUPS`) loses that cell with a warning, not the account; a row is rejected
-only when its account or meter cannot be stored; exact repeats of a row are reported as
-duplicates. The mapping is documented in ``docs/import.md``.
+The file has a header row with exactly :data:`COLUMNS` (in this order), optionally
+followed by the grid link columns ``feeder`` or ``feeder,substation`` (:data:`GRID_COLUMNS`),
+and one row per meter; an account with two meters has two rows. A grid cell is stored as
+given (trimmed); an empty one clears the stored value, an absent column keeps it. Reading
+is tolerant of what spreadsheets produce in Russia (UTF-8 with or without BOM, cp1251,
+``,`` or ``;`` delimiter, decimal comma and thousands spaces in money, ``DD.MM.YYYY``
+dates, tariff zones as billing systems export them: ``Т1;Т2``, ``день/ночь``,
+``двухтарифный``); validation is strict and every problem is reported with the row number a
+spreadsheet user sees (the header is row 1), the column and a reason in plain Russian. A bad
+value in a soft cell (phone, time zone, readings, debt, grid link: :data:`SOFT_GROUPS`)
+loses that cell with a warning, not the account; a row is rejected only when its account or
+meter cannot be stored; exact repeats of a row are reported as duplicates. The mapping is
+documented in ``docs/import.md``.
 
 Public entry points: :func:`read_rows` (file → raw rows), :func:`check_rows` (raw rows →
 valid rows, errors, warnings, duplicates) and :func:`import_consumers` (the whole import,
@@ -22,7 +25,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -73,11 +76,20 @@ COLUMNS: tuple[str, ...] = (
     "debt_rub",
     "debt_due_date",
 )
+#: Optional columns after :data:`COLUMNS`, in this order: ``feeder`` alone, or both.
+GRID_COLUMNS: tuple[str, ...] = ("feeder", "substation")
+#: The headers a consumer file may have.
+HEADERS: tuple[tuple[str, ...], ...] = tuple(
+    COLUMNS + GRID_COLUMNS[:count] for count in range(len(GRID_COLUMNS) + 1)
+)
+_ALL_COLUMNS = COLUMNS + GRID_COLUMNS
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "COLUMNS",
+    "GRID_COLUMNS",
+    "HEADERS",
     "RUSSIAN_TIMEZONES",
     "SOFT_GROUPS",
     "FileFormat",
@@ -155,6 +167,7 @@ _ZONE_SEPARATORS = re.compile(r"[;/,+]")
 MIN_CAPACITY = METER_MIN_CAPACITY
 MAX_CAPACITY = METER_MAX_CAPACITY
 MAX_LENGTHS = {"account_number": 64, "full_name": 300, "address": 500, "meter_serial": 64}
+GRID_MAX_LENGTH = 100
 MAX_DEBT = Decimal(100000000)
 
 # Account-level columns: every row of one account must agree on them (empty = same as before).
@@ -165,6 +178,8 @@ ACCOUNT_COLUMNS: tuple[str, ...] = (
     "timezone",
     "debt_rub",
     "debt_due_date",
+    "feeder",
+    "substation",
 )
 METER_COLUMNS: tuple[str, ...] = (
     "meter_capacity",
@@ -179,13 +194,18 @@ SOFT_GROUPS: tuple[tuple[str, ...], ...] = (
     ("timezone",),
     ("last_readings", "last_reading_date"),
     ("debt_rub", "debt_due_date"),
+    ("feeder",),
+    ("substation",),
 )
 SOFT_COLUMNS: frozenset[str] = frozenset(c for group in SOFT_GROUPS for c in group)
 
 
 @dataclass(frozen=True)
 class RawRow:
-    """One data row as read from the file: cell texts by column, and its sheet row number."""
+    """One data row as read from the file: cell texts by column, and its sheet row number.
+
+    The grid columns (:data:`GRID_COLUMNS`) are among the cells only when the file has them.
+    """
 
     number: int
     cells: dict[str, str]
@@ -210,6 +230,10 @@ class ImportRow:
     last_reading_date: date | None
     debt_rub: Decimal | None
     debt_due_date: date | None
+    #: ``None``: the column is absent or the cell was dropped (the stored value is kept);
+    #: ``""``: the cell is empty (the stored value is cleared); else the value to store.
+    feeder: str | None = None
+    substation: str | None = None
 
 
 @dataclass
@@ -293,7 +317,7 @@ def read_rows(path: Path, file_format: FileFormat | None = None) -> list[RawRow]
     """Read ``path`` into raw rows after checking the header.
 
     Blank rows are skipped. Raises :class:`ImportFileError` for a missing or unreadable
-    file, or a header that is not exactly :data:`COLUMNS`.
+    file, or a header that is not one of :data:`HEADERS`.
     """
     with open_table(path, file_format) as table:
         return _rows_from_table(table.rows())
@@ -306,33 +330,47 @@ def _rows_from_table(table: Iterator[tuple[int, list[str]]]) -> list[RawRow]:
     header = [cell.lower() for cell in first[1]]
     while header and header[-1] == "":
         header.pop()
-    if tuple(header) != COLUMNS:
+    columns = tuple(header)
+    if columns not in HEADERS:
         raise ImportFileError(_header_problem(header))
     rows: list[RawRow] = []
     for index, cells in table:
         if not any(cells):
             continue
-        extra = cells[len(COLUMNS) :]
+        extra = cells[len(columns) :]
         if any(extra):
-            rows.append(RawRow(index, {"*": f"лишние значения: {len(cells)} вместо 12"}))
+            width = len(cells)
+            while width > len(columns) and not cells[width - 1]:
+                width -= 1
+            reason = f"лишние значения: {width} вместо {len(columns)}"
+            rows.append(RawRow(index, {"*": reason}))
             continue
-        padded = cells + [""] * (len(COLUMNS) - len(cells))
-        rows.append(RawRow(index, dict(zip(COLUMNS, padded, strict=False))))
+        padded = cells + [""] * (len(columns) - len(cells))
+        rows.append(RawRow(index, dict(zip(columns, padded, strict=False))))
     return rows
 
 
 def _header_problem(header: list[str]) -> str:
     expected = ",".join(COLUMNS)
+    optional = ",".join(GRID_COLUMNS)
     missing = [c for c in COLUMNS if c not in header]
-    unknown = [c for c in header if c not in COLUMNS]
+    unknown = [c for c in header if c not in _ALL_COLUMNS]
     detail: list[str] = []
     if missing:
         detail.append("нет столбцов: " + ", ".join(missing))
     if unknown:
         detail.append("лишние столбцы: " + ", ".join(c or "(пусто)" for c in unknown))
     if not detail:
-        detail.append("столбцы в другом порядке")
-    return "неверная строка заголовка (" + "; ".join(detail) + f").\nОжидается ровно: {expected}"
+        if tuple(header[: len(COLUMNS)]) == COLUMNS:
+            detail.append(f"после {COLUMNS[-1]} допустимы только feeder или {optional}")
+        else:
+            detail.append("столбцы в другом порядке")
+    return (
+        "неверная строка заголовка ("
+        + "; ".join(detail)
+        + f").\nОжидается ровно: {expected}\n"
+        + f"и, если нужно, в конце необязательные столбцы: feeder или {optional}"
+    )
 
 
 # --------------------------------------------------------------------------- validation
@@ -513,7 +551,32 @@ def check_rows(
             continue
         result.warnings.extend(row_warnings)
         result.good.append(parsed)
+    result.good = _spread_grid(result.good)
     return result
+
+
+def _spread_grid(rows: list[ImportRow]) -> list[ImportRow]:
+    """Rows of an account whose grid cell is empty take the value another of its rows gives
+    (an empty cell of an account column means "same as the other rows"); when none gives
+    one, the empty cells clear the stored value."""
+    stated: dict[tuple[str, str], str] = {}
+    for row in rows:
+        for column in GRID_COLUMNS:
+            value = getattr(row, column)
+            if value:
+                stated.setdefault((row.account_normalized, column), value)
+
+    def filled(row: ImportRow, column: str) -> str | None:
+        value: str | None = getattr(row, column)
+        return stated.get((row.account_normalized, column), "") if value == "" else value
+
+    out: list[ImportRow] = []
+    for row in rows:
+        feeder, substation = filled(row, "feeder"), filled(row, "substation")
+        if (feeder, substation) != (row.feeder, row.substation):
+            row = replace(row, feeder=feeder, substation=substation)
+        out.append(row)
+    return out
 
 
 def validate_rows(
@@ -528,7 +591,7 @@ def validate_rows(
 
 
 def _column_order(error: RowError) -> tuple[int, int]:
-    return error.row, COLUMNS.index(error.column) if error.column in COLUMNS else -1
+    return error.row, _ALL_COLUMNS.index(error.column) if error.column in _ALL_COLUMNS else -1
 
 
 def _validate_one(
@@ -584,6 +647,7 @@ def _validate_one(
         fail("last_reading_date", "указаны показания, но не указана их дата")
     if cells["last_reading_date"] and not cells["last_readings"]:
         fail("last_readings", "указана дата показаний, но нет самих показаний")
+    grid = {column: _grid_cell(column, cells, fail) for column in GRID_COLUMNS}
     debt = parse("debt_rub", parse_money)
     due = parse("debt_due_date", parse_date)
     if cells["debt_due_date"] and not cells["debt_rub"]:
@@ -609,6 +673,9 @@ def _validate_one(
         readings, reading_date = None, None
     if "debt_rub" in dropped:
         debt, due = None, None
+    for column in GRID_COLUMNS:
+        if column in dropped:
+            grid[column] = None
     return (
         [],
         errs,
@@ -627,8 +694,22 @@ def _validate_one(
             last_reading_date=reading_date,
             debt_rub=debt,
             debt_due_date=due,
+            feeder=grid["feeder"],
+            substation=grid["substation"],
         ),
     )
+
+
+def _grid_cell(column: str, cells: dict[str, str], fail: Callable[[str, str], None]) -> str | None:
+    """The stored form of a grid cell: None when the file has no such column, "" for an
+    empty cell (clears), else the trimmed text (too long: reported, None)."""
+    if column not in cells:
+        return None
+    value = cells[column].strip()
+    if len(value) > GRID_MAX_LENGTH:
+        fail(column, f"слишком длинное значение (больше {GRID_MAX_LENGTH} символов)")
+        return None
+    return value
 
 
 def _row_values(row: ImportRow) -> tuple[dict[str, str], dict[str, str]]:
@@ -639,6 +720,8 @@ def _row_values(row: ImportRow) -> tuple[dict[str, str], dict[str, str]]:
         "timezone": row.timezone or "",
         "debt_rub": "" if row.debt_rub is None else str(row.debt_rub),
         "debt_due_date": "" if row.debt_due_date is None else row.debt_due_date.isoformat(),
+        "feeder": row.feeder or "",
+        "substation": row.substation or "",
     }
     meter = {
         "meter_capacity": str(row.meter_capacity),
@@ -670,7 +753,7 @@ def _check_consistency(
                         raw.number,
                         column,
                         f"лицевой счёт {row.account_number} уже указан в строке {seen.row} "
-                        f"с другим значением: «{raw.cells[column]}»",
+                        f"с другим значением: «{raw.cells.get(column, '')}»",
                     )
                 )
     seen_meter = meters.get(row.meter_serial)
@@ -846,6 +929,8 @@ def _apply_row(session: Session, row: ImportRow, today: date) -> tuple[RowOutcom
             number=row.account_normalized,
             service_address=row.address,
             timezone=row.timezone,
+            feeder=row.feeder or None,
+            substation=row.substation or None,
         )
         session.add(account)
         created = True
@@ -855,6 +940,10 @@ def _apply_row(session: Session, row: ImportRow, today: date) -> tuple[RowOutcom
         changed |= _set(account, "service_address", row.address)
         if row.timezone is not None:  # an empty cell never erases a known zone
             changed |= _set(account, "timezone", row.timezone)
+        for column in GRID_COLUMNS:
+            value = getattr(row, column)
+            if value is not None:  # an absent column keeps the stored value, "" clears it
+                changed |= _set(account, column, value or None)
     session.flush()
 
     if row.phone is not None:

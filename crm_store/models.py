@@ -97,7 +97,7 @@ ATTEMPT_CHANNELS = ("voice", "sms")
 #: ``RecordingStatus`` values of the provider's recording status callback.
 RECORDING_STATUSES = ("in-progress", "completed", "absent", "failed")
 ATTEMPT_STATUSES = ("intent", "dialing", "in_progress", "completed", "failed", "skipped")
-ROLE_NAMES = ("admin", "supervisor", "operator", "developer")
+ROLE_NAMES = ("admin", "supervisor", "operator", "auditor", "developer")
 AUDIT_ACTIONS = ("insert", "update", "delete")
 
 METER_MIN_CAPACITY = 4
@@ -201,6 +201,10 @@ class Account(Base):
     region: Mapped[str] = mapped_column(String(200), default="", nullable=False)
     #: IANA zone of the service address; ``None`` when unknown (never guessed as Moscow).
     timezone: Mapped[str | None] = mapped_column(String(64))
+    #: The grid link as the billing system names it («Ф-12», «ПС Северная»); outages given
+    #: by feeder or substation reach the account through it (:mod:`crm_store.outages`).
+    feeder: Mapped[str | None] = mapped_column(String(100))
+    substation: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(16), default="active", nullable=False)
     e_receipt: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     created_at: Mapped[datetime] = _created()
@@ -666,7 +670,8 @@ class Outage(Base):
     The place is a settlement, a street and a house specification as given (``settlement``,
     ``street``, ``houses``: «1-15», «2-20 чётные», empty for the whole street) plus their
     comparable keys (:mod:`crm_store.addresses`); an empty ``street_key`` is the whole
-    settlement. ``feeder``/``substation`` are kept for the back office, not matched.
+    settlement. ``feeder``/``substation`` as given, with their comparable keys
+    (:func:`crm_store.outages.grid_key`, "" for none) matched to the accounts' grid links.
     ``external_id`` (the sender's id, or a digest of the place, kind and start when it sent
     none) makes imports idempotent.
     """
@@ -677,6 +682,8 @@ class Outage(Base):
         _in("source", OUTAGE_SOURCES),
         CheckConstraint("expected_end_at > starts_at", name="period"),
         Index("ix_outages_street_end", "street_key", "expected_end_at"),
+        Index("ix_outages_feeder_end", "feeder_key", "expected_end_at"),
+        Index("ix_outages_substation_end", "substation_key", "expected_end_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -691,6 +698,12 @@ class Outage(Base):
     street_type: Mapped[str] = mapped_column(String(16), default="", nullable=False)
     feeder: Mapped[str | None] = mapped_column(String(100))
     substation: Mapped[str | None] = mapped_column(String(100))
+    feeder_key: Mapped[str] = mapped_column(
+        String(100), default="", server_default="", nullable=False
+    )
+    substation_key: Mapped[str] = mapped_column(
+        String(100), default="", server_default="", nullable=False
+    )
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     expected_end_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     reason: Mapped[str] = mapped_column(Text, default="", nullable=False)
@@ -902,6 +915,15 @@ class User(Base):
     api_token_hash: Mapped[str | None] = mapped_column(String(128), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
     created_at: Mapped[datetime] = _created()
+    #: The regions (``Account.region`` values) whose data the user sees; ``None``: all.
+    regions: Mapped[list[str] | None] = mapped_column(JSONType)
+    #: Bumped when the password changes or the user is disabled: older console sessions end.
+    session_epoch: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", nullable=False
+    )
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    api_token_issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     roles: Mapped[list[Role]] = relationship(secondary="user_roles", order_by="Role.name")
 

@@ -4,8 +4,9 @@ The file is read by :mod:`crm_store.import_files` (UTF-8, UTF-16 or cp1251; ``;`
 tab or ``|``; XLSX's first sheet; title lines before the header skipped). Its header names
 the columns of :data:`COLUMNS` in any order, in English (``starts_at``) or Russian
 («Начало»); other columns are ignored. ``kind``, ``starts_at`` and ``expected_end_at`` are
-required, and ``settlement`` or ``street``: a file without them is not an outages file and is
-refused as a whole (:class:`~crm_store.errors.ImportFileError`, one line).
+required, and a place column (``settlement``, ``street``, ``feeder`` or ``substation``): a
+file without them is not an outages file and is refused as a whole
+(:class:`~crm_store.errors.ImportFileError`, one line).
 
 Each row is checked by :func:`crm_store.outages.parse_outage`; a bad row is reported with its
 spreadsheet row number, column and reason and skipped. The good rows are stored in one
@@ -43,8 +44,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("settlement", "Населённый пункт", ("нас пункт", "город", "населенный пункт"), False),
     Column("street", "Улица", (), False),
     Column("houses", "Дома", ("номера домов", "дом"), False),
-    Column("feeder", "Фидер", (), False),
-    Column("substation", "Подстанция", ("пс", "тп"), False),
+    Column("feeder", "Фидер", ("номер фидера",), False),
+    Column("substation", "Подстанция", ("пс", "тп", "номер тп", "рп"), False),
     Column("starts_at", "Начало", ("дата начала", "начало отключения")),
     Column(
         "expected_end_at",
@@ -55,6 +56,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("reason", "Причина", ("причина отключения",), False),
 )
 SHAPE = Shape("отключения", COLUMNS)
+#: An outages file names its places by at least one of these columns.
+_PLACES = ("settlement", "street", "feeder", "substation")
 
 
 @dataclass(frozen=True)
@@ -113,10 +116,10 @@ def read_outage_rows(path: Path, file_format: FileFormat | None = None) -> list[
     with open_table(path, file_format) as table:
         rows = table.rows()
         header = find_header(rows, [SHAPE])
-        if "settlement" not in header.index and "street" not in header.index:
+        if not any(name in header.index for name in _PLACES):
             raise ImportFileError(
-                f"неверная строка заголовка: в строке {header.row} нет столбцов "
-                "«Населённый пункт» или «Улица»"
+                f"неверная строка заголовка: в строке {header.row} нет ни одного столбца места: "
+                "«Населённый пункт», «Улица», «Фидер» или «Подстанция»"
             )
         out: list[_Row] = []
         for number, cells in rows:

@@ -1,4 +1,4 @@
-"""Outages: stored from files and the API, matched to addresses, reported by callers.
+"""Outages: stored from files and the API, matched to addresses and grids, reported by callers.
 
 **Outages.** :func:`parse_outage` checks one outage given as text fields (a file row, an API
 item; :data:`OUTAGE_FIELDS`) and raises :class:`~crm_store.errors.InvalidOutage` listing every
@@ -6,13 +6,26 @@ problem; :func:`upsert_outage` stores it idempotently by ``external_id`` (the se
 a digest of kind, place and start when it sent none, so a re-sent row with a new expected end
 updates the outage it describes). The place is a settlement, a street and a house
 specification (:mod:`crm_store.addresses`); an outage of a whole settlement has no street.
-Feeder and substation are stored for the back office but not matched: accounts carry no grid
-link, so an outage given only by feeder or substation is refused.
+An outage may instead (or as well) name a feeder and/or a substation; one naming no place at
+all is refused.
 
-**Matching.** :func:`active_outages_for` gives the outages covering an account's free-text
-address at a moment: started and not yet over (``expected_end_at`` is exclusive), plus the
-ones starting within ``horizon`` (planned works announced ahead). An outage whose expected
-end has passed is never returned, so it stops being announced by itself.
+**Grid names.** :func:`grid_key` reduces a feeder or substation name to a comparable key:
+case, «ё», punctuation and spaces do not count, Latin letters typed for the Cyrillic ones
+they look like («TП») are read as Cyrillic, a voltage («110 кВ», «110/10 кВ») and the
+generic words «фидер», «ф.», «ПС», «подстанция», «п/ст», «ТП», «КТП», «РП» are dropped, so
+«Ф-12», «фидер 12», «ф.12» and «12» agree, and so do «ПС 110 кВ Северная», «Северная
+подстанция» and «Северная». A name is compared whole: «Северная Ф-12» is not «Ф-12». Feeder
+numbers repeat from one substation to the next, so a supplier whose feeders share numbers
+writes them with their substation («Северная Ф-12») in both the consumer and the outage files.
+
+**Matching.** :func:`active_outages_for` gives the outages concerning an account at a moment:
+those whose place covers its free-text address, those whose feeder is the account's feeder,
+and those given by a substation without a feeder whose substation is the account's
+substation (an outage with a feeder concerns that feeder only, not its whole substation); an
+outage given by address and feeder concerns both. In effect means started and not yet over
+(``expected_end_at`` is exclusive), plus the ones starting within ``horizon`` (planned works
+announced ahead). An outage whose expected end has passed is never returned, so it stops
+being announced by itself.
 
 **Reports.** :func:`report_outage` records a caller's «no power» report. Reports of one
 building (:func:`~crm_store.addresses.address_key`: settlement, street, house; the flat
@@ -33,9 +46,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from crm_store.addresses import (
     Address,
@@ -66,7 +80,9 @@ __all__ = [
     "OutageReportResult",
     "active_outages_for",
     "covers",
+    "grid_key",
     "list_outages",
+    "on_grid",
     "outage_as_dict",
     "parse_moment",
     "parse_outage",
@@ -75,7 +91,8 @@ __all__ = [
 ]
 
 #: The fields of an outage in a file or an API item; ``kind``, ``starts_at`` and
-#: ``expected_end_at`` are required, and a settlement or a street.
+#: ``expected_end_at`` are required, and a place: a settlement, a street, a feeder or a
+#: substation.
 OUTAGE_FIELDS: tuple[str, ...] = (
     "external_id",
     "kind",
@@ -116,6 +133,39 @@ _LIMITS = {
     "timezone": 64,
 }
 _OPEN_STATUSES = ("open", "in_progress")
+#: Words naming what a grid object is, not which one: dropped from grid keys.
+_GRID_WORDS = frozenset({"фидер", "фид", "ф", "пс", "подстанция", "подст", "тп", "ктп", "рп"})
+_VOLTAGE = re.compile(r"\d+(?:[.,/]\d+)*\s*кв(?![^\W\d_])")
+_GRID_TOKEN = re.compile(r"[^\W\d_]+|\d+")
+#: Latin letters typed for the Cyrillic ones they look like («TП», «ПC»).
+_LOOKALIKES = str.maketrans("aeopcxykmthb", "аеорсхукмтнв")
+
+
+def _grid_tokens(text: str) -> list[str]:
+    tokens = _GRID_TOKEN.findall(text)
+    out: list[str] = []
+    index = 0
+    while index < len(tokens):
+        if tokens[index] == "п" and tokens[index + 1 : index + 2] == ["ст"]:  # «п/ст»
+            index += 2
+            continue
+        if tokens[index] not in _GRID_WORDS:
+            out.append(tokens[index])
+        index += 1
+    return out
+
+
+def grid_key(name: str | None) -> str:
+    """The comparable key of a feeder or substation name ("" for none; see the module).
+
+    «Ф-12», «фидер 12», «ф.12» → ``12``; «ПС 110 кВ Северная», «Северная» → ``северная``.
+    A name made only of generic words or a voltage keeps them («ТП» → ``тп``).
+    """
+    if not name:
+        return ""
+    text = name.casefold().replace("ё", "е").translate(_LOOKALIKES)
+    tokens = _grid_tokens(_VOLTAGE.sub(" ", text)) or _GRID_TOKEN.findall(text)
+    return "".join(tokens)[:100]
 
 
 @dataclass(frozen=True)
@@ -142,6 +192,16 @@ class OutageInput:
     def street_parts(self) -> tuple[str, str]:
         """``(street type, street key)`` ("" for none)."""
         return street_key(self.street)
+
+    @property
+    def feeder_key(self) -> str:
+        """The comparable key of the feeder ("" for none, :func:`grid_key`)."""
+        return grid_key(self.feeder)
+
+    @property
+    def substation_key(self) -> str:
+        """The comparable key of the substation ("" for none, :func:`grid_key`)."""
+        return grid_key(self.substation)
 
 
 def parse_moment(text: str, timezone: str) -> datetime:
@@ -240,19 +300,19 @@ def _check_place(text: Mapping[str, str], problems: list[tuple[str, str]]) -> No
         problems.append(("settlement", f"нет названия населённого пункта: «{text['settlement']}»"))
     if text["street"] and not has_street:
         problems.append(("street", f"нет названия улицы: «{text['street']}»"))
-    if not text["settlement"] and not text["street"]:
-        if text["feeder"] or text["substation"]:
+    grid_place = bool(grid_key(text["feeder"]) or grid_key(text["substation"]))
+    if not text["settlement"] and not text["street"] and not grid_place:
+        given = [(name, text[name]) for name in ("feeder", "substation") if text[name]]
+        if given:
+            name, value = given[0]
+            problems.append((name, f"нет ни названия, ни номера: «{value}»"))
+        else:
             problems.append(
                 (
                     "settlement",
-                    (
-                        "укажите населённый пункт или улицу: лицевые счета не привязаны к "
-                        "фидерам и подстанциям, отключение только по фидеру некому объявить"
-                    ),
+                    "не указано место: населённый пункт, улица, фидер или подстанция",
                 )
             )
-        else:
-            problems.append(("settlement", "не указано место: населённый пункт или улица"))
     if text["houses"]:
         if not text["street"]:
             problems.append(("houses", "номера домов указаны без улицы"))
@@ -266,6 +326,8 @@ def _digest(kind: str, text: Mapping[str, str], starts: datetime) -> str:
     street_type, street = street_key(text["street"])
     spec = parse_house_spec(text["houses"])
     place = "|".join((kind, settlement_key(text["settlement"]), street_type, street, repr(spec)))
+    if not text["settlement"] and not text["street"]:  # a place on the grid only
+        place += f"|{grid_key(text['feeder'])}|{grid_key(text['substation'])}"
     digest = hashlib.sha256(f"{place}|{starts.isoformat()}".encode()).hexdigest()
     return f"auto:{digest[:40]}"
 
@@ -285,6 +347,8 @@ def upsert_outage(session: Session, outage: OutageInput, *, source: str) -> tupl
         "street_type": street_type,
         "feeder": outage.feeder,
         "substation": outage.substation,
+        "feeder_key": outage.feeder_key,
+        "substation_key": outage.substation_key,
         "starts_at": outage.starts_at,
         "expected_end_at": outage.expected_end_at,
         "reason": outage.reason,
@@ -337,27 +401,56 @@ def covers(outage: Outage, address: Address) -> bool:
     return spec.covers(address.house)
 
 
+def on_grid(outage: Outage, feeder_key: str, substation_key: str) -> bool:
+    """True when ``outage`` concerns an account on the feeder and substation of these keys
+    (:func:`grid_key`; "" for unknown): its feeder is the account's, or it names a substation
+    and no feeder and its substation is the account's."""
+    if outage.feeder_key:
+        return outage.feeder_key == feeder_key
+    return bool(outage.substation_key) and outage.substation_key == substation_key
+
+
 def active_outages_for(
-    session: Session, address: str, at: datetime, *, horizon: timedelta = timedelta(0)
+    session: Session,
+    address: str,
+    at: datetime,
+    *,
+    horizon: timedelta = timedelta(0),
+    feeder: str | None = None,
+    substation: str | None = None,
 ) -> list[Outage]:
-    """Outages covering ``address`` in effect at ``at`` or starting within ``horizon`` after
-    it, earliest start first; expired ones (``expected_end_at <= at``) never."""
+    """Outages concerning an account at ``address`` on ``feeder`` and ``substation`` (its
+    grid link, None when unknown; see the module) in effect at ``at`` or starting within
+    ``horizon`` after it, earliest start first; expired ones (``expected_end_at <= at``)
+    never."""
     if at.tzinfo is None:
         raise InvalidInput("at must be tz-aware")
     parsed = parse_address(address)
-    if not parsed.known:
+    feeder_key, substation_key = grid_key(feeder), grid_key(substation)
+    places: list[ColumnElement[bool]] = []
+    if parsed.known:
+        streets = [parsed.street, ""] if parsed.street else [""]
+        places.append(Outage.street_key.in_(streets))
+    if feeder_key:
+        places.append(Outage.feeder_key == feeder_key)
+    if substation_key:
+        places.append(Outage.substation_key == substation_key)
+    if not places:
         return []
-    streets = [parsed.street, ""] if parsed.street else [""]
     stmt = (
         select(Outage)
         .where(
-            Outage.street_key.in_(streets),
+            or_(*places),
             Outage.expected_end_at > at,
             Outage.starts_at <= at + horizon,
         )
         .order_by(Outage.starts_at, Outage.id)
     )
-    return [o for o in session.scalars(stmt) if covers(o, parsed)]
+    return [
+        o
+        for o in session.scalars(stmt)
+        if (parsed.known and covers(o, parsed)) or on_grid(o, feeder_key, substation_key)
+    ]
 
 
 def list_outages(

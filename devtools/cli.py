@@ -25,6 +25,7 @@ from contactcenter.cli_support import settings_or_exit
 from contactcenter.config import ConfigError
 from crm_store.db import Database
 from devtools.demo import DemoSeedError, seed_demo
+from devtools.demo.users import DEMO_PASSWORD, seed_demo_users
 from devtools.flow_coverage import (
     DEFAULT_DATA,
     ENV_VAR,
@@ -282,3 +283,22 @@ def demo_seed_command(count: int, seed: int, as_of: object, if_empty: bool, rese
         db.dispose()
     for line in result.lines():
         click.echo(line)
+
+
+@demo_group.command(name="users")
+def demo_users_command() -> None:
+    """Create the demo console users (one per role; sandbox only) and print how to log in."""
+    settings = settings_or_exit()
+    db = Database(settings.database_url)
+    try:
+        created = seed_demo_users(db, settings)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        db.dispose()
+    click.echo(f"console users (sandbox only), password {DEMO_PASSWORD!r}:")
+    for user, new in created:
+        regions = ", ".join(user.regions) if user.regions else "all regions"
+        state = "created" if new else "exists, unchanged"
+        click.echo(f"  {user.username:<16} {'+'.join(user.roles):<11} {regions:<14} {state}")

@@ -268,11 +268,12 @@ _SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         name="outage_info",
         description=(
-            "Outages at the service address of account_number (crm_store.outages): current: "
+            "Outages concerning account_number: its service address, feeder or substation "
+            "(crm_store.outages): current: "
             "one is in progress (outage_text says what and when power is expected back, in "
             "the account's local time); planned: one starts within horizon_hours (outage_text "
             "says when it starts and ends); none: nothing known; no_address: no account "
-            "identified, or it has no service address."
+            "identified, or it has neither a service address nor a feeder or substation."
         ),
         outcomes=_outcomes(
             current=("outage_text",), planned=("outage_text",), none=(), no_address=()

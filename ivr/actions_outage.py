@@ -4,9 +4,12 @@
 implementation in its declaration check); the declarations are in :mod:`ivr.action_names`,
 the data in :mod:`crm_store.outages`.
 
-* ``outage_info`` reads the identified account's service address and tells what covers it:
-  an outage in progress (``current``: what is happening and when power is expected back) or
-  one starting within ``horizon_hours`` (``planned``: when it starts and ends). Times are
+* ``outage_info`` reads the identified account's service address and grid link (feeder,
+  substation) and tells what concerns it (:func:`crm_store.outages.active_outages_for`): an
+  outage in progress (``current``: what is happening and when power is expected back) or
+  one starting within ``horizon_hours`` (``planned``: when it starts and ends). An outage
+  of the account's feeder is told like one of its street, «по вашему адресу …»: a caller
+  knows the address, and the feeder's name would tell them nothing. Times are
   spoken in the account's local time zone (the supplier's when unknown) with the
   verbalizer: «сегодня в шестнадцать часов», «завтра в десять часов», «двадцать первого
   ноября в восемь часов тридцать минут».
@@ -124,15 +127,23 @@ def describe_outage(outage: Outage, now: datetime, timezone: str | None) -> str:
 
 
 def outage_info(ctx: ActionContext) -> ActionResult:
-    """``outage_info``: outages at the account's address now (``current``) or starting within
-    ``horizon_hours`` (``planned``), as ``outage_text``; ``none``; ``no_address`` when no
-    account is identified or it has no service address."""
+    """``outage_info``: outages at the account's address or on its feeder or substation now
+    (``current``) or starting within ``horizon_hours`` (``planned``), as ``outage_text``;
+    ``none``; ``no_address`` when no account is identified or it has no service address (a
+    report needs one)."""
     horizon = _hours(ctx, "horizon_hours", DEFAULT_HORIZON_HOURS)
     with _session(ctx) as s:
         account = _account(ctx, s)
         if account is None or not account.service_address.strip():
             return ActionResult("no_address")
-        outages = active_outages_for(s, account.service_address, ctx.now, horizon=horizon)
+        outages = active_outages_for(
+            s,
+            account.service_address,
+            ctx.now,
+            horizon=horizon,
+            feeder=account.feeder,
+            substation=account.substation,
+        )
         current = [o for o in outages if o.starts_at <= ctx.now]
         told = (current or outages)[:MAX_SPOKEN]
         text = " ".join(describe_outage(o, ctx.now, account.local_timezone) for o in told)

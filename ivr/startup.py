@@ -8,9 +8,18 @@ outage answers take it explicitly.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from contactcenter.config import ConfigError, Settings
+from contactcenter.services import Services
+from crm_store.audit import acting_as
+from crm_store.flow_audit import record_flow_versions
 from ivr.actions import unimplemented_actions
 from ivr.capture import setup_speech
 from ivr.errors import FlowError
@@ -19,6 +28,11 @@ from ivr.schema import FlowSet
 from ivr.validate import load_flows
 from ivr.voice_policy import CaptureMode
 from speech import SpeechModel
+
+log = logging.getLogger(__name__)
+
+#: The audit log's name for what the prompts and defaults every flow shares.
+SHARED_PARTS = "(defaults, prompts)"
 
 
 @dataclass(frozen=True)
@@ -71,3 +85,41 @@ def load_flowset(path: str) -> FlowSet:
             f"{path} uses actions with no implementation: {', '.join(missing)}",
         )
     return flowset
+
+
+def flow_versions(flowset: FlowSet) -> dict[str, dict[str, Any]]:
+    """A version of each flow of ``flowset`` for the audit log: the SHA-256 of its definition
+    and its description and step count; the shared defaults and prompts as one more entry
+    (:data:`SHARED_PARTS`)."""
+
+    def digest(value: Any) -> str:
+        canonical = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    versions: dict[str, dict[str, Any]] = {
+        name: {
+            "sha256": digest(flow.model_dump(mode="json")),
+            "description": flow.description,
+            "steps": len(flow.steps),
+        }
+        for name, flow in flowset.flows.items()
+    }
+    shared = flowset.model_dump(mode="json", include={"version", "defaults", "prompts"})
+    versions[SHARED_PARTS] = {"sha256": digest(shared), "prompts": len(flowset.prompts)}
+    return versions
+
+
+def audit_flow_deploy(services: Services, flowset: FlowSet, path: str) -> list[str]:
+    """Write to the audit log which flows the file at ``path`` changed since the last one
+    that went live (:mod:`crm_store.flow_audit`), attributed to ``deploy``; returns their
+    names. A database that cannot be written (not migrated yet, unreachable) does not stop
+    the server: the change is audited at the next start."""
+    try:
+        with acting_as("deploy", reason=f"FLOWS_FILE {path}"), services.db.transaction() as s:
+            changed = record_flow_versions(s, flow_versions(flowset))
+    except SQLAlchemyError as exc:
+        log.warning("flow versions not audited (database): %s", type(exc).__name__)
+        return []
+    if changed:
+        log.info("flows changed since the last start: %s", ", ".join(changed))
+    return changed

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# Make sure Redis (and, with --postgres, PostgreSQL) answer on 127.0.0.1, and that espeak-ng
-# (the default TTS_COMMAND: the prompts of barge-in steps, docs/speech.md) is installed.
+# Make sure Redis (and, with --postgres, PostgreSQL) answer on 127.0.0.1, that espeak-ng
+# (the default TTS_COMMAND: the prompts of barge-in steps, docs/speech.md) and graphviz (the
+# console's flow graphs) are installed and,
+# with --browser, Debian's chromium (the console's browser tests drive it through Playwright).
 # Starts them when they are not running. It CHANGES THE MACHINE when needed, and says so
-# before each change: installs redis-server / postgresql / espeak-ng with apt-get (sudo) when missing,
-# and adds two `trust` lines (local socket and 127.0.0.1) to PostgreSQL's pg_hba.conf.
-# --dry-run prints what it would change and changes nothing.
+# before each change: installs redis-server / postgresql / espeak-ng / graphviz / chromium with apt-get
+# (sudo) when missing, and adds two `trust` lines (local socket and 127.0.0.1) to PostgreSQL's
+# pg_hba.conf. --dry-run prints what it would change and changes nothing.
 set -euo pipefail
 
 want_pg=0
+want_browser=0
 dry=0
 for arg in "$@"; do
   case "$arg" in
     --postgres) want_pg=1 ;;
+    --browser) want_browser=1 ;;
     --dry-run) dry=1 ;;
-    *) echo "usage: $0 [--postgres] [--dry-run]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--postgres] [--browser] [--dry-run]" >&2; exit 2 ;;
   esac
 done
 
@@ -42,6 +46,11 @@ redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
 if ! command -v espeak-ng >/dev/null 2>&1; then
   apt_install espeak-ng \
     || echo "ensure_services: espeak-ng not installed; barge-in steps will fall back (docs/speech.md)" >&2
+fi
+# Optional: the console's flow page draws graphs with Graphviz's dot (without it, text only).
+if ! command -v dot >/dev/null 2>&1; then
+  apt_install graphviz \
+    || echo "ensure_services: graphviz not installed; the console shows flows as text" >&2
 fi
 
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
@@ -78,5 +87,9 @@ if [ "$want_pg" = 1 ]; then
     for _ in $(seq 1 100); do pg_up && break; sleep 0.1; done
     pg_up || { echo "postgresql did not start" >&2; exit 1; }
   fi
+fi
+if [ "$want_browser" = 1 ] && [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+  # the browser tests use this one (Playwright's executable_path), never a downloaded browser
+  apt_install chromium
 fi
 if [ "$dry" = 1 ]; then echo "dry run: nothing changed"; else echo "services ready"; fi

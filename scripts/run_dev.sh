@@ -13,6 +13,7 @@ worker=$!
 trap 'kill "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true' EXIT INT TERM
 
 echo "health:     $PUBLIC_BASE_URL/healthz"
+echo "console:    $PUBLIC_BASE_URL/console/        (demo users: contactcenter demo users)"
 echo "voice URL:  $PUBLIC_BASE_URL/voice/incoming   (SMS: $PUBLIC_BASE_URL/sms/incoming)"
 echo "API:        $PUBLIC_BASE_URL/api/campaigns      (token: contactcenter users token NAME)"
 echo "try a call: $BIN/contactcenter simulate call --url $PUBLIC_BASE_URL --from +79161234501 --press 1"

@@ -1,9 +1,11 @@
-"""REST API for the do-not-contact list and consents (the bearer-token auth of :mod:`web.api`).
+"""REST API for the do-not-contact list and consents (the machinery of :mod:`web.api_common`).
 
-Supervisors and admins (or the ``API_TOKEN``) read and change them; operators have no access
-(the lists are personal data, and no operator screen needs them yet). Every change takes a
-``reason`` and is audited as ``api:<user>`` with it (:mod:`crm_store.contact_lists`); an
-entry added here stops the next campaign call or SMS to that number at once.
+Reading needs ``contacts.read``, changing ``contacts.write``. A region-scoped user sees the
+entries of phones linked to accounts of their regions (and e-mails of their consumers) and
+changes only those (403 for another number; removing one they do not see is 404); the
+bulk import of a list needs a user of all regions. Every change takes a ``reason`` and is
+audited as ``api:<user>`` with it (:mod:`crm_store.contact_lists`); an entry added here
+stops the next campaign call or SMS to that number at once.
 
 Routes::
 
@@ -19,201 +21,324 @@ Routes::
     POST   /api/consents/withdraw    {"value", "purpose", "reason"} → 200
 
 Lists are newest first with keyset paging: pass the answer's ``next_cursor`` as ``cursor``.
-Errors are one JSON body ``{"error": …}`` (plus ``errors`` for a refused file): 400 for a
-request that is not what the route takes, 422 for values the CRM refuses (a bad number, an
-unknown purpose, an empty reason), 404, 401/403 from the authentication.
 """
 
 from __future__ import annotations
 
 import tempfile
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import request
+from pydantic import BaseModel, Field
+from spectree import Response as Responses
 
 from crm_store import contact_lists
+from crm_store.consent import contact_kind, dnc_phone, normalize_contact
 from crm_store.dnc_import import import_dnc
-from crm_store.errors import ImportFileError, InvalidInput
-from web.api import authenticate
-from web.common import current_services
+from crm_store.visibility import contact_visible
+from web.api_common import (
+    ApiError,
+    ApiModel,
+    ErrorBody,
+    PageQuery,
+    api_actor,
+    api_blueprint,
+    api_services,
+    current_scope,
+    operation,
+    page_body,
+    page_model,
+)
 
-bp = Blueprint("contacts_api", __name__, url_prefix="/api")
-bp.before_request(authenticate)
+bp = api_blueprint("contacts_api", __name__, "/api")
+DNC_TAGS = ["do-not-contact"]
+CONSENT_TAGS = ["consents"]
 
-
-def _error(status: int, message: str, **extra: Any) -> Response:
-    response = jsonify(error=message, **extra)
-    response.status_code = status
-    return response
-
-
-@bp.errorhandler(Exception)
-def _unexpected(exc: Exception) -> Response:
-    if isinstance(exc, InvalidInput | ImportFileError):
-        return _error(422, str(exc))
-    if isinstance(exc, HTTPException):
-        return _error(exc.code or 500, exc.description or exc.name)
-    current_app.logger.exception("contacts API failure")
-    return _error(500, "internal error")
-
-
-class _BadRequest(Exception):
-    """The request is not what the route takes (answered 400)."""
+#: ``crm_store.models.DNC_CHANNELS`` and ``CONSENT_PURPOSES`` (a test keeps them in step).
+Channel = Literal["voice", "sms", "any"]
+Purpose = Literal["service_notice", "debt_notice", "marketing", "robot_calls", "e_receipt"]
+Reason = Field(min_length=1, max_length=500, description="why (written to the audit log)")
 
 
-@bp.errorhandler(_BadRequest)
-def _bad_request(exc: _BadRequest) -> Response:
-    return _error(400, str(exc))
+class DncQuery(PageQuery):
+    """Filters of the do-not-contact list."""
+
+    phone: str | None = Field(default=None, description="a phone in any notation")
+    channel: Channel | None = None
 
 
-def _actor() -> str:
-    return f"api:{g.api_user}"
+class DncIn(ApiModel):
+    """A number to put on the list."""
+
+    phone: str = Field(description="any notation; stored in E.164")
+    reason: str = Reason
+    channel: Channel = "any"
 
 
-def _json_object() -> dict[str, Any]:
-    payload = request.get_json(silent=True)
-    if not isinstance(payload, dict):
-        raise _BadRequest("send a JSON object")
-    return payload
+class DncRemoveQuery(BaseModel):
+    """Which entries to remove, and why (the reason may come in a JSON body instead)."""
+
+    channel: Channel | None = Field(default=None, description="omit: every channel")
+    reason: str | None = Field(default=None, max_length=500)
 
 
-def _text(payload: dict[str, Any], name: str, *, required: bool = True) -> str | None:
-    value = payload.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise _BadRequest(f"{name} is required (a non-empty string)")
-    return value
+class DncEntryOut(BaseModel):
+    """A do-not-contact entry."""
+
+    id: int
+    phone: str
+    channel: Channel
+    source: str = Field(description="supervisor (a person), sms_stop, ivr_opt_out, …")
+    reason: str | None
+    created_by: str
+    created_at: datetime
+    campaign_id: int | None
 
 
-def _paging() -> tuple[int, str | None]:
-    limit = request.args.get("limit", "")
-    if limit and not (limit.isascii() and limit.isdigit()):
-        raise _BadRequest("limit must be a positive integer")
-    return (int(limit) if limit else contact_lists.DEFAULT_PAGE), request.args.get("cursor")
+class DncAdded(BaseModel):
+    """The entry, and whether it was added now."""
+
+    entry: DncEntryOut
+    added: bool
 
 
-def _page(page: contact_lists.ContactPage[Any]) -> Response:
-    return jsonify(items=[item.as_dict() for item in page.items], next_cursor=page.next_cursor)
+class DncRemoved(BaseModel):
+    """The entries removed."""
+
+    removed: list[DncEntryOut]
+
+
+class DncImportForm(BaseModel):
+    """The multipart form of a list import."""
+
+    file: Any = Field(
+        default=None,
+        description="CSV, XLSX or one number a line",
+        json_schema_extra={"type": ["string", "null"], "format": "binary"},
+    )
+    reason: str | None = Field(default=None, max_length=500, description="default: the file name")
+    channel: Channel | None = Field(default=None, description="default: any")
+
+
+class DncImportDone(BaseModel):
+    """What the import of a list did (rows with problems by their row number)."""
+
+    source: str
+    channel: Channel
+    rows_read: int
+    added: int
+    already_listed: int
+    errors: list[dict[str, Any]]
+    duplicates: list[dict[str, Any]]
+
+
+class ConsentQuery(PageQuery):
+    """Filters of the consent records."""
+
+    value: str | None = Field(default=None, description="a phone (any notation) or an e-mail")
+    purpose: Purpose | None = None
+
+
+class ConsentIn(ApiModel):
+    """A consent to record or withdraw."""
+
+    value: str = Field(description="a phone (any notation) or an e-mail")
+    purpose: Purpose
+    reason: str = Reason
+
+
+class ConsentOut(BaseModel):
+    """A consent record."""
+
+    id: int
+    contact: Literal["phone", "email"]
+    value: str
+    purpose: Purpose
+    status: Literal["granted", "withdrawn"]
+    source: str
+    given_at: datetime
+    withdrawn_at: datetime | None
+    reason: str | None
+    changed_by: str | None
+
+
+class ConsentChanged(BaseModel):
+    """The record in force, and whether this request changed it."""
+
+    consent: ConsentOut
+    changed: bool
+
+
+def _may_change(value: str) -> None:
+    """403 when a region-scoped user changes a number or address not of their consumers."""
+    scope = current_scope()
+    if scope.all_regions:
+        return
+    with api_services().db.transaction() as s:
+        if not contact_visible(s, scope, value):
+            raise ApiError(403, "this contact belongs to no consumer of your regions")
 
 
 # ---------------------------------------------------------------------------- dnc
 
 
 @bp.get("/dnc")
-def dnc_list_view() -> Response:
+@operation(
+    permission="contacts.read", resp=Responses(HTTP_200=page_model(DncEntryOut)), tags=DNC_TAGS
+)
+def list_dnc(query: DncQuery) -> dict[str, Any]:
     """Do-not-contact entries, newest first."""
-    limit, cursor = _paging()
-    with current_services().db.transaction() as s:
+    with api_services().db.transaction() as s:
         page = contact_lists.list_dnc(
             s,
-            phone=request.args.get("phone") or None,
-            channel=request.args.get("channel") or None,
-            limit=limit,
-            cursor=cursor,
+            phone=query.phone or None,
+            channel=query.channel,
+            limit=query.limit,
+            cursor=query.cursor,
+            scope=current_scope(),
         )
-        return _page(page)
+        return page_body(page, lambda e: e.as_dict())
 
 
 @bp.post("/dnc")
-def dnc_add_view() -> Response:
-    """Put a number on the list."""
-    payload = _json_object()
-    phone, reason = _text(payload, "phone"), _text(payload, "reason")
-    channel = _text(payload, "channel", required=False) or "any"
-    with current_services().db.transaction() as s:
+@operation(
+    permission="contacts.write",
+    resp=Responses(
+        HTTP_200=(DncAdded, "already on the list"), HTTP_201=(DncAdded, "added to the list")
+    ),
+    tags=DNC_TAGS,
+)
+def add_dnc(json: DncIn) -> tuple[dict[str, Any], int]:
+    """Put a number on the do-not-contact list."""
+    _may_change(dnc_phone(json.phone))
+    with api_services().db.transaction() as s:
         entry, added = contact_lists.add_dnc(
-            s, str(phone), channel=channel, reason=str(reason), actor=_actor()
+            s, json.phone, channel=json.channel, reason=json.reason, actor=api_actor()
         )
-    response = jsonify(entry=entry.as_dict(), added=added)
-    response.status_code = 201 if added else 200
-    return response
+    return {"entry": entry.as_dict(), "added": added}, 201 if added else 200
 
 
 @bp.delete("/dnc/<phone>")
-def dnc_remove_view(phone: str) -> Response:
-    """Take a number off the list (one channel, or every channel)."""
+@operation(
+    permission="contacts.write",
+    resp=Responses(
+        HTTP_200=DncRemoved,
+        HTTP_400=(ErrorBody, "no reason given"),
+        HTTP_404=(ErrorBody, "the number is not on the list"),
+    ),
+    tags=DNC_TAGS,
+)
+def remove_dnc(phone: str, query: DncRemoveQuery) -> dict[str, Any]:
+    """Take a number off the list (one channel, or every channel).
+
+    The reason comes as the `reason` query parameter or in a JSON body `{"reason"}`.
+    """
     payload = request.get_json(silent=True) if request.content_length else None
     body = payload if isinstance(payload, dict) else {}
-    reason = request.args.get("reason") or body.get("reason")
-    channel = request.args.get("channel") or body.get("channel") or None
+    reason = query.reason or body.get("reason")
+    channel = query.channel or body.get("channel") or None
     if not isinstance(reason, str) or not reason.strip():
-        raise _BadRequest("reason is required (a query parameter or in a JSON body)")
-    with current_services().db.transaction() as s:
-        removed = contact_lists.remove_dnc(s, phone, channel=channel, reason=reason, actor=_actor())
+        raise ApiError(400, "reason is required (a query parameter or in a JSON body)")
+    scope = current_scope()
+    with api_services().db.transaction() as s:
+        if not scope.all_regions and not contact_visible(s, scope, dnc_phone(phone)):
+            removed = []
+        else:
+            removed = contact_lists.remove_dnc(
+                s, phone, channel=channel, reason=reason, actor=api_actor()
+            )
     if not removed:
-        return _error(404, "the number is not on the do-not-contact list")
-    return jsonify(removed=[entry.as_dict() for entry in removed])
+        raise ApiError(404, "the number is not on the do-not-contact list")
+    return {"removed": [entry.as_dict() for entry in removed]}
 
 
 @bp.post("/dnc/import")
-def dnc_import_view() -> Response:
-    """Import a list of numbers sent as the multipart field ``file``."""
+@operation(
+    permission="contacts.write",
+    all_regions=True,
+    resp=Responses(
+        HTTP_200=DncImportDone,
+        HTTP_400=(ErrorBody, "no file"),
+        HTTP_422=(ErrorBody, "the file is not a list of numbers"),
+    ),
+    tags=DNC_TAGS,
+)
+def import_dnc_list(form: DncImportForm) -> dict[str, Any]:
+    """Import a list of numbers sent as the multipart field `file`."""
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        raise _BadRequest("send the list as the multipart field 'file'")
+        raise ApiError(400, "send the list as the multipart field 'file'")
     name = Path(upload.filename).name
-    reason = request.form.get("reason") or f"импорт списка {name}"
-    channel = request.form.get("channel") or "any"
+    reason = (form.reason if form is not None else None) or f"импорт списка {name}"
+    channel = (form.channel if form is not None else None) or "any"
     with tempfile.TemporaryDirectory(prefix="dnc-import-") as folder:
         path = Path(folder) / (name or "list.csv")
         upload.save(path)
-        try:
-            report = import_dnc(
-                current_services().db,
-                path,
-                actor=_actor(),
-                reason=reason,
-                channel=channel,
-                source=name,
-            )
-        except ImportFileError as exc:
-            return _error(422, f"the file is not a do-not-contact list: {exc}")
-    return jsonify(report.as_dict())
+        report = import_dnc(
+            api_services().db, path, actor=api_actor(), reason=reason, channel=channel, source=name
+        )
+    return report.as_dict()
 
 
 # ---------------------------------------------------------------------------- consents
 
 
 @bp.get("/consents")
-def consent_list_view() -> Response:
-    """Consent records, newest first."""
-    limit, cursor = _paging()
-    with current_services().db.transaction() as s:
+@operation(
+    permission="contacts.read", resp=Responses(HTTP_200=page_model(ConsentOut)), tags=CONSENT_TAGS
+)
+def list_consents(query: ConsentQuery) -> dict[str, Any]:
+    """Consent records (grants, withdrawals, refusals), newest first."""
+    services = api_services()
+    with services.db.transaction() as s:
         page = contact_lists.list_consents(
             s,
-            value=request.args.get("value") or None,
-            purpose=request.args.get("purpose") or None,
-            limit=limit,
-            cursor=cursor,
-            at=current_services().clock(),
+            value=query.value or None,
+            purpose=query.purpose,
+            limit=query.limit,
+            cursor=query.cursor,
+            at=services.clock(),
+            scope=current_scope(),
         )
-        return _page(page)
+        return page_body(page, lambda e: e.as_dict())
 
 
-def _consent_change(withdrawing: bool) -> Response:
-    payload = _json_object()
-    value, purpose, reason = (str(_text(payload, k)) for k in ("value", "purpose", "reason"))
-    change = contact_lists.withdraw if withdrawing else contact_lists.grant
-    services = current_services()
+def _consent_change(change: ConsentIn, *, withdrawing: bool) -> tuple[dict[str, Any], int]:
+    _may_change(normalize_contact(contact_kind(change.value), change.value))
+    act = contact_lists.withdraw if withdrawing else contact_lists.grant
+    services = api_services()
     with services.db.transaction() as s:
-        entry, changed = change(
-            s, value, purpose=purpose, reason=reason, actor=_actor(), at=services.clock()
+        entry, changed = act(
+            s,
+            change.value,
+            purpose=change.purpose,
+            reason=change.reason,
+            actor=api_actor(),
+            at=services.clock(),
         )
-    response = jsonify(consent=entry.as_dict(), changed=changed)
-    response.status_code = 201 if changed and not withdrawing else 200
-    return response
+    return {"consent": entry.as_dict(), "changed": changed}, (
+        201 if changed and not withdrawing else 200
+    )
 
 
 @bp.post("/consents")
-def consent_grant_view() -> Response:
+@operation(
+    permission="contacts.write",
+    resp=Responses(
+        HTTP_200=(ConsentChanged, "a consent was in force already"),
+        HTTP_201=(ConsentChanged, "recorded"),
+    ),
+    tags=CONSENT_TAGS,
+)
+def grant_consent(json: ConsentIn) -> tuple[dict[str, Any], int]:
     """Record a consent from now."""
-    return _consent_change(withdrawing=False)
+    return _consent_change(json, withdrawing=False)
 
 
 @bp.post("/consents/withdraw")
-def consent_withdraw_view() -> Response:
-    """Withdraw a consent from now."""
-    return _consent_change(withdrawing=True)
+@operation(permission="contacts.write", resp=Responses(HTTP_200=ConsentChanged), tags=CONSENT_TAGS)
+def withdraw_consent(json: ConsentIn) -> tuple[dict[str, Any], int]:
+    """Withdraw a consent from now (a refusal is recorded when none was in force)."""
+    return _consent_change(json, withdrawing=True)

@@ -1,66 +1,146 @@
-"""REST API for outages: ``/api/outages`` (the bearer-token auth of :mod:`web.api`).
+"""REST API for outages: ``/api/outages`` (the shared machinery of :mod:`web.api_common`).
 
 A grid company's or billing system's feed posts planned and emergency outages here; the
 hotline announces them to callers from the addresses they cover (:mod:`crm_store.outages`).
+Posting needs ``imports.write`` and a user of all regions (an outage is not bound to a
+region); reading needs ``consumers.read`` (operators tell callers about them).
 
 Routes::
 
     POST /api/outages            one outage (a JSON object), several (a list, or
                                  {"outages": [...]}), fields of crm_store.outages.OUTAGE_FIELDS;
-                                 all or nothing: 400 {"error", "errors": [{"index", "field",
-                                 "reason"}]} stores none; else 201 when one was created, 200
-                                 when all were known (updated or unchanged), with
-                                 {"outages": [{"index", "id", "external_id", "result"}]}
-    GET  /api/outages?active=1   outages in effect now (without active=1: the newest 200)
+                                 all or nothing: 400 "invalid outages" with details
+                                 [{"index", "field", "reason"}] stores none; else 201 when one
+                                 was created, 200 when all were known (updated or unchanged),
+                                 with {"outages": [{"index", "id", "external_id", "result"}]}
+    GET  /api/outages?active=true   outages in effect now (without: all), latest start first
 """
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
-from flask import Blueprint, Response, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+from spectree import Response as Responses
 
 from crm_store.errors import InvalidOutage
-from crm_store.outages import (
-    OutageInput,
-    list_outages,
-    outage_as_dict,
-    parse_outage,
-    upsert_outage,
+from crm_store.list_queries import outages_page
+from crm_store.outages import OutageInput, outage_as_dict, parse_outage, upsert_outage
+from web.api_common import (
+    ApiError,
+    PageQuery,
+    api_blueprint,
+    api_services,
+    operation,
+    page_body,
+    page_model,
 )
-from web.api import authenticate
-from web.common import current_services
 
-bp = Blueprint("outages_api", __name__, url_prefix="/api/outages")
-bp.before_request(authenticate)
+bp = api_blueprint("outages_api", __name__, "/api/outages")
+TAGS = ["outages"]
 
 #: The most outages one request may carry.
 MAX_ITEMS = 500
 
 
-def _error(status: int, message: str, **extra: Any) -> Response:
-    response = jsonify(error=message, **extra)
-    response.status_code = status
-    return response
+class OutageIn(BaseModel):
+    """One outage as sent (texts); ``kind``, ``starts_at``, ``expected_end_at`` and a place
+    are required: a settlement or a street, and/or a feeder or a substation."""
+
+    external_id: str | None = Field(default=None, description="the sender's id (idempotency)")
+    kind: str = Field(description="planned (плановое) or emergency (аварийное)")
+    settlement: str | None = None
+    street: str | None = None
+    houses: str | None = Field(default=None, description="«1-15», «2-20 чётные»; empty: all")
+    feeder: str | None = None
+    substation: str | None = None
+    starts_at: str = Field(description="ISO 8601, or a local time with `timezone`")
+    expected_end_at: str
+    timezone: str | None = Field(default=None, description="IANA zone of local times")
+    reason: str | None = None
 
 
-@bp.errorhandler(Exception)
-def _unexpected(exc: Exception) -> Response:
-    if isinstance(exc, HTTPException):
-        return _error(exc.code or 500, exc.description or exc.name)
-    current_app.logger.exception("outages API failure")
-    return _error(500, "internal error")
+class OutageList(BaseModel):
+    """Several outages under one key."""
+
+    outages: list[OutageIn] = Field(max_length=MAX_ITEMS)
 
 
-def _items(payload: Any) -> list[Any] | None:
+def _batch_schema(schema: dict[str, Any]) -> None:
+    one = OutageIn.model_json_schema()
+    schema.clear()
+    schema.update(
+        {
+            "title": "OutagesBody",
+            "description": "One outage, a list of them, or {outages: [...]}; all or nothing.",
+            "oneOf": [
+                one,
+                {"type": "array", "items": one, "minItems": 1, "maxItems": MAX_ITEMS},
+                {
+                    "type": "object",
+                    "properties": {"outages": {"type": "array", "items": one}},
+                    "required": ["outages"],
+                },
+            ],
+        }
+    )
+
+
+class OutagesBody(RootModel[Any]):
+    """The body of a post: checked item by item, every problem reported at once."""
+
+    model_config = ConfigDict(json_schema_extra=_batch_schema)
+
+
+class OutageResult(BaseModel):
+    """What became of one posted outage."""
+
+    index: int
+    id: int
+    external_id: str
+    result: Literal["created", "updated", "unchanged"]
+
+
+class OutagesStored(BaseModel):
+    """The posted outages, in the order sent."""
+
+    outages: list[OutageResult]
+
+
+class OutageOut(BaseModel):
+    """A stored outage."""
+
+    id: int
+    external_id: str
+    kind: Literal["planned", "emergency"]
+    source: Literal["import", "api"]
+    settlement: str
+    street: str
+    houses: str
+    feeder: str | None
+    substation: str | None
+    feeder_key: str | None = Field(default=None, description="the feeder as compared")
+    substation_key: str | None = Field(default=None, description="the substation as compared")
+    starts_at: datetime
+    expected_end_at: datetime
+    reason: str
+
+
+class OutageQuery(PageQuery):
+    """Filters of the outage list."""
+
+    active: bool = Field(default=False, description="only the outages in effect now")
+
+
+def _items(payload: Any) -> list[Any]:
     if isinstance(payload, dict) and set(payload) == {"outages"}:
         payload = payload["outages"]
     if isinstance(payload, dict):
         return [payload]
     if isinstance(payload, list):
         return payload
-    return None
+    raise ApiError(400, "send an outage as a JSON object, or a list of them")
 
 
 def _checked(items: list[Any]) -> tuple[list[OutageInput], list[dict[str, Any]]]:
@@ -88,37 +168,54 @@ def _checked(items: list[Any]) -> tuple[list[OutageInput], list[dict[str, Any]]]
 
 
 @bp.post("")
-def post_view() -> Response:
-    """Create or update outages (all or nothing)."""
-    items = _items(request.get_json(silent=True))
-    if items is None:
-        return _error(400, "send an outage as a JSON object, or a list of them")
+@operation(
+    permission="imports.write",
+    all_regions=True,
+    resp=Responses(
+        HTTP_200=(OutagesStored, "every outage was known (updated or unchanged)"),
+        HTTP_201=(OutagesStored, "at least one outage was created"),
+    ),
+    tags=TAGS,
+)
+def post_outages(json: OutagesBody) -> tuple[dict[str, Any], int]:
+    """Create or update outages (all or nothing).
+
+    A 400 "invalid outages" stores none and lists every problem in `details` as
+    `{"index", "field", "reason"}` (reasons in Russian).
+    """
+    items = _items(json.root)
     if not items:
-        return _error(400, "no outages in the request")
+        raise ApiError(400, "no outages in the request")
     if len(items) > MAX_ITEMS:
-        return _error(400, f"at most {MAX_ITEMS} outages per request, got {len(items)}")
+        raise ApiError(400, f"at most {MAX_ITEMS} outages per request, got {len(items)}")
     outages, errors = _checked(items)
     if errors:
-        return _error(400, "invalid outages", errors=errors)
+        raise ApiError(400, "invalid outages", errors)
     results: list[dict[str, Any]] = []
-    with current_services().db.transaction() as s:
+    with api_services().db.transaction() as s:
         for index, outage in enumerate(outages):
             row, result = upsert_outage(s, outage, source="api")
             results.append(
                 {"index": index, "id": row.id, "external_id": row.external_id, "result": result}
             )
-    response = jsonify(outages=results)
-    response.status_code = 201 if any(r["result"] == "created" for r in results) else 200
-    return response
+    created = any(r["result"] == "created" for r in results)
+    return {"outages": results}, 201 if created else 200
 
 
 @bp.get("")
-def list_view() -> Response:
-    """Outages in effect now (``active=1``), else the newest."""
-    active = request.args.get("active", "0")
-    if active not in ("0", "1"):
-        return _error(400, "active must be 0 or 1")
-    services = current_services()
+@operation(
+    permission="consumers.read",
+    resp=Responses(HTTP_200=page_model(OutageOut)),
+    tags=TAGS,
+)
+def list_outages(query: OutageQuery) -> dict[str, Any]:
+    """Outages, latest start first (with `active=true`, those in effect now)."""
+    services = api_services()
     with services.db.transaction() as s:
-        rows = list_outages(s, active_at=services.clock() if active == "1" else None)
-        return jsonify(outages=[outage_as_dict(o) for o in rows])
+        page = outages_page(
+            s,
+            active_at=services.clock() if query.active else None,
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+        return page_body(page, outage_as_dict)

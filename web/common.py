@@ -5,6 +5,10 @@ Every Twilio route is wrapped in :func:`twilio_signed` (``X-Twilio-Signature`` a
 turns a database or Redis outage into the answer the route gives then: for a call, an apology
 and a transfer to an operator (:func:`apology`); for a callback Twilio retries, 503
 (:func:`retry_later`). Never a 500, never silence.
+
+The REST API's one error body, ``{"error": {"code", "message", "details"}}``, is
+:func:`error_body` / :func:`json_error`; :func:`http_error` gives it to HTTP errors outside any
+view under ``/api`` (unknown paths, wrong methods), :func:`too_large` to oversized bodies.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from http import HTTPStatus
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
 from flask import Flask, Response, current_app, jsonify, request
@@ -149,16 +154,53 @@ def too_large(exc: Exception | None = None) -> Response:
     return Response("request entity too large\n", status=413, mimetype="text/plain")
 
 
-def json_error(status: int, message: str) -> Response:
-    """The REST API's error body: ``{"error": message}`` with ``status``."""
-    response = jsonify(error=message)
+#: The ``error.code`` of an API error by HTTP status (others: the status phrase in snake case).
+ERROR_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def error_code(status: int) -> str:
+    """The ``error.code`` of HTTP ``status`` (:data:`ERROR_CODES`)."""
+    if status in ERROR_CODES:
+        return ERROR_CODES[status]
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
+
+
+def error_body(status: int, message: str, details: Any = None) -> dict[str, Any]:
+    """The REST API's one error body: ``{"error": {"code", "message", "details"}}``.
+
+    ``code`` names the kind of error (:func:`error_code`), ``message`` says what is wrong in
+    a sentence, ``details`` (or null) gives the particulars where there are several (the
+    fields of an invalid request, the items of a refused batch).
+    """
+    return {"error": {"code": error_code(status), "message": message, "details": details}}
+
+
+def json_error(status: int, message: str, details: Any = None) -> Response:
+    """An API error answer: :func:`error_body` with ``status``."""
+    response = jsonify(error_body(status, message, details))
     response.status_code = status
     return response
 
 
 def http_error(exc: HTTPException) -> Response | HTTPException:
-    """HTTP errors outside any view (an unknown ``/api`` path, a wrong method): JSON for the
-    REST API, Werkzeug's own answer elsewhere."""
+    """HTTP errors outside any view (an unknown ``/api`` path, a wrong method): the API's
+    error body for the REST API, Werkzeug's own answer elsewhere."""
     if request.path.startswith("/api/"):
         response = json_error(exc.code or 500, exc.description or exc.name)
         if exc.code == 405 and exc.response is None:

@@ -2,19 +2,23 @@
 
 :class:`DemoGenerator` produces rows consumer by consumer from one seeded random generator,
 so the same seed and date always give the same rows; ids are assigned here, consistent across
-tables, so the rows can be bulk-inserted without the ORM.
+tables, so the rows can be bulk-inserted without the ORM. An account's grid link comes from
+its city and street (:func:`grid_link`), not from the random generator.
 """
 
 from __future__ import annotations
 
 import bisect
 import random
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
+from crm_store.addresses import settlement_key, street_key
 from devtools.demo.reference import (
     AGING_BUCKETS,
     BEHAVIOUR_WEIGHTS,
@@ -42,6 +46,28 @@ from devtools.demo.reference import (
     Region,
     cumulative,
 )
+
+#: The substations of a demo city («ПС Ржев-Северная»); a street hangs on one of them.
+SUBSTATION_SIDES = ("Северная", "Южная", "Центральная")
+#: Feeders per demo substation («Ржев-Северная Ф-7»).
+FEEDERS_PER_SUBSTATION = 8
+
+
+@cache
+def grid_link(city: str, street: str) -> tuple[str, str]:
+    """``(feeder, substation)`` of the houses of ``street`` in ``city``: three substations
+    per city, a feeder per street (fixed by the names, so every seed agrees)."""
+    digest = zlib.crc32(f"{settlement_key(city)}|{'|'.join(street_key(street))}".encode())
+    side = SUBSTATION_SIDES[digest % len(SUBSTATION_SIDES)]
+    feeder = digest // len(SUBSTATION_SIDES) % FEEDERS_PER_SUBSTATION + 1
+    return f"{city}-{side} Ф-{feeder}", f"ПС {city}-{side}"
+
+
+def _address_grid(address: str) -> tuple[str, str]:
+    """:func:`grid_link` of a fixed demo address («…, г. Москва, ул. Ленина, д. 1, кв. 2»)."""
+    parts = address.split(", ")
+    at = next(i for i, part in enumerate(parts) if part.startswith("г. "))
+    return grid_link(parts[at].removeprefix("г. "), parts[at + 1])
 
 
 def _months_before(as_of: date, count: int = 12) -> list[date]:
@@ -166,15 +192,18 @@ class DemoGenerator:
         word = self._one(ORG_WORDS_A) + self._one(ORG_WORDS_B)
         return f"{self._one(ORG_FORMS)} «{word}»"
 
-    def _address(self, region: Region) -> str:
+    def _address(self, region: Region) -> tuple[str, tuple[str, str]]:
+        """A random address in ``region`` and its grid link (:func:`grid_link`)."""
         rng = self.rng
         city = self._one(region.cities)
         street = self._one(STREETS)
         house = self._int(1, 120)
         prefix = "" if region.name == "Москва" else f"{region.name}, "
         if rng.random() < 0.8:
-            return f"{prefix}г. {city}, {street}, д. {house}, кв. {self._int(1, 280)}"
-        return f"{prefix}г. {city}, {street}, д. {house}"
+            address = f"{prefix}г. {city}, {street}, д. {house}, кв. {self._int(1, 280)}"
+        else:
+            address = f"{prefix}г. {city}, {street}, д. {house}"
+        return address, grid_link(city, street)
 
     def _ivr_code(self, seq: int) -> str:
         # A bijection of the sequence onto 8-digit codes: unique, but not guessable in order.
@@ -202,12 +231,9 @@ class DemoGenerator:
             seq = self.account_seq
             account_region = region if index == 0 else REGIONS[self._pick(self._region_cum)]
             number = f"{account_region.code}{seq:08d}"
+            address, grid = self._address(account_region)
             account_id = self._account_row(
-                consumer_id,
-                number,
-                self._ivr_code(seq),
-                account_region,
-                self._address(account_region),
+                consumer_id, number, self._ivr_code(seq), account_region, address, grid
             )
             for phone_id in phone_ids:
                 self.rows.add_link(
@@ -234,7 +260,12 @@ class DemoGenerator:
         for acc in spec.accounts:
             region = REGION_BY_CODE[acc.region_code]
             account_id = self._account_row(
-                consumer_id, acc.number, acc.ivr_code, region, acc.address
+                consumer_id,
+                acc.number,
+                acc.ivr_code,
+                region,
+                acc.address,
+                _address_grid(acc.address),
             )
             for phone_id in phone_ids:
                 self.rows.add_link(
@@ -266,8 +297,15 @@ class DemoGenerator:
         )
 
     def _account_row(
-        self, consumer_id: int, number: str, ivr_code: str, region: Region, address: str
+        self,
+        consumer_id: int,
+        number: str,
+        ivr_code: str,
+        region: Region,
+        address: str,
+        grid: tuple[str, str],
     ) -> int:
+        feeder, substation = grid
         return self.rows.add(
             "accounts",
             {
@@ -278,6 +316,8 @@ class DemoGenerator:
                 "service_address": address,
                 "region": region.name,
                 "timezone": region.timezone,
+                "feeder": feeder,
+                "substation": substation,
                 "status": "active",
                 "e_receipt": self.rng.random() < 0.2,
             },

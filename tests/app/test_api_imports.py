@@ -92,7 +92,9 @@ def test_requires_a_supervisor_token(client: FlaskClient, db: Database) -> None:
         token = issue_api_token(s, "op")
     denied = client.get("/api/imports", headers={"Authorization": f"Bearer {token}"})
     assert denied.status_code == 403
-    assert denied.get_json() == {"error": "a supervisor or admin role is required"}
+    assert denied.get_json()["error"]["message"] == (
+        "the imports.write permission is required (your roles: operator)"
+    )
 
 
 def test_a_payments_registry_is_queued_then_imported_by_a_worker(
@@ -142,9 +144,12 @@ def test_a_payments_registry_is_queued_then_imported_by_a_worker(
     assert second["report"]["counts"]["unchanged"] == 2
     with db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Payment)) == 2
-    listed = client.get("/api/imports?limit=1", headers=AUTH).get_json()["imports"]
+    first = client.get("/api/imports?limit=1", headers=AUTH).get_json()
+    listed = first["items"]
     assert [r["id"] for r in listed] == [again]
     assert listed[0]["report"] is None
+    older = client.get(f"/api/imports?limit=1&cursor={first['next_cursor']}", headers=AUTH)
+    assert [r["id"] for r in older.get_json()["items"]] == [run_id]
 
 
 def test_a_raw_body_of_accruals_and_a_consumer_file(
@@ -193,24 +198,30 @@ def test_a_file_that_is_not_a_registry_fails_with_one_line(
 def test_bad_requests_answer_json(app: Flask, client: FlaskClient, db: Database) -> None:
     unknown = post_file(client, "meters", b"x")
     assert unknown.status_code == 404
-    assert "unknown import kind" in unknown.get_json()["error"]
+    assert "unknown import kind" in unknown.get_json()["error"]["message"]
     empty = post_file(client, "payments", b"")
-    assert (empty.status_code, empty.get_json()) == (400, {"error": "the file is empty"})
+    assert (empty.status_code, empty.get_json()["error"]["message"]) == (400, "the file is empty")
     with db.transaction() as s:  # the refused upload left a failed run, nothing queued
         assert s.scalars(select(ImportRun.status)).all() == ["failed"]
     assert work(app) == 0
     no_file = client.post("/api/imports/payments", json={"a": 1}, headers=AUTH)
     assert no_file.status_code == 400
-    assert "multipart field 'file'" in no_file.get_json()["error"]
+    assert "multipart field 'file'" in no_file.get_json()["error"]["message"]
     missing = client.get("/api/imports/999999", headers=AUTH)
     assert (missing.status_code, missing.get_json()) == (
         404,
-        {"error": "import 999999 does not exist"},
+        {
+            "error": {
+                "code": "not_found",
+                "message": "import 999999 does not exist",
+                "details": None,
+            }
+        },
     )
     wrong_method = client.put("/api/imports/payments", headers=AUTH)
     assert wrong_method.status_code == 405
     assert wrong_method.is_json
-    assert wrong_method.get_json()["error"]
+    assert wrong_method.get_json()["error"]["code"] == "method_not_allowed"
     nowhere = client.get("/api/nowhere", headers=AUTH)
     assert nowhere.status_code == 404
     assert nowhere.is_json
@@ -233,5 +244,9 @@ def test_uploads_over_the_limit_are_refused_with_413(
         headers={**AUTH, "Content-Type": "text/csv"},
     )
     assert big.status_code == 413
-    assert big.get_json() == {"error": "request entity too large"}
+    assert big.get_json()["error"] == {
+        "code": "too_large",
+        "message": "request entity too large",
+        "details": None,
+    }
     services_of(app).db.dispose()

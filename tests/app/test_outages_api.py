@@ -108,9 +108,9 @@ def test_invalid_items_store_nothing(client: FlaskClient, db: Database) -> None:
         headers=AUTH,
     )
     assert answer.status_code == 400
-    body = answer.get_json()
-    assert body["error"] == "invalid outages"
-    fields = {(e["index"], e["field"]) for e in body["errors"]}
+    error = answer.get_json()["error"]
+    assert (error["code"], error["message"]) == ("bad_request", "invalid outages")
+    fields = {(e["index"], e["field"]) for e in error["details"]}
     assert fields == {(1, "kind"), (1, "starts_at"), (2, "*"), (3, "external_id")}
     assert count(db) == 0
 
@@ -150,11 +150,42 @@ def test_list_active(client: FlaskClient) -> None:
         ],
         headers=AUTH,
     )
-    active = client.get("/api/outages?active=1", headers=AUTH).get_json()["outages"]
+    active = client.get("/api/outages?active=1", headers=AUTH).get_json()["items"]
     assert [o["external_id"] for o in active] == ["NOW"]
     assert active[0]["starts_at"] == "2026-11-20T07:00:00+00:00"
     assert active[0]["houses"] == "1-15"
-    everything = client.get("/api/outages", headers=AUTH).get_json()["outages"]
+    everything = client.get("/api/outages", headers=AUTH).get_json()["items"]
     assert [o["external_id"] for o in everything] == ["LATER", "NOW", "OVER"]
-    assert client.get("/api/outages?active=yes", headers=AUTH).status_code == 400
+    two = client.get("/api/outages?limit=2", headers=AUTH).get_json()
+    assert [o["external_id"] for o in two["items"]] == ["LATER", "NOW"]
+    rest = client.get(f"/api/outages?limit=2&cursor={two['next_cursor']}", headers=AUTH)
+    assert [o["external_id"] for o in rest.get_json()["items"]] == ["OVER"]
+    assert rest.get_json()["next_cursor"] is None
+    assert client.get("/api/outages?active=maybe", headers=AUTH).status_code == 422
     assert client.delete("/api/outages", headers=AUTH).status_code == 405
+
+
+def test_an_outage_given_by_feeder_alone(client: FlaskClient, db: Database) -> None:
+    answer = client.post(
+        "/api/outages",
+        json=outage(external_id="F-12", settlement=None, street=None, houses=None, feeder="Ф-12"),
+        headers=AUTH,
+    )
+    assert answer.status_code == 201, answer.get_json()
+    with db.transaction() as s:
+        stored = s.scalars(select(Outage)).one()
+        assert (stored.feeder, stored.feeder_key, stored.street_key) == ("Ф-12", "12", "")
+    nowhere = client.post(
+        "/api/outages",
+        json=outage(external_id="X", settlement=None, street=None, houses=None),
+        headers=AUTH,
+    )
+    assert nowhere.status_code == 400
+    assert nowhere.get_json()["error"]["details"] == [
+        {
+            "index": 0,
+            "field": "settlement",
+            "reason": "не указано место: населённый пункт, улица, фидер или подстанция",
+        }
+    ]
+    assert count(db) == 1

@@ -197,7 +197,9 @@ def test_api_lifecycle(db: Database, settings: Settings, redis_client: Any) -> N
             add_debtor(s, n, today=dt.datetime.now(dt.UTC).date())
     bad = client.post("/api/campaigns", json={"name": "x", "channel": "fax"}, headers=auth)
     assert bad.status_code == 422
-    paths = {i["path"] for i in bad.get_json()["issues"]}
+    error = bad.get_json()["error"]
+    assert error["code"] == "invalid"
+    paths = {i["path"] for i in error["details"]}
     assert {"channel", "audience"} <= paths
     assert client.post("/api/campaigns", data="nope", headers=auth).status_code == 400
     body = {"name": "API", "channel": "sms", "audience": {"min_debt": 1},
@@ -233,7 +235,7 @@ def test_api_lifecycle(db: Database, settings: Settings, redis_client: Any) -> N
     assert client.get("/api/campaigns/999", headers=auth).status_code == 404
     assert client.get("/api/campaigns/999/report", headers=auth).status_code == 404
     assert client.post(f"/api/campaigns/{cid}/explode", headers=auth).status_code == 404
-    listed = client.get("/api/campaigns", headers=auth).get_json()["campaigns"]
+    listed = client.get("/api/campaigns", headers=auth).get_json()["items"]
     assert listed[0]["id"] == cid
     services.db.dispose()
 

@@ -56,7 +56,7 @@ def test_good_rows_are_kept_bad_rows_located(db: Database, tmp_path: Path) -> No
     assert any(
         e.startswith("строка 5, столбец starts_at: такой даты или времени нет") for e in errors
     )
-    assert any("не привязаны к фидерам" in e for e in errors)
+    assert not any(e.startswith("строка 5, столбец settlement") for e in errors)  # Ф-7 is a place
     assert [str(w) for w in report.warnings] == [
         "строка 6, столбец expected_end_at: отключение уже закончилось: не объявляется"
     ]
@@ -94,6 +94,31 @@ def test_reimport_changes_nothing_and_a_new_end_updates(db: Database, tmp_path: 
     update = import_outages(db, write(tmp_path, [HEADER, moved], "later.csv"), now=NOW)
     assert (update.created, update.updated) == (0, 1)
     assert stored(db)["G-1"].expected_end_at == datetime(2026, 11, 20, 16, 30, tzinfo=UTC)
+
+
+def test_outages_given_by_feeder_or_substation_alone(db: Database, tmp_path: Path) -> None:
+    lines = [
+        "Вид;Фидер;ТП;Начало;Окончание;Причина",
+        "аварийное;Ф-12;;20.11.2026 10:00;20.11.2026 18:00;повреждение кабеля",
+        "плановое;;ТП-245;21.11.2026 09:00;21.11.2026 17:00;ремонт трансформатора",
+        "плановое;Ф-3;ПС Северная;21.11.2026 09:00;21.11.2026 17:00;",
+        "аварийное;;;20.11.2026 10:00;20.11.2026 18:00;без места",
+    ]
+    path = write(tmp_path, lines)
+    report = import_outages(db, path, now=NOW)
+    assert (report.created, report.rejected_rows) == (3, [5])
+    assert [str(e) for e in report.errors] == [
+        (
+            "строка 5, столбец settlement: не указано место: населённый пункт, улица, фидер или "
+            "подстанция"
+        )
+    ]
+    by_grid = {(o.feeder_key, o.substation_key): o for o in stored(db).values()}
+    assert set(by_grid) == {("12", ""), ("", "245"), ("3", "северная")}
+    assert by_grid[("12", "")].external_id.startswith("auto:")
+    assert (by_grid[("12", "")].street_key, by_grid[("12", "")].settlement_key) == ("", "")
+    again = import_outages(db, path, now=NOW)
+    assert (again.created, again.unchanged) == (0, 3)
 
 
 def test_rows_without_an_id_are_idempotent_too(db: Database, tmp_path: Path) -> None:
@@ -175,10 +200,10 @@ def test_dry_run_writes_nothing(db: Database, tmp_path: Path) -> None:
         ("kind;street;starts_at\nemergency;Ленина;20.11.2026 10:00\n", "нет столбцов: «Окончание»"),
         (
             (
-                "kind;feeder;starts_at;expected_end_at\n"
-                "emergency;Ф-1;20.11.2026 10:00;20.11.2026 12:00\n"
+                "kind;houses;starts_at;expected_end_at\n"
+                "emergency;1-15;20.11.2026 10:00;20.11.2026 12:00\n"
             ),
-            "нет столбцов «Населённый пункт» или «Улица»",
+            "нет ни одного столбца места: «Населённый пункт», «Улица», «Фидер» или «Подстанция»",
         ),
         ("", "файл пуст"),
     ],

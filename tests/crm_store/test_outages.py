@@ -23,6 +23,7 @@ from crm_store.errors import InvalidOutage
 from crm_store.models import Account, Case, CaseEvent, Consumer, Outage, OutageCase, OutageReport
 from crm_store.outages import (
     active_outages_for,
+    grid_key,
     list_outages,
     parse_moment,
     parse_outage,
@@ -181,12 +182,18 @@ def test_parse_outage_lists_every_problem() -> None:
     [
         ({"expected_end_at": "20.11.2026 09:00"}, "expected_end_at", "позже начала"),
         ({"expected_end_at": "30.12.2026 09:00"}, "expected_end_at", "длиннее 31 дня"),
-        ({"settlement": None, "street": None}, "settlement", "не указано место"),
         (
-            {"settlement": None, "street": None, "houses": None, "feeder": "Ф-12"},
+            {"settlement": None, "street": None},
             "settlement",
-            "не привязаны к фидерам",
+            "не указано место: населённый пункт, улица, фидер или подстанция",
         ),
+        (
+            {"settlement": None, "street": None, "houses": None, "feeder": "—"},
+            "feeder",
+            "нет ни названия, ни номера: «—»",
+        ),
+        ({"street": None, "feeder": "Ф-12"}, "houses", "без улицы"),
+        ({"feeder": "Ф" * 101}, "feeder", "слишком длинно"),
         ({"street": None}, "houses", "без улицы"),
         ({"kind": None}, "kind", "не заполнено"),
         ({"reason": "x" * 501}, "reason", "слишком длинно"),
@@ -283,6 +290,139 @@ def test_expired_and_future_outages(db: Database) -> None:
     with db.transaction() as s:
         assert [o.external_id for o in list_outages(s, active_at=NOW)] == ["NOW"]
         assert len(list_outages(s)) == 3
+
+
+# --------------------------------------------------------------------------- grid links
+
+
+@pytest.mark.parametrize(
+    ("names", "key"),
+    [
+        (["Ф-12", "фидер 12", "ф.12", "Ф12", "ФИДЕР №12", "12", "фид. 12"], "12"),
+        (
+            [
+                "ПС 110 кВ Северная",
+                "ПС 110/10 кВ «Северная»",
+                "п/ст Северная",
+                "Подстанция Северная",
+                "Северная подстанция",
+                "северная",
+                "ПC Северная",  # a Latin C
+            ],
+            "северная",
+        ),
+        (["ТП-245", "ТП №245", "КТП 10/0,4 кВ № 245", "TП-245"], "245"),  # a Latin T
+        (["Северная Ф-12", "ПС Северная, фидер 12", "Северная-12"], "северная12"),
+        (["Ёлочная", "елочная"], "елочная"),
+        (["ТП", "тп"], "тп"),  # only a generic word: kept
+        (["", "—", "  ", None], ""),
+    ],
+)
+def test_grid_key(names: list[str | None], key: str) -> None:
+    assert {grid_key(name) for name in names} == {key}
+
+
+def test_grid_keys_of_different_objects_differ() -> None:
+    assert grid_key("Ф-12") != grid_key("Ф-1")
+    assert grid_key("Северная Ф-12") != grid_key("Ф-12")  # a name is compared whole
+    assert grid_key("ПС Северная") != grid_key("ПС Северная-2")
+
+
+def test_an_outage_given_by_feeder_or_substation_alone_is_accepted() -> None:
+    feeder = parse_outage(fields(settlement=None, street=None, houses=None, feeder="Фидер 12"))
+    assert (feeder.feeder, feeder.feeder_key, feeder.substation_key) == ("Фидер 12", "12", "")
+    substation = parse_outage(
+        fields(settlement=None, street=None, houses=None, substation="ПС 110 кВ Северная")
+    )
+    assert (substation.substation, substation.substation_key) == ("ПС 110 кВ Северная", "северная")
+    # Without a sender's id, feeders of one start get distinct ids.
+    first = parse_outage(
+        fields(external_id=None, settlement=None, street=None, houses=None, feeder="Ф-1")
+    )
+    other = parse_outage(
+        fields(external_id=None, settlement=None, street=None, houses=None, feeder="Ф-2")
+    )
+    assert first.external_id != other.external_id
+
+
+def on_grid(
+    db: Database, address: str = "", feeder: str | None = None, substation: str | None = None
+) -> list[str]:
+    return found(db, address, feeder=feeder, substation=substation)
+
+
+def test_matching_by_feeder(db: Database) -> None:
+    store(db, external_id="F12", settlement=None, street=None, houses=None, feeder="Ф-12")
+    assert on_grid(db, "г. Тверь, ул. Советская, д. 5", feeder="фидер 12") == ["F12"]
+    assert on_grid(db, "", feeder="ф.12") == ["F12"]  # no address needed
+    assert on_grid(db, "г. Тверь, ул. Советская, д. 5", feeder="Ф-1") == []
+    assert on_grid(db, "г. Тверь, ул. Советская, д. 5") == []  # no grid link: not concerned
+    # An outage with a feeder concerns the feeder, not its whole substation.
+    store(
+        db,
+        external_id="F7",
+        settlement=None,
+        street=None,
+        houses=None,
+        feeder="Ф-7",
+        substation="ПС Северная",
+    )
+    assert on_grid(db, feeder="Ф-8", substation="Северная") == []
+    assert on_grid(db, feeder="Ф-7", substation="ПС Южная") == ["F7"]
+
+
+def test_matching_by_substation(db: Database) -> None:
+    store(
+        db,
+        external_id="SEV",
+        settlement=None,
+        street=None,
+        houses=None,
+        substation="ПС 110 кВ Северная",
+    )
+    assert on_grid(db, "г. Тверь, ул. Советская, д. 5", substation="Северная") == ["SEV"]
+    assert on_grid(db, feeder="Ф-3", substation="п/ст Северная") == ["SEV"]
+    assert on_grid(db, feeder="Северная") == []  # a feeder is not a substation
+    assert on_grid(db, substation="Южная") == []
+
+
+def test_an_outage_by_address_and_feeder_matches_either(db: Database) -> None:
+    store(db, external_id="BOTH", feeder="Ф-12", substation="ПС Северная")  # ул. Ленина 1-15 odd
+    assert on_grid(db, "г. Москва, ул. Ленина, д. 7") == ["BOTH"]
+    assert on_grid(db, "г. Москва, ул. Мира, д. 2", feeder="Ф-12") == ["BOTH"]
+    assert on_grid(db, "г. Москва, ул. Ленина, д. 7", feeder="Ф-12") == ["BOTH"]  # once
+    assert on_grid(db, "г. Москва, ул. Мира, д. 2", feeder="Ф-3", substation="Северная") == []
+    assert on_grid(db, "г. Москва, ул. Мира, д. 2") == []
+
+
+def test_grid_outages_expire_and_are_announced_ahead(db: Database) -> None:
+    place: dict[str, Any] = {"settlement": None, "street": None, "houses": None, "feeder": "Ф-5"}
+    store(
+        db,
+        external_id="PAST",
+        starts_at="19.11.2026 10:00",
+        expected_end_at="20.11.2026 12:00",
+        **place,
+    )
+    store(
+        db,
+        external_id="TOMORROW",
+        kind="planned",
+        starts_at="21.11.2026 10:00",
+        expected_end_at="21.11.2026 16:00",
+        **place,
+    )
+    assert on_grid(db, feeder="Ф-5") == []
+    assert found(db, "", feeder="Ф-5", horizon=timedelta(hours=24)) == ["TOMORROW"]
+
+
+def test_a_new_feeder_name_updates_the_outage_and_its_key(db: Database) -> None:
+    store(db, feeder="Ф-12")
+    with db.transaction() as s:
+        row, result = upsert_outage(s, parse_outage(fields(feeder="Ф-14")), source="api")
+        assert (result, row.feeder, row.feeder_key) == ("updated", "Ф-14", "14")
+    assert on_grid(db, feeder="Ф-12") == []
+    assert on_grid(db, feeder="14") == ["GRID-1"]
 
 
 # --------------------------------------------------------------------------- reports

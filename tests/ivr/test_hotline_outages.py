@@ -22,6 +22,7 @@ from contactcenter.cli import main
 from contactcenter.config import Settings
 from contactcenter.services import Services
 from crm_store.db import Database
+from crm_store.importer import HEADERS
 from crm_store.models import Account, Case, Interaction, Outage, OutageReport
 from crm_store.outages import parse_outage, upsert_outage
 from devtools.simulator import Simulator
@@ -361,3 +362,56 @@ def test_a_bad_horizon_in_the_flow_is_an_action_failure(settings: Settings, db: 
             )
     finally:
         services.db.dispose()
+
+
+def test_a_caller_on_the_feeder_of_an_outage_hears_it(
+    app: Flask,
+    settings: Settings,
+    db: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The billing file gives the accounts' feeders, the grid company the outage by feeder
+    alone: a caller on that feeder hears it although no outage names their street; a caller
+    on another feeder of the same substation does not."""
+    consumers = tmp_path / "consumers.csv"
+    consumers.write_text(
+        ",".join(HEADERS[2])
+        + "\n"
+        + '7700112233,Иванов Иван Иванович,,"г. Москва, ул. Садовая, д. 15, кв. 48",'
+        + "Europe/Moscow,SN-1,6,общая,,,,,Ф-12,ПС 110 кВ Северная\n"
+        + '7700445566,Петров Пётр Петрович,,"г. Москва, ул. Садовая, д. 17, кв. 3",'
+        + "Europe/Moscow,SN-2,6,общая,,,,,Ф-13,ПС 110 кВ Северная\n",
+        encoding="utf-8",
+    )
+    feed = tmp_path / "outages.csv"
+    feed.write_text(
+        "Вид;Фидер;Подстанция;Начало;Окончание;Причина\n"
+        "аварийное;фидер 12;Северная;20.11.2026 11:00;20.11.2026 18:00;повреждение кабеля\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("DATABASE_URL", db.url)
+    for kind, path in (("consumers", consumers), ("outages", feed)):
+        imported = CliRunner().invoke(main, ["import", kind, str(path)])
+        assert imported.exit_code == 0, imported.output
+    with Simulator(app, settings.webhook_auth_token, settings.public_base_url) as sim:
+        affected = sim.call(from_=UNKNOWN_CALLER, to="+78001234567")
+        affected.press("7700112233#")
+        affected.press("1")
+        affected.press("1")
+        affected.press("4")
+        assert affected.heard(
+            "По вашему адресу аварийное отключение электроэнергии. Причина: повреждение кабеля. "
+            "Электроснабжение планируется восстановить сегодня в восемнадцать часов."
+        )
+        assert not affected.heard("фидер")  # the caller knows the address, not the feeder
+        assert not affected.heard("Ф-12")
+        assert "hotline:outage_known_menu" in affected.steps
+        affected.hangup()
+        other_feeder = sim.call(from_=NEIGHBOUR, to="+78001234567")
+        other_feeder.press("7700445566#")
+        other_feeder.press("1")
+        other_feeder.press("1")
+        other_feeder.press("4")
+        assert other_feeder.heard("отключений по вашему адресу сейчас нет")
+        other_feeder.hangup()

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from contactcenter.config import ConfigError, Settings
 from contactcenter.services import Services
 from crm_store.audit import acting_as
+from crm_store.db import Database
 from crm_store.flow_audit import record_flow_versions
 from ivr.actions import unimplemented_actions
 from ivr.capture import setup_speech
@@ -114,12 +115,17 @@ def audit_flow_deploy(services: Services, flowset: FlowSet, path: str) -> list[s
     that went live (:mod:`crm_store.flow_audit`), attributed to ``deploy``; returns their
     names. A database that cannot be written (not migrated yet, unreachable) does not stop
     the server: the change is audited at the next start."""
+    # A connection of its own, closed at once: the app's pool stays empty until the first
+    # request (a forking server's master holds none, an app built and dropped leaks none).
+    database = Database(services.db.url)
     try:
-        with acting_as("deploy", reason=f"FLOWS_FILE {path}"), services.db.transaction() as s:
+        with acting_as("deploy", reason=f"FLOWS_FILE {path}"), database.transaction() as s:
             changed = record_flow_versions(s, flow_versions(flowset))
     except SQLAlchemyError as exc:
         log.warning("flow versions not audited (database): %s", type(exc).__name__)
         return []
+    finally:
+        database.dispose()
     if changed:
         log.info("flows changed since the last start: %s", ", ".join(changed))
     return changed

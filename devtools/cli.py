@@ -24,6 +24,7 @@ from redis import Redis
 from contactcenter.cli_support import settings_or_exit
 from contactcenter.config import ConfigError
 from crm_store.db import Database
+from crm_store.migrate import schema_problem
 from devtools.demo import DemoSeedError, seed_demo
 from devtools.demo.users import DEMO_PASSWORD, seed_demo_users
 from devtools.flow_coverage import (
@@ -170,6 +171,10 @@ def call_command(
         # --capture forces one capture mode on every voice step; without it the flow's own
         # modes apply (menus stream, collect steps use their `capture`).
         config = {"SPEECH_CAPTURE": script.capture} if script.capture else {}
+        problem = schema_problem(settings.database_url)
+        if problem is not None:
+            click.echo(f"error: {problem}", err=True)
+            sys.exit(2)
         try:
             app = create_app(settings, config=config)
         except ConfigError as exc:
@@ -289,6 +294,10 @@ def demo_seed_command(count: int, seed: int, as_of: object, if_empty: bool, rese
 def demo_users_command() -> None:
     """Create the demo console users (one per role; sandbox only) and print how to log in."""
     settings = settings_or_exit()
+    problem = schema_problem(settings.database_url)
+    if problem is not None:
+        click.echo(f"error: {problem}", err=True)
+        sys.exit(1)
     db = Database(settings.database_url)
     try:
         created = seed_demo_users(db, settings)

@@ -32,7 +32,7 @@ from crm_store.models import (
     Payment,
     PhoneNumber,
 )
-from devtools.cli import demo_group
+from devtools.cli import demo_group, simulate
 from devtools.demo import (
     DEMO_TABLES,
     FIXED_CONSUMERS,
@@ -348,3 +348,32 @@ def test_reset_replaces_existing_demo_data(db: Database, monkeypatch: pytest.Mon
     # The same data again (ids continue, the content is the same).
     assert {k: len(v) for k, v in _dump(db).items()} == {k: len(v) for k, v in first.items()}
     assert "--if-empty" in runner.invoke(demo_group, [*args, "--reset", "--if-empty"]).output
+
+
+@pytest.mark.parametrize(
+    ("group", "args", "code"),
+    [
+        ("demo", ["users"], 1),
+        ("simulate", ["call", "--from", "+79161234501", "--press", "1"], 2),
+    ],
+)
+def test_other_commands_on_an_unmigrated_database_say_to_upgrade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, group: str, args: list[str], code: int
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    command = demo_group if group == "demo" else simulate
+    result = CliRunner().invoke(command, args)
+    assert result.exit_code == code, result.output
+    assert "the database is not migrated: run `contactcenter db upgrade` first" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_database_behind_the_migrations_is_named(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    migrate.upgrade(url, "0001")
+    problem = migrate.schema_problem(url)
+    assert problem is not None
+    assert "is at migration 0001" in problem
+    assert f"needs {migrate.head()}" in problem
+    migrate.upgrade(url)
+    assert migrate.schema_problem(url) is None

@@ -53,7 +53,7 @@ from ivr.actions_outage import OUTAGE_ACTIONS
 from ivr.actions_payment import PAYMENT_ACTIONS
 from ivr.errors import ActionContractError, ActionFailed
 from ivr.schema import ActionStep, CollectStep, FlowSet, RecordStep
-from ivr.verbalize import plural, say_date, say_number
+from ivr.verbalize import plural, say_address, say_date, say_number
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def identify_caller(ctx: ActionContext) -> ActionResult:
                 {"account_number": account.number, "address": _address(account)},
             )
         listed = "; ".join(
-            f"{say_number(i)} — {_address(a)}" for i, a in enumerate(accounts, start=1)
+            f"{say_number(i)} — {say_address(_address(a))}" for i, a in enumerate(accounts, start=1)
         )
         state = {**ctx.state, "choices": [a.number for a in accounts]}
         return ActionResult(

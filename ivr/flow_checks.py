@@ -65,7 +65,7 @@ _COLLECT_KINDS: Mapping[str, VarKind] = {
 
 #: Which template formats fit a variable of each kind.
 _FORMATS_FOR_KIND: Mapping[VarKind, frozenset[str]] = {
-    "text": frozenset({"text", "plain"}),
+    "text": frozenset({"text", "plain", "address"}),
     "digits": frozenset({"text", "plain", "digits", "number", "reading"}),
     "money": frozenset({"text", "plain", "money", "number"}),
     "number": frozenset({"text", "plain", "number", "reading", "digits", "money"}),

@@ -30,6 +30,9 @@ Templates
     yes_no     —                              да / нет
     plain      —                              for SMS: 1234,56; 25.03.2026; 10:30; digits
                                               and text unchanged
+    address    —                              an address as it is said: «г. Москва, ул.
+                                              Ленина, д. 1, кв. 2» → город Москва, улица
+                                              Ленина, дом 1, квартира 2
     ========== ============================== ==============================================
 
     ``acc`` puts the numeral in the accusative after a verb that governs it («составляет
@@ -63,6 +66,7 @@ __all__ = [
     "plain_text",
     "plural",
     "render_template",
+    "say_address",
     "say_date",
     "say_digits",
     "say_money",
@@ -88,6 +92,7 @@ FORMATS: Mapping[str, frozenset[str]] = {
     "phone": frozenset(),
     "yes_no": frozenset(),
     "plain": frozenset(),
+    "address": frozenset(),
 }
 
 _KOPECK = Decimal("0.01")
@@ -292,6 +297,82 @@ def plain_text(value: Any) -> str:
     return str(value)
 
 
+#: Abbreviations of address parts and what is said for them (tried longest first).
+_ADDRESS_WORDS: Mapping[str, str] = {
+    "г": "город",
+    "гор": "город",
+    "обл": "область",
+    "р-н": "район",
+    "мкр": "микрорайон",
+    "мкрн": "микрорайон",
+    "пгт": "посёлок городского типа",
+    "рп": "рабочий посёлок",
+    "пос": "посёлок",
+    "п": "посёлок",
+    "с": "село",
+    "дер": "деревня",
+    "ст-ца": "станица",
+    "снт": "садовое товарищество",
+    "ул": "улица",
+    "пр-т": "проспект",
+    "просп": "проспект",
+    "пр-кт": "проспект",
+    "пер": "переулок",
+    "пр": "проезд",
+    "пл": "площадь",
+    "наб": "набережная",
+    "ш": "шоссе",
+    "б-р": "бульвар",
+    "бул": "бульвар",
+    "туп": "тупик",
+    "корп": "корпус",
+    "стр": "строение",
+    "кв": "квартира",
+    "эт": "этаж",
+    "пом": "помещение",
+}
+#: Before a house number these are house parts, before a name a settlement («д. Ивановка»).
+_BEFORE_NUMBER: Mapping[str, str] = {"д": "дом", "к": "корпус"}
+_BEFORE_NAME: Mapping[str, str] = {"д": "деревня"}
+#: Written without a dot.
+_UNDOTTED = frozenset({"пгт", "снт", "рп", "мкрн", "р-н", "пр-т", "пр-кт", "ст-ца", "б-р"})
+#: Words, numbers and the separators between them; «д.1» is two words.
+_ADDRESS_PARTS = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*\.?|\d+[^\s,./]*|/|\s+|.", re.UNICODE)
+
+
+def say_address(value: Any) -> str:
+    """An address written the postal way as it is read aloud: the abbreviations of its
+    parts spelt out («г. Москва, ул. Ленина, д. 1, кв. 2» → «город Москва, улица Ленина,
+    дом 1, квартира 2»; «д.» before a name is «деревня»), «/» between numbers read as
+    «дробь»; words that are not abbreviations are left as written."""
+    parts = _ADDRESS_PARTS.findall(" ".join(str(value).split()))
+    words = [i for i, part in enumerate(parts) if part.strip() and part != ","]
+    out = list(parts)
+    for n, i in enumerate(words):
+        part = parts[i]
+        dotted = part.endswith(".")
+        key = part.rstrip(".").lower()
+        following = parts[words[n + 1]] if n + 1 < len(words) else ""
+        spoken: str | None = None
+        if dotted and following[:1].isdigit() and key in _BEFORE_NUMBER:
+            spoken = _BEFORE_NUMBER[key]
+        elif dotted and following[:1].isupper() and key in _BEFORE_NAME:
+            spoken = _BEFORE_NAME[key]
+        elif key in _ADDRESS_WORDS and (dotted or key in _UNDOTTED):
+            spoken = _ADDRESS_WORDS[key]
+        elif (
+            part == "/" and n > 0 and parts[words[n - 1]][:1].isdigit() and following[:1].isdigit()
+        ):
+            spoken = "дробь"
+        if spoken is not None:
+            out[i] = spoken
+            if i + 1 < len(parts) and not parts[i + 1].isspace() and parts[i + 1] != ",":
+                out[i] += " "
+            if part == "/" and i > 0 and not parts[i - 1].isspace():
+                out[i] = " " + out[i]
+    return "".join(out)
+
+
 def _say_yes_no(value: Any) -> str:
     if isinstance(value, bool):
         return "да" if value else "нет"
@@ -470,6 +551,8 @@ def render_field(item: Field, value: Any, today: date | None = None) -> str:
         return say_phone(value)
     if fmt == "plain":
         return plain_text(value)
+    if fmt == "address":
+        return say_address(value)
     return _say_yes_no(value)
 
 

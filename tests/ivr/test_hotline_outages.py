@@ -158,8 +158,9 @@ def test_expired_and_other_addresses_hear_nothing_and_report_with_a_case_number(
     assert nothing + "не запланировано." in heard
     assert not any("аварийное" in t for t in heard)
     answer = call.press("1")
-    assert "Заявка об отключении будет по адресу: г. Москва, ул. Ленина, д. 7, кв. 3. Верно?" in (
-        answer.heard
+    assert (
+        "Заявка об отключении будет по адресу: город Москва, улица Ленина, дом 7, квартира 3. Верно?"
+        in (answer.heard)
     )
     answer = call.press("1")
     with db.transaction() as s:
@@ -269,7 +270,9 @@ def test_done_when_imported_outage_is_announced_and_a_caller_elsewhere_reports_o
         affected = sim.call(from_=UNKNOWN_CALLER, to="+78001234567")
         affected.press("7700112233#")
         affected.press("1")
-        assert affected.heard("Лицевой счёт по адресу: г. Москва, ул. Ленина, д. 5, кв. 12")
+        assert affected.heard(
+            "Лицевой счёт по адресу: город Москва, улица Ленина, дом 5, квартира 12"
+        )
         affected.press("1")
         affected.press("4")
         assert affected.heard(
@@ -284,7 +287,7 @@ def test_done_when_imported_outage_is_announced_and_a_caller_elsewhere_reports_o
         elsewhere.press("4")
         assert elsewhere.heard("отключений по вашему адресу сейчас нет")
         elsewhere.press("1")
-        assert elsewhere.heard("Заявка об отключении будет по адресу: г. Москва, ул. Садовая")
+        assert elsewhere.heard("Заявка об отключении будет по адресу: город Москва, улица Садовая")
         elsewhere.press("1")
         with db.transaction() as s:
             case = s.scalars(select(Case)).one()

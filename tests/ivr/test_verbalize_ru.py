@@ -18,6 +18,7 @@ from ivr.verbalize import (
     plural,
     render_field,
     render_template,
+    say_address,
     say_date,
     say_digits,
     say_money,
@@ -394,3 +395,35 @@ def test_missing_accusative_finds_fields_after_governing_verbs(
     template: str, missing: list[str]
 ) -> None:
     assert [f.name for f in missing_accusative(template)] == missing
+
+
+@pytest.mark.parametrize(
+    ("written", "said"),
+    [
+        (
+            "г. Москва, ул. Ленина, д. 1, кв. 2",
+            "город Москва, улица Ленина, дом 1, квартира 2",
+        ),
+        (
+            "Тверская область, г. Ржев, ул. Заречная, д. 7",
+            "Тверская область, город Ржев, улица Заречная, дом 7",
+        ),
+        ("д. Ивановка, д.12", "деревня Ивановка, дом 12"),
+        (
+            "г. Владивосток, ул. Светланская, д. 10/2, корп. 3, кв. 5",
+            "город Владивосток, улица Светланская, дом 10 дробь 2, корпус 3, квартира 5",
+        ),
+        (
+            "пгт Кольцово, мкр. Северный, к. 2",
+            "посёлок городского типа Кольцово, микрорайон Северный, корпус 2",
+        ),
+        ("пр-т Ленина, 50", "проспект Ленина, 50"),
+        ("Москва, Ленина ул., 5а", "Москва, Ленина улица, 5а"),
+        ("Садовая, дом 15", "Садовая, дом 15"),  # nothing abbreviated: as written
+        ("Гагарина  д  3", "Гагарина д 3"),  # no dot: not taken for an abbreviation
+    ],
+)
+def test_addresses_are_said_without_abbreviations(written: str, said: str) -> None:
+    assert say_address(written) == said
+    assert render_template("Ваш адрес: {a:address}.", {"a": written}) == f"Ваш адрес: {said}."
+    assert render_template("{a}", {"a": written}) == written  # SMS: as written

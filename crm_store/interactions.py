@@ -194,13 +194,24 @@ def _apply(
     session: Session, row: Interaction, fields: dict[str, Any], data: dict[str, Any] | None
 ) -> None:
     """Set the given (non-None) fields, merge ``data``, keep ``search_text`` in step, flush."""
+    old_summary = row.summary
     for name, value in fields.items():
         if value is not None:
             setattr(row, name, value)
     if data:
         row.data = {**(row.data or {}), **data}
-    if fields.get("summary") is not None:
-        _refresh_search_text(session, row)
+    summary = fields.get("summary")
+    if summary is not None:
+        head = (old_summary or "").lower()
+        if (
+            row.search_text is not None
+            and old_summary is not None
+            and row.search_text.startswith(head)
+        ):
+            # the summary leads search_text: swap it without reading the transcripts again
+            row.search_text = summary.lower() + row.search_text[len(head) :]
+        else:
+            _refresh_search_text(session, row)
     session.flush()
 
 
@@ -249,6 +260,54 @@ def append_step(
     session.add(step_row)
     session.flush()
     return step_row
+
+
+@dataclass(frozen=True)
+class NewStep:
+    """One IVR step transition to store with :func:`append_steps`."""
+
+    seq: int
+    step: str
+    event: str = "enter"
+    input: str | None = None
+    outcome: str | None = None
+    at: datetime | None = None
+
+
+def append_steps(session: Session, interaction_id: int, steps: list[NewStep]) -> int:
+    """Append several numbered steps to interaction ``interaction_id`` with one read and one
+    insert (a webhook's whole path); idempotent like :func:`append_step` with ``seq``: steps
+    whose number is already stored are skipped. Returns how many were added. ``input`` must
+    already be masked by the caller where it holds personal data."""
+    if not steps:
+        return 0
+    for item in steps:
+        _aware(item.at, "at")
+    stored = set(
+        session.scalars(
+            select(InteractionStep.seq).where(
+                InteractionStep.interaction_id == interaction_id,
+                InteractionStep.seq.in_([item.seq for item in steps]),
+            )
+        )
+    )
+    now = utcnow()
+    rows = [
+        InteractionStep(
+            interaction_id=interaction_id,
+            seq=item.seq,
+            step=item.step,
+            event=item.event,
+            input=item.input,
+            outcome=item.outcome,
+            at=item.at or now,
+        )
+        for item in steps
+        if item.seq not in stored
+    ]
+    session.add_all(rows)
+    session.flush()
+    return len(rows)
 
 
 def add_transcript(

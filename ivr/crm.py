@@ -60,17 +60,19 @@ def record_steps(services: Services, session: CallSession, outcome: Outcome) -> 
     account = session.variables.get("account_number")
     handoffs = [e for e in outcome.effects if isinstance(e, Handoff)]
     with services.db.transaction() as s:
+        new_steps: list[interactions.NewStep] = []
         for record in outcome.steps:
             session.step_seq += 1
-            interactions.append_step(
-                s,
-                session.interaction_id,
-                record.step[:128],
-                event=record.event[:64],
-                input=record.input[:500] if record.input else None,
-                outcome=record.outcome[:64] if record.outcome else None,
-                seq=session.step_seq,
+            new_steps.append(
+                interactions.NewStep(
+                    seq=session.step_seq,
+                    step=record.step[:128],
+                    event=record.event[:64],
+                    input=record.input[:500] if record.input else None,
+                    outcome=record.outcome[:64] if record.outcome else None,
+                )
             )
+        interactions.append_steps(s, session.interaction_id, new_steps)
         for heard in outcome.heard:
             confidence = heard.confidence
             interactions.add_transcript(

@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from crm_store.db import Database
 from crm_store.errors import InvalidInput, NotFound
 from crm_store.interactions import (
     InteractionQuery,
+    NewStep,
     add_transcript,
     append_step,
+    append_steps,
     count_interactions,
     finish_interaction,
     get_interaction,
@@ -19,7 +22,7 @@ from crm_store.interactions import (
     start_interaction,
     update_interaction,
 )
-from crm_store.models import Account, Interaction
+from crm_store.models import Account, Interaction, InteractionStep
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 SID = "CA" + "0" * 32
@@ -193,3 +196,36 @@ def test_pagination_breaks_ties_on_equal_start_times(db: Database) -> None:
         assert len(ids) == len(set(ids)) == 5
         assert second.next_cursor is None
         assert all(isinstance(r, Interaction) for r in first.items)
+
+
+def test_append_steps_stores_a_webhooks_path_once(db: Database) -> None:
+    with db.transaction() as s:
+        row = start_interaction(s, channel="voice", direction="inbound", provider_sid=SID)
+        path = [NewStep(seq=1, step="greet"), NewStep(seq=2, step="menu", event="input", input="1")]
+        assert append_steps(s, row.id, path) == 2
+        # a retried webhook repeats step 2 and adds step 3: only 3 is new
+        assert append_steps(s, row.id, [path[1], NewStep(seq=3, step="balance")]) == 1
+        assert append_steps(s, row.id, []) == 0
+        stored = s.execute(
+            select(InteractionStep.seq, InteractionStep.step, InteractionStep.input)
+            .where(InteractionStep.interaction_id == row.id)
+            .order_by(InteractionStep.seq)
+        ).all()
+    assert [tuple(r) for r in stored] == [
+        (1, "greet", None),
+        (2, "menu", "1"),
+        (3, "balance", None),
+    ]
+
+
+def test_a_new_summary_replaces_the_old_one_in_search_text(db: Database) -> None:
+    with db.transaction() as s:
+        row = start_interaction(s, channel="voice", direction="inbound", provider_sid=SID)
+        update_interaction(s, SID, summary="Звонок. Путь: greet")
+        add_transcript(s, SID, "ask", "ДВЕНАДЦАТЬ тысяч")
+        update_interaction(s, SID, summary="Звонок. Путь: greet → Меню")
+        assert row.search_text == "звонок. путь: greet → меню\nдвенадцать тысяч"
+        # a search_text that does not start with the summary is rebuilt from the rows
+        row.search_text = "stale"
+        update_interaction(s, SID, summary="Итог")
+        assert row.search_text == "итог\nдвенадцать тысяч"

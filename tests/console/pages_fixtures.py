@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -33,6 +34,17 @@ from crm_store.models import (
 
 MOSCOW, TVER = "Москва", "Тверь"
 NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)  # 12:00 in Moscow, a Friday
+MOSCOW_TZ = ZoneInfo("Europe/Moscow")
+
+
+def earlier_today(minutes: float) -> dt.datetime:
+    """``minutes`` before the real now, but never before today's midnight in Moscow.
+
+    For data a live dashboard must count as today's (its day starts at 21:00 UTC).
+    """
+    now = dt.datetime.now(dt.UTC)
+    midnight = now.astimezone(MOSCOW_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(now - dt.timedelta(minutes=minutes), midnight.astimezone(dt.UTC))
 
 
 def everyone() -> Scope:

@@ -44,6 +44,7 @@ from tests.console.pages_fixtures import (
     add_meter,
     add_reading,
     add_sms,
+    earlier_today,
 )
 from webhooks import services_of
 
@@ -259,7 +260,7 @@ def _people(db: Database) -> dict[str, int]:
             phone="+79169990000",
             outcome="transferred_queue",
             handoff={"account_number": "7700000001", "reason": "debt"},
-            started_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5),
+            started_at=earlier_today(5),
         )
         return {"msk": msk.consumer_id, "tver": tver.consumer_id}
 
@@ -407,7 +408,7 @@ def test_the_dashboard_refreshes_itself(
     db: Database,
 ) -> None:
     page = browser_page
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    now = earlier_today(1)
     outcomes = ["completed_in_ivr"] * 6 + ["hung_up_in_ivr"] * 2 + ["transferred_queue"] * 3
     with db.transaction() as s:
         msk = add_account(s, "Иванова Мария", MOSCOW, "5500123456", phone=CALLER)
@@ -417,7 +418,7 @@ def test_the_dashboard_refreshes_itself(
                 s,
                 msk,
                 outcome=outcome,
-                started_at=now - dt.timedelta(minutes=n),
+                started_at=earlier_today(1 + n),
                 heard=(("двенадцать тысяч", 0.55 + n * 0.04),),
             )
         add_call(s, msk, status="in-progress", outcome=None, ended=False, started_at=now)

@@ -3,19 +3,24 @@
 An RQ job id alone does not deduplicate (the same id enqueued twice runs twice), so every
 campaign job goes through :func:`enqueue_unique` with ``unique=True`` and a deterministic id
 made of letters, digits and ``-`` only: duplicated dispatchers, callbacks or launches
-enqueue nothing twice. ``contactcenter worker`` listens to :data:`QUEUE_NAME` (with the
+enqueue nothing twice. A job that *failed* (its worker met a database outage, say) does not
+block its id: the next enqueue of that id takes it out of the failed registry and runs it
+again — every campaign job re-reads its state and is idempotent, so a retry is safe, and a
+target whose dial failed is called once the cause is gone rather than a day later when the
+failed job expires. ``contactcenter worker`` listens to :data:`QUEUE_NAME` (with the
 scheduler, for the jobs enqueued ``at`` a time).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from rq import Queue
-from rq.exceptions import DuplicateJobError
-from rq.job import JobStatus
+from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus
 
 from contactcenter.services import Services
 
@@ -23,6 +28,8 @@ QUEUE_NAME = "campaigns"
 """The RQ queue of campaign jobs (``contactcenter worker`` listens to it)."""
 FAILURE_TTL_S = 86400
 """How long a failed campaign job stays in RQ's failed registry."""
+
+log = logging.getLogger(__name__)
 
 
 def campaign_queue(services: Services) -> Queue:
@@ -37,7 +44,11 @@ def enqueue_unique(
     job_id: str,
     at: dt.datetime | None = None,
 ) -> bool:
-    """Enqueue (or schedule ``at``) a job once: False when a job with this id already exists."""
+    """Enqueue (or schedule ``at``) a job once: False when a job with this id already exists.
+
+    A job with this id that failed is taken out of the failed registry and enqueued (or
+    scheduled) again, once: of two callers reviving it at the same time only one wins.
+    """
     queue = campaign_queue(services)
     try:
         if at is None:
@@ -55,7 +66,25 @@ def enqueue_unique(
             )
             queue.schedule_job(job, at, unique=True)
     except DuplicateJobError:
+        return _revive_failed(queue, job_id, at)
+    return True
+
+
+def _revive_failed(queue: Queue, job_id: str, at: dt.datetime | None) -> bool:
+    """Enqueue again a job that failed; False when the job is not a failed one."""
+    registry = queue.failed_job_registry
+    try:
+        if at is None:
+            registry.requeue(job_id)
+        else:
+            job = Job.fetch(job_id, connection=queue.connection)
+            # ZREM is the claim: only the caller that removes it from the registry goes on.
+            if not queue.connection.zrem(registry.key, job_id):
+                return False
+            queue.schedule_job(job, at)
+    except (InvalidJobOperation, NoSuchJobError):
         return False
+    log.info("campaign job %s had failed: enqueued again", job_id)
     return True
 
 

@@ -21,7 +21,7 @@ from campaigns.dialing import dial_target, prepare
 from campaigns.dispatcher import dispatch_once
 from campaigns.keywords import KeywordAction
 from campaigns.outcomes import CALL_OUTCOMES, SMS_OUTCOMES
-from campaigns.queueing import campaign_queue, dial_job_id
+from campaigns.queueing import campaign_queue, dial_job_id, enqueue_unique
 from campaigns.status import (
     handle_amd_status,
     handle_call_status,
@@ -225,6 +225,43 @@ def test_duplicate_jobs_and_workers_never_dial_twice(db: Database, settings: Set
     assert dial_target(target.id, 1) in ("reconciled", "not_scheduled")
     work(services)
     assert len(provider.calls) == 1
+
+
+FAILURES: list[str] = []
+
+
+def failing_job(label: str) -> None:
+    """A campaign job that fails (its worker met an outage), for the revival test."""
+    FAILURES.append(label)
+    raise RuntimeError("database unreachable")
+
+
+def test_a_failed_job_does_not_block_its_id(settings: Settings) -> None:
+    clock = Clock(START)
+    services, _provider = make_services(settings, clock)
+    queue = campaign_queue(services)
+    job_id = "cc-test-revive-1"
+    FAILURES.clear()
+    assert enqueue_unique(services, failing_job, "first", job_id=job_id)
+    assert not enqueue_unique(services, failing_job, "first", job_id=job_id)  # queued: once
+    work(services)
+    assert FAILURES == ["first"]
+    assert job_id in queue.failed_job_registry.get_job_ids()
+    # Two dispatchers see the failed job at once: exactly one enqueues it again.
+    assert [enqueue_unique(services, failing_job, "first", job_id=job_id) for _ in range(2)] == [
+        True,
+        False,
+    ]
+    assert job_id not in queue.failed_job_registry.get_job_ids()
+    assert queue.count == 1
+    work(services)
+    assert FAILURES == ["first", "first"]
+    # A scheduled enqueue of a failed id schedules it again, once.
+    later = START + dt.timedelta(minutes=5)
+    assert enqueue_unique(services, failing_job, "first", job_id=job_id, at=later)
+    assert not enqueue_unique(services, failing_job, "first", job_id=job_id, at=later)
+    assert job_id in queue.scheduled_job_registry.get_job_ids()
+    assert queue.count == 0
 
 
 def test_callbacks_out_of_order_and_duplicated(db: Database, settings: Settings) -> None:

@@ -18,22 +18,33 @@ money as decimal strings).
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.orm import Session, join, outerjoin
 
 from contactcenter.phones import InvalidPhoneError, normalize_phone
 from crm_store.access import Scope
 from crm_store.accounts import normalize_account_number, normalize_ivr_code
 from crm_store.errors import InvalidAccountNumber, InvalidInput, NotFound
 from crm_store.interactions import InteractionQuery, encode_cursor, search_statement
+from crm_store.interactions import decode_cursor as decode_history_cursor
 from crm_store.ledger import Balance, balance
 from crm_store.models import (
     Account,
@@ -48,12 +59,16 @@ from crm_store.models import (
     Payment,
     PhoneNumber,
     Transcript,
+    UTCDateTime,
 )
 from crm_store.paging import KeysetPage, after, check_limit, decode_cursor, page_of
 from crm_store.visibility import consumer_clause, interaction_clause
 
 #: The shortest part of a name the search takes (shorter ones would match nearly everyone).
 MIN_NAME_QUERY = 2
+#: A history over up to this many accounts (or phones) is read as one index range per
+#: account, merged (:func:`newest_first`); over more, with one ``IN`` list.
+MERGE_LIMIT = 20
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -104,19 +119,6 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _cards(session: Session, scope: Scope, consumers: Sequence[Consumer]) -> list[ConsumerCard]:
-    ids = [c.id for c in consumers]
-    accounts: dict[int, list[Account]] = defaultdict(list)
-    if ids:
-        for account in session.scalars(
-            select(Account)
-            .where(Account.consumer_id.in_(ids), scope.region_clause(Account.region))
-            .order_by(Account.id)
-        ):
-            accounts[account.consumer_id].append(account)
-    return [ConsumerCard(c, accounts[c.id]) for c in consumers]
-
-
 def search_consumers(
     session: Session,
     scope: Scope,
@@ -134,38 +136,89 @@ def search_consumers(
     """
     check_limit(limit)
     text = (q or "").strip()
-    query = select(Consumer).where(consumer_clause(scope))
-    if text:
+    visible = select(Consumer.id).where(consumer_clause(scope))
+    if not text:
+        matches = visible
+    else:
         exact = _exact_matches(scope, text)
-        found = (
-            session.scalars(exact.order_by(Account.consumer_id).limit(1)).first()
-            if exact is not None
-            else None
-        )
-        if exact is not None and found is not None:
-            query = query.where(Consumer.id.in_(exact))
-        elif any(ch.isalpha() for ch in text):
-            if len(text) < MIN_NAME_QUERY:
-                raise InvalidInput(f"search by name needs at least {MIN_NAME_QUERY} characters")
-            query = query.where(Consumer.full_name.ilike(_like(text), escape="\\"))
-        else:
+        named = any(ch.isalpha() for ch in text)
+        if exact is None and not named:
             return KeysetPage([], None)
+        if named and exact is None and len(text) < MIN_NAME_QUERY:
+            raise InvalidInput(f"search by name needs at least {MIN_NAME_QUERY} characters")
+        by_name = visible.where(Consumer.full_name.ilike(_like(text), escape="\\"))
+        if exact is None:
+            matches = by_name
+        elif not named:
+            matches = visible.where(Consumer.id.in_(exact))
+        elif not cursor:
+            # A first page: the exact matches themselves tell whether there are any (every
+            # consumer of a visible account is visible), so no separate probe is needed.
+            page = _consumer_page(
+                session, scope, visible.where(Consumer.id.in_(exact)), None, limit
+            )
+            if page.items:
+                return page
+            matches = by_name
+        elif session.scalars(exact.order_by(Account.consumer_id).limit(1)).first() is not None:
+            matches = visible.where(Consumer.id.in_(exact))
+        else:
+            matches = by_name
+    after = None
     if cursor:
-        (last,) = decode_cursor(cursor, (int,))
-        query = query.where(Consumer.id > last)
-    rows = list(session.scalars(query.order_by(Consumer.id).limit(limit + 1)))
-    page = page_of(rows, limit, lambda c: (c.id,))
-    return KeysetPage(_cards(session, scope, page.items), page.next_cursor)
+        (after,) = decode_cursor(cursor, (int,))
+    return _consumer_page(session, scope, matches, after, limit)
+
+
+def _consumer_page(
+    session: Session, scope: Scope, matches: Select[int], after: Any, limit: int
+) -> KeysetPage[ConsumerCard]:
+    """A page of the consumers whose ids ``matches`` gives, by id (past ``after``), with
+    their visible accounts: one query, the page's ids joined to the consumers and their
+    visible accounts."""
+    if after is not None:
+        matches = matches.where(Consumer.id > after)
+    page_ids = matches.order_by(Consumer.id).limit(limit + 1).subquery()
+    rows = session.execute(
+        select(Consumer, Account)
+        .select_from(
+            join(Consumer, page_ids, page_ids.c.id == Consumer.id).outerjoin(
+                Account, _visible_accounts_of_consumer(scope)
+            )
+        )
+        .order_by(Consumer.id, Account.id)
+    ).all()
+    cards: dict[int, ConsumerCard] = {}
+    for consumer, account in rows:
+        card = cards.setdefault(consumer.id, ConsumerCard(consumer))
+        if account is not None:
+            card.accounts.append(account)
+    page = page_of(list(cards.values()), limit, lambda c: (c.consumer.id,))
+    return KeysetPage(page.items, page.next_cursor)
+
+
+def _visible_accounts_of_consumer(scope: Scope) -> ColumnElement[bool]:
+    """The ON clause joining a consumer to their accounts ``scope`` sees (the joins name
+    their left side: with no region at all the clause is a plain false)."""
+    return and_(Account.consumer_id == Consumer.id, scope.region_clause(Account.region))
 
 
 def get_consumer(session: Session, scope: Scope, consumer_id: int) -> ConsumerCard:
-    """Consumer ``consumer_id`` with their visible accounts, or :class:`NotFound`."""
-    consumer = session.scalars(
-        select(Consumer).where(Consumer.id == consumer_id, consumer_clause(scope))
-    ).one_or_none()
-    if consumer is None:
+    """Consumer ``consumer_id`` with their visible accounts, or :class:`NotFound`.
+
+    One query: the consumer outer-joined to their visible accounts. For a region-scoped
+    user the consumer is visible when one of them is (as :func:`consumer_clause` says); a
+    user of all regions also sees a consumer without accounts.
+    """
+    rows = session.execute(
+        select(Consumer, Account)
+        .select_from(outerjoin(Consumer, Account, _visible_accounts_of_consumer(scope)))
+        .where(Consumer.id == consumer_id)
+        .order_by(Account.id)
+    ).all()
+    if not rows or (rows[0][1] is None and not scope.all_regions):
         raise NotFound(f"consumer {consumer_id} does not exist")
-    return _cards(session, scope, [consumer])[0]
+    return ConsumerCard(rows[0][0], [account for _, account in rows if account is not None])
 
 
 def account_summary(account: Account) -> dict[str, Any]:
@@ -404,29 +457,117 @@ def consumer_interactions(
         campaign_id=base.campaign_id,
         text=base.text,
     )
-    on_accounts = (
-        Interaction.account_id == ids[0] if len(ids) == 1 else Interaction.account_id.in_(ids)
-    )
-    statement = search_statement(query, limit=limit, cursor=cursor).where(on_accounts)
-    rows = list(session.scalars(statement))
+    if query == InteractionQuery():
+        # The plain history (the usual case) from a statement built once per shape.
+        params: dict[str, Any] = {"limit": limit + 1, **account_params(ids)}
+        if cursor:
+            params["after_at"], params["after_id"] = decode_history_cursor(cursor)
+        statement = _history_statement(len(ids) if len(ids) <= MERGE_LIMIT else -1, bool(cursor))
+        rows = list(session.scalars(statement, params))
+    else:
+        filtered = search_statement(query, limit=limit, cursor=cursor)
+        if len(ids) <= MERGE_LIMIT:
+            parts = [filtered.where(Interaction.account_id == i) for i in ids]
+        else:
+            parts = [filtered.where(Interaction.account_id.in_(ids))]
+        rows = list(session.scalars(newest_first(parts, limit + 1)))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].started_at, rows[-1].id)
-    return KeysetPage(_interaction_items(session, rows), next_cursor)
+    numbers = {a.id: a.number for a in card.accounts}
+    return KeysetPage(_interaction_items(session, rows, numbers), next_cursor)
 
 
-def _interaction_items(session: Session, rows: Sequence[Interaction]) -> list[dict[str, Any]]:
-    account_ids = {r.account_id for r in rows if r.account_id is not None}
-    numbers = (
-        dict(
-            session.execute(
-                select(Account.id, Account.number).where(Account.id.in_(account_ids))
-            ).all()
-        )
-        if account_ids
-        else {}
+def account_parts(accounts: int) -> list[ColumnElement[bool]]:
+    """The conditions of a history's parts, one per account (bind parameters ``a0``…), or
+    one ``IN`` list (``accounts`` < 0: the expanding parameter ``accounts``)."""
+    if accounts < 0:
+        return [Interaction.account_id.in_(bindparam("accounts", expanding=True))]
+    return [Interaction.account_id == bindparam(f"a{n}") for n in range(accounts)]
+
+
+def account_params(ids: Sequence[int]) -> dict[str, Any]:
+    """The parameters of :func:`account_parts` for the accounts ``ids``."""
+    if len(ids) > MERGE_LIMIT:
+        return {"accounts": list(ids)}
+    return {f"a{n}": account for n, account in enumerate(ids)}
+
+
+def after_key() -> ColumnElement[bool]:
+    """``(started_at, id) < (:after_at, :after_id)``: the keyset condition of
+    :func:`~crm_store.interactions.search_statement` with bind parameters (its redundant
+    ``started_at <= :after_at`` enters the index at the cursor)."""
+    at = bindparam("after_at", type_=UTCDateTime())
+    ident = bindparam("after_id", type_=BigInteger())
+    return and_(
+        Interaction.started_at <= at,
+        or_(
+            Interaction.started_at < at, and_(Interaction.started_at == at, Interaction.id < ident)
+        ),
     )
+
+
+def newest_parts(
+    wheres: Sequence[ColumnElement[bool]], conditions: Sequence[ColumnElement[bool]]
+) -> Select[Interaction]:
+    """The newest interactions (at most the bind parameter ``limit``) of the parts: one per
+    condition of ``wheres``, each with ``conditions`` too (see :func:`newest_first`)."""
+    limit = bindparam("limit", type_=Integer())
+    order = (Interaction.started_at.desc(), Interaction.id.desc())
+    return newest_first(
+        [select(Interaction).where(w, *conditions).order_by(*order).limit(limit) for w in wheres],
+        limit,
+    )
+
+
+@lru_cache(maxsize=64)
+def _history_statement(accounts: int, after: bool) -> Select[Interaction]:
+    """The plain history of ``accounts`` accounts (:func:`account_parts`), built once per
+    shape; parameters: the accounts', ``limit`` and, with ``after``, the cursor's key."""
+    return newest_parts(account_parts(accounts), [after_key()] if after else [])
+
+
+def newest_first(parts: Sequence[Select[Interaction]], limit: Any) -> Select[Interaction]:
+    """The ``limit`` newest interactions (by ``(started_at, id)``) of the union of ``parts``.
+
+    Each part is a SELECT of interactions ordered newest first and limited itself, so that
+    it is one backward range of an index (e.g. ``(account_id, started_at)`` for one
+    account); the union of the parts' keys is ordered, and only the rows it keeps are read
+    in full. With one ``IN`` list over several accounts instead, the database reads every
+    row of every account to sort them. ``limit``: a number or a bind parameter.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    keys = union_all(
+        *(
+            select(part.with_only_columns(Interaction.id, Interaction.started_at).subquery())
+            for part in parts
+        )
+    ).subquery()
+    return (
+        select(Interaction)
+        .join(keys, keys.c.id == Interaction.id)
+        .order_by(keys.c.started_at.desc(), keys.c.id.desc())
+        .limit(limit)
+    )
+
+
+def _interaction_items(
+    session: Session, rows: Sequence[Interaction], numbers: Mapping[int, str]
+) -> list[dict[str, Any]]:
+    """The rows as JSON, with account numbers (``numbers``: those known already) and
+    whether each has a recording."""
+    missing = {r.account_id for r in rows if r.account_id is not None} - set(numbers)
+    if missing:
+        numbers = {
+            **numbers,
+            **dict(
+                session.execute(
+                    select(Account.id, Account.number).where(Account.id.in_(missing))
+                ).all()
+            ),
+        }
     ids = [r.id for r in rows]
     recorded = (
         set(

@@ -168,7 +168,17 @@ class Consumer(Base):
     """A person or organisation that holds one or more accounts."""
 
     __tablename__ = "consumers"
-    __table_args__ = (_in("kind", CONSUMER_KINDS),)
+    __table_args__ = (
+        _in("kind", CONSUMER_KINDS),
+        # Name search (ILIKE) on PostgreSQL; empty on SQLite, as the search_text index.
+        Index(
+            "ix_consumers_full_name_trgm",
+            "full_name",
+            postgresql_using="gin",
+            postgresql_ops={"full_name": "gin_trgm_ops"},
+            sqlite_where=sql_text("0"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), default="person", nullable=False)
@@ -515,6 +525,22 @@ class Interaction(Base):
             postgresql_using="gin",
             postgresql_ops={"search_text": "gin_trgm_ops"},
             sqlite_where=sql_text("0"),
+        ),
+        # A consumer's timeline: contacts naming the consumer but no account, and contacts
+        # naming nobody, matched by phone.
+        Index(
+            "ix_interactions_consumer_unlinked",
+            "consumer_id",
+            "started_at",
+            postgresql_where=sql_text("account_id IS NULL"),
+            sqlite_where=sql_text("account_id IS NULL"),
+        ),
+        Index(
+            "ix_interactions_phone_unlinked",
+            "phone",
+            "started_at",
+            postgresql_where=sql_text("account_id IS NULL AND consumer_id IS NULL"),
+            sqlite_where=sql_text("account_id IS NULL AND consumer_id IS NULL"),
         ),
     )
 

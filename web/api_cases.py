@@ -113,7 +113,13 @@ class CaseDetail(CaseOut):
 
 
 @bp.get("")
-@operation(permission="consumers.read", resp=Responses(HTTP_200=page_model(CaseOut)), tags=TAGS)
+@operation(
+    permission="consumers.read",
+    resp=Responses(
+        HTTP_200=page_model(CaseOut), HTTP_404=(ErrorBody, "the account filter names no account")
+    ),
+    tags=TAGS,
+)
 def list_cases(query: CaseQuery) -> dict[str, Any]:
     """Cases, newest first."""
     with api_services().db.transaction() as s:

@@ -56,7 +56,7 @@ from crm_store.errors import Conflict, ImportFileError, InvalidInput, InvalidTra
 from crm_store.paging import DEFAULT_LIMIT, MAX_LIMIT
 from crm_store.users import authenticate_token
 from ivr.errors import RecordingNotStored, RecordingStorageError
-from web.common import OUTAGE_ERRORS, json_error
+from web.common import BODY_LIMIT_ATTR, OUTAGE_ERRORS, json_error
 
 log = logging.getLogger(__name__)
 
@@ -384,6 +384,8 @@ def operation(
         setattr(guarded, PERMISSION_ATTR, permission)
         setattr(guarded, PUBLIC_ATTR, public)
         setattr(guarded, ALL_REGIONS_ATTR, all_regions)
+        if body_limit is not None:
+            setattr(guarded, BODY_LIMIT_ATTR, body_limit)
         return guarded
 
     return decorate

@@ -326,7 +326,7 @@ def consumer_interactions(consumer_id: int, query: InteractionFilter) -> dict[st
         return page_body(page, lambda item: item)
 
 
-@bp.get("/interactions/<int:interaction_id>")
+@bp.get("/interactions/<int(max=9223372036854775807):interaction_id>")
 @operation(
     permission=READ,
     resp=Responses(HTTP_200=InteractionDetail, HTTP_404=NOT_FOUND),

@@ -17,8 +17,9 @@ from werkzeug.serving import run_simple
 from campaigns.cli import campaign
 from campaigns.queueing import QUEUE_NAME as CAMPAIGN_QUEUE
 from contactcenter.cli_support import settings_or_exit
-from contactcenter.config import ConfigError, configure_logging
+from contactcenter.config import ConfigError
 from contactcenter.ingest import IMPORT_QUEUE
+from contactcenter.logs import configure_logging
 from contactcenter.services import install_services
 from contactcenter.wiring import build_services
 from crm_store.cli import db_group, users_group
@@ -85,7 +86,7 @@ def worker(queues: tuple[str, ...], burst: bool, name: str | None) -> None:
     ``RECORDING_PURGE_AT`` (one job, however many workers start).
     """
     settings = settings_or_exit()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     services = build_services(settings)
     install_services(services)
     names = list(queues) or default_worker_queues()

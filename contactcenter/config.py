@@ -7,7 +7,6 @@ variable, never a traceback deep inside the app.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import shlex
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from contactcenter.logs import LOG_FORMATS
 from contactcenter.payment_links import LinkTemplateError, check_link_template
 from contactcenter.phones import InvalidPhoneError, normalize_phone
 
@@ -42,6 +42,31 @@ def default_database_url(root: Path = PROJECT_ROOT) -> str:
     return f"sqlite:///{root / 'var' / 'contactcenter.db'}"
 
 
+def default_models_dir(environ: Mapping[str, str] | None = None, root: Path = PROJECT_ROOT) -> Path:
+    """Where speech models are downloaded when ``MODELS_DIR`` is not set: ``models/`` of a
+    source checkout, else (an installed package, whose ``models/`` would be inside
+    site-packages) ``$XDG_DATA_HOME/contactcenter/models``, by default under
+    ``~/.local/share``: a folder the user running the command can write."""
+    if (root / "pyproject.toml").is_file() and (root / "models").is_dir():
+        return root / "models"
+    env = os.environ if environ is None else environ
+    data_home = (env.get("XDG_DATA_HOME") or "").strip()
+    base = Path(data_home) if data_home else Path.home() / ".local" / "share"
+    return base / "contactcenter" / "models"
+
+
+def models_dir_from(environ: Mapping[str, str] | None = None) -> Path:
+    """``MODELS_DIR`` as an absolute path, or :func:`default_models_dir`."""
+    env = os.environ if environ is None else environ
+    raw = (env.get("MODELS_DIR") or "").strip()
+    if not raw:
+        return default_models_dir(env)
+    path = Path(raw).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise ConfigError("MODELS_DIR", f"{raw!r} is not a directory")
+    return path
+
+
 @dataclass(frozen=True)
 class Settings:
     """Validated settings of one process."""
@@ -54,7 +79,15 @@ class Settings:
     twilio_from_number: str | None = None
     public_base_url: str = "http://127.0.0.1:5000"
     vosk_model_path: str | None = None
+    models_dir: str = field(default_factory=lambda: str(default_models_dir()))
+    """Where ``contactcenter models download`` puts models and the app looks for them
+    (``MODELS_DIR``; default :func:`default_models_dir`)."""
     log_level: str = "INFO"
+    log_format: str = "text"
+    """``LOG_FORMAT``: ``json`` (one object per line; the default with ``TELEPHONY=twilio``) or
+    ``text`` (the default elsewhere); see ``docs/observability.md``."""
+    metrics_token: str | None = None
+    """``METRICS_TOKEN``: when set, ``/metrics`` wants ``Authorization: Bearer <token>``."""
     flows_file: str = str(PROJECT_ROOT / "call_flows.yaml")
     reading_window_start_day: int = 15
     reading_window_end_day: int = 25
@@ -252,6 +285,34 @@ def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def _check_public_base_url_for_twilio(raw: str | None) -> None:
+    """With ``TELEPHONY=twilio`` every webhook's signature is checked against
+    ``PUBLIC_BASE_URL``: refuse a value Twilio's requests can never match."""
+    if raw is None:
+        raise ConfigError(
+            "PUBLIC_BASE_URL",
+            "is required when TELEPHONY=twilio: the https:// address Twilio calls (webhook "
+            "signatures are validated against it; see docs/deploy.md)",
+        )
+    parts = urlparse(raw)
+    if parts.scheme != "https":
+        raise ConfigError(
+            "PUBLIC_BASE_URL",
+            f"must be an https:// URL when TELEPHONY=twilio (TLS ends at the proxy in front "
+            f"of the app; Media Streams need wss://), got {raw!r}",
+        )
+    host = (parts.hostname or "").lower()
+    loopback = ("", "localhost", "0.0.0.0", "::1")  # noqa: S104 - refused, not bound
+    if host in loopback or host.startswith("127.") or host.endswith(".localhost"):
+        raise ConfigError(
+            "PUBLIC_BASE_URL",
+            f"must be the public host Twilio reaches, not {host or 'an empty host'!r} "
+            f"(got {raw!r})",
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError("PUBLIC_BASE_URL", f"must not carry a query or a fragment, got {raw!r}")
+
+
 def _check_database_url(value: str) -> str:
     scheme = value.split(":", 1)[0]
     if not scheme.startswith(("sqlite", "postgresql")):
@@ -305,6 +366,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     public_base_url = _check_url(
         "PUBLIC_BASE_URL", get("PUBLIC_BASE_URL") or Settings.public_base_url, ("http", "https")
     ).rstrip("/")
+    if telephony == "twilio":
+        _check_public_base_url_for_twilio(get("PUBLIC_BASE_URL"))
 
     vosk_model_path = get("VOSK_MODEL_PATH")
     if vosk_model_path is not None and not Path(vosk_model_path).is_dir():
@@ -313,6 +376,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     log_level = (get("LOG_LEVEL") or "INFO").upper()
     if log_level not in LOG_LEVELS:
         raise ConfigError("LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}")
+    log_format = (get("LOG_FORMAT") or ("json" if telephony == "twilio" else "text")).lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigError("LOG_FORMAT", f"must be one of {', '.join(LOG_FORMATS)}")
 
     flows_file = get("FLOWS_FILE") or Settings.flows_file
     sandbox_scenario = get("SANDBOX_SCENARIO")
@@ -369,7 +435,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         twilio_from_number=from_number,
         public_base_url=public_base_url,
         vosk_model_path=vosk_model_path,
+        models_dir=str(models_dir_from(env)),
         log_level=log_level,
+        log_format=log_format,
+        metrics_token=_metrics_token(get("METRICS_TOKEN")),
         flows_file=flows_file,
         reading_window_start_day=start_day,
         reading_window_end_day=end_day,
@@ -442,9 +511,8 @@ def _tts_command(raw: str | None) -> str:
     return raw
 
 
-def configure_logging(level: str) -> None:
-    """Configure stdlib logging once for a process (JSON-ish single-line records)."""
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+def _metrics_token(raw: str | None) -> str | None:
+    """``METRICS_TOKEN``: unset, or a secret of at least 16 characters."""
+    if raw is not None and len(raw) < 16:
+        raise ConfigError("METRICS_TOKEN", "must have at least 16 characters")
+    return raw

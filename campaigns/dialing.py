@@ -50,6 +50,7 @@ from campaigns.paid import paid_skip
 from campaigns.queueing import enqueue_unique, reconcile_job_id
 from campaigns.reconcile import reconcile_attempt, reconcile_now
 from campaigns.sms import derived_variables, render
+from contactcenter.logs import bind_log_context
 from contactcenter.phones import mask_phone
 from contactcenter.services import Services, current_services
 from crm_store.consent import add_do_not_contact
@@ -129,9 +130,11 @@ def contact_target(
     ``"duplicate"`` or ``"refused:<error>"``. An authentication failure is raised (after
     it is recorded) so the job fails visibly.
     """
+    bind_log_context(fresh=True, target_id=target_id)
     prepared = prepare(services, target_id, attempt_no, channel)
     if isinstance(prepared, str):
         return prepared
+    bind_log_context(campaign_id=prepared.campaign_id, attempt_id=prepared.attempt_id)
     try:
         sent = send(services, prepared)
     except TelephonyError as exc:

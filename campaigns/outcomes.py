@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.attempts import VOICE_EXHAUSTED
 from campaigns.definition import CampaignDefinition, RetryOutcome
+from contactcenter.metrics import record_campaign_attempt
 from crm_store.interactions import finish_interaction as finish_logged
 from crm_store.interactions import start_interaction
 from crm_store.models import CampaignTarget, ContactAttempt
@@ -64,6 +65,7 @@ def after_outcome(
     now: dt.datetime,
 ) -> None:
     """Move a target on after an attempt's final outcome (retry policy, SMS fallback)."""
+    record_campaign_attempt(attempt.channel, outcome)
     target.last_outcome = outcome
     target.updated_at = now
     target.next_attempt_at = None

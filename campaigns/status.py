@@ -36,6 +36,7 @@ from campaigns.outcomes import CALL_OUTCOMES, SMS_OUTCOMES, after_outcome, finis
 from campaigns.queueing import enqueue_unique, hangup_job_id
 from campaigns.voicemail import leave_message, leaves_message
 from contactcenter.config import Settings
+from contactcenter.logs import bind_log_context
 from contactcenter.phones import mask_phone
 from contactcenter.services import Services, StatusHooks, current_services
 from crm_store.consent import add_do_not_contact, remove_do_not_contact
@@ -124,6 +125,7 @@ def handle_call_status(services: Services, callback: StatusCallback) -> bool:
         attempt = _claim_attempt(s, callback, (params.get("AnsweredBy") or "").strip())
         if attempt is None:
             return False
+        bind_log_context(campaign_id=attempt.campaign_id, attempt_id=attempt.id)
         if attempt.status in FINAL_ATTEMPT_STATUSES:
             return True
         seq = callback.sequence

@@ -25,6 +25,8 @@ from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 
+from contactcenter.logs import bind_log_context
+from contactcenter.metrics import record_import
 from contactcenter.services import Services, current_services
 from crm_store.db import Database
 from crm_store.errors import ImportFileError
@@ -192,6 +194,7 @@ def run_import_job(run_id: int) -> str:
     run ``failed`` with the one-line reason (no retry); an unexpected error is recorded on
     the run and raised, so RQ retries the job (the importers are idempotent).
     """
+    bind_log_context(fresh=True, job=f"import-{run_id}")
     services = current_services()
     with services.db.transaction() as s:
         run = get_run(s, run_id)
@@ -219,7 +222,9 @@ def run_import_job(run_id: int) -> str:
             log.warning("import run %s: could not record the failure", run_id)
         raise
     with services.db.transaction() as s:
-        final = get_run(s, run_id).status
+        finished = get_run(s, run_id)
+        final, rows = finished.status, finished.rows_done or finished.summary.get("rows_read", 0)
+        record_import(kind, final, int(rows or 0))
     path.unlink(missing_ok=True)
     log.info("import run %s (%s) %s", run_id, kind, final)
     return final

@@ -16,6 +16,7 @@ back (:meth:`RecordingStorage.read`), gives a link a console can open
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -79,6 +80,8 @@ class LocalRecordingStorage:
             tmp.write_bytes(data)
             tmp.replace(target)
         except OSError as exc:
+            with contextlib.suppress(OSError):  # a partial file (a full disk) frees its space
+                tmp.unlink(missing_ok=True)
             raise RecordingStorageError(f"cannot write {target}: {exc}") from exc
         return str(target)
 

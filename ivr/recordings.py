@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rq import Queue
+from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 from rq.job import JobStatus
 from sqlalchemy import select
@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 RECORDING_CALLBACK_PATH = "/voice/recording"
 #: Seconds between the attempts to start a call's recording (about half a minute in all).
 START_RETRY_DELAYS_S: tuple[int, ...] = (1, 2, 4, 8, 15)
+#: Seconds before the download of a recording is tried again after it failed (the storage
+#: full or unreachable, the provider unavailable): about six hours in all, the recording
+#: stays at the provider meanwhile and its row keeps every detail of it.
+DOWNLOAD_RETRY_DELAYS_S: tuple[int, ...] = (60, 300, 1800, 3600, 4 * 3600)
 #: How long a failed recording job stays in RQ's failed registry.
 FAILURE_TTL_S = 86400
 #: Rows the retention job handles per transaction.
@@ -76,6 +80,7 @@ def _enqueue_once(
     description: str,
     at: datetime | None = None,
     at_front: bool = False,
+    retry: Retry | None = None,
 ) -> bool:
     """Enqueue (or schedule ``at``) a job on the IVR queue once: False when a job with this
     id already exists (an RQ job id alone does not deduplicate). ``at_front``: ahead of the
@@ -87,6 +92,8 @@ def _enqueue_once(
         "result_ttl": 0,
         "failure_ttl": FAILURE_TTL_S,
     }
+    if retry is not None:
+        options["retry"] = retry
     try:
         if at is None:
             queue.enqueue(func, *args, unique=True, at_front=at_front, **options)
@@ -274,6 +281,7 @@ def store_recording_callback(services: Services, callback: RecordingCallback) ->
             callback.sid,
             job_id=f"recording-download-{callback.sid}",
             description=f"download recording {callback.sid}",
+            retry=Retry(max=len(DOWNLOAD_RETRY_DELAYS_S), interval=list(DOWNLOAD_RETRY_DELAYS_S)),
         )
     log.info(
         "call %s: recording %s %s (%d s)%s",
@@ -295,6 +303,9 @@ def download_recording(
     """Download recording ``sid`` through the provider into the storage; return its location.
 
     Does nothing (returns the location kept) when it was already downloaded or deleted.
+    A storage that cannot take the copy (a full disk, a bucket out of reach) raises
+    :class:`~ivr.errors.RecordingStorageError` after logging it: the job fails and RQ tries
+    again later (:data:`DOWNLOAD_RETRY_DELAYS_S`); the row is left as it was.
     """
     with services.db.transaction() as s:
         row = s.scalar(select(CallRecording).where(CallRecording.sid == sid))
@@ -304,7 +315,17 @@ def download_recording(
             return row.storage_path
         url = row.url
     wav = services.telephony.fetch_recording(url or sid)
-    location = (storage or storage_from_settings(services.settings)).save(f"{sid}.wav", wav)
+    try:
+        location = (storage or storage_from_settings(services.settings)).save(f"{sid}.wav", wav)
+    except RecordingStorageError as exc:
+        # RQ logs the traceback with the failed job; this line says what it means.
+        log.error(  # noqa: TRY400
+            "recording %s (%d bytes) not stored: %s; the download is retried later",
+            sid,
+            len(wav),
+            exc,
+        )
+        raise
     with services.db.transaction() as s:
         row = s.scalar(select(CallRecording).where(CallRecording.sid == sid))
         if row is not None:

@@ -12,6 +12,7 @@ import logging
 
 from rq import Queue
 
+from contactcenter.logs import bind_log_context
 from contactcenter.phones import mask_phone
 from contactcenter.services import Services, current_services
 from crm_store.models import Interaction
@@ -50,6 +51,7 @@ def send_sms_job(to: str, body: str, interaction_id: int | None) -> str:
     The SMS is logged as an outbound ``Interaction`` (channel ``sms``) linked, via its
     ``data``, to the call that asked for it.
     """
+    bind_log_context(fresh=True, job=f"ivr-sms-{interaction_id}")
     services = current_services()
     settings = services.settings
     provider = services.telephony

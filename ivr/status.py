@@ -21,6 +21,7 @@ import logging
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from contactcenter.metrics import record_call_ended
 from contactcenter.services import Services
 from crm_store.messages import apply_message_status
 from crm_store.models import Interaction
@@ -109,6 +110,7 @@ def store_call_status(services: Services, callback: StatusCallback) -> None:
             if duration is not None:
                 data["duration_s"] = duration
             close_call_summary(s, interaction)
+            record_call_ended(interaction.direction, interaction.outcome)
         elif (seq is None or last_seq is None or seq >= last_seq) and call_status_supersedes(
             status, current
         ):

@@ -74,7 +74,7 @@ def check_text(text: str, filename: str = "<string>") -> tuple[FlowSet | None, l
     """Validate flow-file text; returns the :class:`FlowSet` (``None`` when the schema failed)
     and every problem found, sorted by position."""
     data, source, issues = parse_yaml(text, filename)
-    if data is None:
+    if data is None and issues:
         return None, sorted(set(issues))
     if not isinstance(data, dict):
         issues.append(

@@ -11,6 +11,7 @@ Voice input is recognised by :mod:`ivr.capture` (``<Record>``) and :mod:`ivr.med
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from contactcenter.metrics import record_call_started, record_ivr_steps
 from contactcenter.phones import InvalidPhoneError, mask_phone, normalize_phone
 from contactcenter.services import Services
 from ivr import twiml
@@ -44,6 +46,7 @@ INBOUND_FLOW = "hotline"
 OUTBOUND_FLOW = "debt_reminder"
 
 _TRANSFER_PARAMS = ("DialCallStatus", "QueueResult")
+_SID_CHARS = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,8 @@ def event_from(kind: str, params: Mapping[str, str]) -> Event:
 def call_sid_of(params: Mapping[str, str]) -> str:
     """The webhook's ``CallSid``; :class:`~ivr.errors.WebhookError` when missing or invalid."""
     call_sid = (params.get("CallSid") or "").strip()
-    if not call_sid or len(call_sid) > 64:
+    # a SID keys Redis and names RQ jobs: letters, digits, '_' and '-' only (Twilio: CA + hex)
+    if not call_sid or len(call_sid) > 64 or not _SID_CHARS.fullmatch(call_sid):
         raise WebhookError("missing or invalid CallSid")
     return call_sid
 
@@ -221,6 +225,7 @@ class VoiceRuntime:
         if not self.store.create(session):
             log.info("call %s: concurrent duplicated start, replaying the answer", call_sid)
             return self.replay(call_sid, after_version=0)
+        record_call_started(direction, flow)
         log.info(
             "call %s: %s %s from %s",
             call_sid,
@@ -368,6 +373,7 @@ class VoiceRuntime:
             self.store.release(session.call_sid, version)
             raise
         run_effects(self.services, session, outcome)
+        record_ivr_steps(r.step for r in outcome.steps if r.event == "enter")
         speech: str | None = None
         if isinstance(event, Input) and not event.digits:
             speech = event.speech

@@ -48,6 +48,7 @@ import numpy as np
 import numpy.typing as npt
 import vosk
 
+from contactcenter.metrics import record_recognition
 from speech.audio import (
     AudioClip,
     Resampler,
@@ -754,6 +755,9 @@ class RecognitionSession:
             self.audio_seconds,
             self.result.text,
             confidence,
+        )
+        record_recognition(
+            self.grammar.kind, reason, self.result.text, confidence, self.result.real_time_factor
         )
         return self.result
 

@@ -153,7 +153,7 @@ class MediaStreamSession:
                 self._on_media(message)
             else:
                 getattr(self, name)(message)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a field of a wrong type
             self._malformed(f"bad {event} message ({exc})", raw)
 
     def close(self) -> None:

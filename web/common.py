@@ -26,6 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from contactcenter.phones import mask_phone
 from contactcenter.services import Services
@@ -144,6 +145,42 @@ def apology() -> Response:
 def retry_later() -> Response:
     """A callback that cannot be stored during an outage: 503, so Twilio retries it."""
     return Response("temporarily unavailable\n", status=503, mimetype="text/plain")
+
+
+#: The largest ``<int:…>`` a route matches: what an ``integer`` key column holds on
+#: PostgreSQL; a larger one is an unknown page (404), never an out-of-range error (500).
+#: A route over a ``bigint`` key says so: ``<int(max=9223372036854775807):…>``.
+MAX_PATH_INT = 2**31 - 1
+
+
+class DatabaseIntConverter(IntegerConverter):
+    """The app's ``<int:…>`` converter: non-negative, at most :data:`MAX_PATH_INT` unless
+    the rule gives its own ``max``."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_PATH_INT)
+        super().__init__(map, *args, **kwargs)
+
+
+#: The attribute of a view function giving its own body limit (a callable → bytes), for the
+#: views that take more than :data:`MAX_REQUEST_BYTES` (uploads, see ``web.api_common``).
+BODY_LIMIT_ATTR = "body_limit"
+
+
+def refuse_oversized_body() -> Response | None:
+    """The app's first ``before_request``: a declared ``Content-Length`` over the route's
+    limit (its :data:`BODY_LIMIT_ATTR`, else ``MAX_CONTENT_LENGTH``) is refused with 413
+    before any view or authentication runs, even on routes that never read a body.
+    A body of unknown length (chunked) is cut at the limit where a view reads it."""
+    length = request.content_length
+    if length is None:
+        return None
+    view = current_app.view_functions.get(request.endpoint or "")
+    body_limit = getattr(view, BODY_LIMIT_ATTR, None)
+    limit = body_limit() if callable(body_limit) else current_app.config["MAX_CONTENT_LENGTH"]
+    if limit is not None and length > int(limit):
+        return too_large()
+    return None
 
 
 def too_large(exc: Exception | None = None) -> Response:

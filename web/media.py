@@ -16,6 +16,7 @@ from typing import Any
 from flask import Blueprint, Flask, request
 from flask_sock import Sock
 
+from contactcenter.metrics import media_stream_open
 from ivr.capture import MEDIA_STREAM_PATH, stream_url
 from ivr.media_stream import MediaStreamCall
 from ivr.prompt_stream import barge_in_readiness
@@ -73,4 +74,5 @@ def media_stream(ws: Any) -> None:
         )
         ws.close(reason=1008, message="forbidden")
         return
-    MediaStreamCall(services, current_ivr(), InlineWebSocket(ws)).run()
+    with media_stream_open():
+        MediaStreamCall(services, current_ivr(), InlineWebSocket(ws)).run()

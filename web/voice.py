@@ -19,6 +19,7 @@ A call meets an outage with an apology and a transfer, a status callback with 50
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 
 from flask import Blueprint, Response
@@ -45,6 +46,8 @@ from web.common import (
 )
 
 log = logging.getLogger(__name__)
+#: What a call SID is made of (Twilio: CA + 32 hex digits; the sandbox's are alike).
+_SID = re.compile(r"[A-Za-z0-9_-]+")
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
@@ -103,6 +106,8 @@ def whisper() -> Response:
     """``<Number url>`` of an operator ``<Dial>`` (``?call=<the caller's CallSid>``): the
     account and the reason, said to the operator before the caller is bridged."""
     call_sid = (query().get("call") or "").strip()[:64]
+    if not _SID.fullmatch(call_sid):
+        call_sid = ""  # not a SID we issued (PostgreSQL refuses NUL in a lookup): no context
     return twiml_response(whisper_twiml(current_services(), call_sid))
 
 

@@ -2,9 +2,15 @@
 
 Credentials come only from :class:`contactcenter.config.Settings` (the environment). REST
 errors are mapped to :mod:`telephony.errors`; HTTP 429 and 5xx (and network failures) are
-retried with bounded, jittered exponential backoff. Tests inject ``base_url`` (the sandbox's
-REST emulation on loopback), ``sleep`` and ``rng``.
+retried with bounded, jittered exponential backoff, never sooner than a ``Retry-After`` the
+answer gives (one longer than ``backoff_max_s`` is not slept through in a worker: the error is
+raised). Every request has a timeout (``timeout_s``). Tests inject ``base_url`` (the
+sandbox's REST emulation on loopback, or a fake server), ``sleep`` and ``rng``.
 
+A request that timed out after it was sent may have been carried out: a create (a call, an
+SMS, a recording) is then not repeated here but raised as
+:class:`~telephony.errors.ProviderUnavailable`, and the campaign's attempt row settles it
+(:mod:`campaigns.reconcile`: the call's callbacks adopt it, or it is declared not placed).
 Retrying a 5xx on ``calls.create`` can, in the rare case Twilio created the call before
 failing, place a second call; campaign jobs guard against that with their attempt rows.
 """
@@ -14,6 +20,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -21,6 +28,8 @@ from urllib.parse import urlparse
 
 import requests
 from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
 
 from contactcenter.config import Settings
@@ -43,6 +52,36 @@ T = TypeVar("T")
 
 TWILIO_API_BASE = "https://api.twilio.com"
 _RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
+
+
+class RetryAfterHttpClient(TwilioHttpClient):
+    """The SDK's HTTP client, remembering (per thread) the ``Retry-After`` of the last answer."""
+
+    def __init__(self, *, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self._local = threading.local()
+
+    def request(self, *args: Any, **kwargs: Any) -> TwilioResponse:
+        """Send the request (see ``TwilioHttpClient.request``), noting its ``Retry-After``."""
+        self._local.retry_after = None
+        response = super().request(*args, **kwargs)
+        self._local.retry_after = retry_after_seconds((response.headers or {}).get("Retry-After"))
+        return response
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds the last answer of this thread asked to wait (``Retry-After``), or None."""
+        value: float | None = getattr(self._local, "retry_after", None)
+        return value
+
+
+def retry_after_seconds(raw: str | None) -> float | None:
+    """A ``Retry-After`` header in seconds (delay-seconds form; an HTTP date is ignored)."""
+    try:
+        seconds = float((raw or "").strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
 
 
 class TwilioProvider:
@@ -70,6 +109,7 @@ class TwilioProvider:
         self.account_sid = account_sid
         self._auth = (account_sid, auth_token)
         self._http_client = http_client
+        self.timeout_s = timeout_s
         self._client: Client | None = None
         self.base_url = (base_url or TWILIO_API_BASE).rstrip("/")
         self._session = session
@@ -78,7 +118,6 @@ class TwilioProvider:
         self.backoff_max_s = backoff_max_s
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self.timeout_s = timeout_s
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> TwilioProvider:
@@ -91,6 +130,8 @@ class TwilioProvider:
     def client(self) -> Client:
         """The SDK client, built on first use (never at import time)."""
         if self._client is None:
+            if self._http_client is None:
+                self._http_client = RetryAfterHttpClient(timeout=self.timeout_s)
             client = Client(*self._auth, http_client=self._http_client)
             client.api.base_url = self.base_url
             self._client = client
@@ -103,19 +144,41 @@ class TwilioProvider:
         ceiling = min(self.backoff_max_s, self.backoff_base_s * (2 ** (attempt - 1)))
         return self._rng.uniform(0, ceiling)
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
+    def _retry_after(self) -> float | None:
+        client = self._http_client
+        return client.retry_after if isinstance(client, RetryAfterHttpClient) else None
+
+    def _call(self, what: str, fn: Callable[[], T], *, creates: bool = False) -> T:
+        """Run ``fn`` with retries; ``creates``: a timed-out request is never repeated (it
+        may have been carried out), see the module docstring."""
         attempt = 0
         while True:
+            retry_after: float | None = None
             try:
                 return fn()
             except TwilioRestException as exc:
                 error = error_for(exc.status, exc.code, f"{what}: {exc.msg}")
-            except (requests.ConnectionError, requests.Timeout) as exc:
+                retry_after = self._retry_after()
+            except (requests.ConnectTimeout, requests.ConnectionError) as exc:
+                # Checked before Timeout: a refused or timed-out *connection* sent nothing.
                 error = ProviderUnavailable(f"{what}: {exc}")
+            except requests.Timeout as exc:
+                error = ProviderUnavailable(f"{what}: no answer in {self.timeout_s}s ({exc})")
+                if creates:
+                    log.warning("twilio %s timed out; not repeated (it may have been done)", what)
+                    raise error from exc
             if not error.retryable or attempt >= self.max_retries:
                 raise error
+            if retry_after is not None and retry_after > self.backoff_max_s:
+                log.warning(
+                    "twilio %s failed (status=%s); Retry-After %.0fs is too long to wait here",
+                    what,
+                    error.status,
+                    retry_after,
+                )
+                raise error
             attempt += 1
-            delay = self.backoff_delay(attempt)
+            delay = max(self.backoff_delay(attempt), retry_after or 0.0)
             log.warning(
                 "twilio %s failed (status=%s code=%s); retry %d/%d in %.2fs",
                 what,
@@ -158,7 +221,7 @@ class TwilioProvider:
                 kwargs["async_amd_status_callback_method"] = "POST"
         if time_limit_s is not None:
             kwargs["time_limit"] = time_limit_s
-        call = self._call("create call", lambda: self.client.calls.create(**kwargs))
+        call = self._call("create call", lambda: self.client.calls.create(**kwargs), creates=True)
         return CallInfo(sid=call.sid, status=str(call.status))
 
     def update_call(
@@ -190,7 +253,7 @@ class TwilioProvider:
         kwargs: dict[str, Any] = {"to": to, "from_": from_, "body": body}
         if status_callback:
             kwargs["status_callback"] = status_callback
-        msg = self._call("send sms", lambda: self.client.messages.create(**kwargs))
+        msg = self._call("send sms", lambda: self.client.messages.create(**kwargs), creates=True)
         return MessageInfo(sid=msg.sid, status=str(msg.status), segments=int(msg.num_segments or 1))
 
     def recording_wav_url(self, recording_url_or_sid: str) -> str:
@@ -249,6 +312,8 @@ class TwilioProvider:
             kwargs["recording_status_callback_event"] = ["completed", "absent"]
             kwargs["recording_status_callback_method"] = "POST"
         rec = self._call(
-            "start recording", lambda: self.client.calls(call_sid).recordings.create(**kwargs)
+            "start recording",
+            lambda: self.client.calls(call_sid).recordings.create(**kwargs),
+            creates=True,
         )
         return RecordingInfo(sid=rec.sid, call_sid=call_sid, status=str(rec.status))

@@ -20,6 +20,7 @@ TWILIO = {
     "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
     "TWILIO_AUTH_TOKEN": "token",
     "TWILIO_FROM_NUMBER": "+74950000000",
+    "PUBLIC_BASE_URL": "https://ivr.example.ru",
 }
 
 

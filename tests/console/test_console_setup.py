@@ -43,6 +43,7 @@ def test_demo_users_command(settings: Settings, db: Database, monkeypatch: Any) 
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "0" * 32)
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "x" * 32)
     monkeypatch.setenv("TWILIO_FROM_NUMBER", "+74951234567")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://ivr.example.ru")
     refused = CliRunner().invoke(demo_group, ["users"])
     assert refused.exit_code == 1
     assert "sandbox only" in refused.output

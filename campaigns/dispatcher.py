@@ -6,7 +6,9 @@ reads the campaign's status first, so pause, resume and cancel reach it within a
 
 1. recovers lost work: a target ``scheduled`` for :data:`STALE_SCHEDULED` without an
    attempt goes back to ``pending``; an intent older than
-   :data:`~campaigns.attempts.INTENT_GRACE` is reconciled (:mod:`campaigns.reconcile`);
+   :data:`~campaigns.attempts.INTENT_GRACE` is reconciled (:mod:`campaigns.reconcile`); an
+   attempt whose final status callback never came is checked with the provider
+   (:mod:`campaigns.settle`);
 2. expires the targets that cannot be contacted before the schedule ends;
 3. finishes the due targets of a debt notice who paid (``paid``: one batched ledger read
    per tick, :mod:`campaigns.paid`), moves the other due targets inside their local window
@@ -48,6 +50,7 @@ from campaigns.dialing import dial_target, sms_target
 from campaigns.paid import paid_skips, skip_for_good
 from campaigns.queueing import dial_job_id, dispatch_job_id, enqueue_unique
 from campaigns.reconcile import reconcile_now
+from campaigns.settle import schedule_settlements
 from contactcenter.services import Services, current_services
 from crm_store.models import Campaign, CampaignTarget, ContactAttempt
 
@@ -131,6 +134,7 @@ def dispatch_once(
         channel_name = campaign.channel
     policy = definition.contact_policy()
     recovered = _recover(services, campaign_id, now)
+    recovered += schedule_settlements(services, campaign_id, definition, now)
     expired = _expire(services, campaign_id, definition, now)
 
     if channel_name == "sms":

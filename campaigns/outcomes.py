@@ -43,6 +43,10 @@ SMS_OUTCOMES: dict[str, str] = {
 """The outcome of a campaign SMS by its terminal ``MessageStatus`` (``received`` is only
 ever the status of an inbound message, so it has none)."""
 
+UNCONFIRMED_SMS = "sent_unconfirmed"
+"""The outcome of a campaign SMS the provider still reported ``sent`` a day later (no
+delivery receipt ever came, :mod:`campaigns.settle`): its target is done, not texted again."""
+
 SUCCESS_OUTCOMES = frozenset({"answered", "delivered"})
 RETRY_KINDS: dict[str, RetryOutcome] = {
     "busy": RetryOutcome.BUSY,
@@ -71,7 +75,7 @@ def after_outcome(
     target.next_attempt_at = None
     if target.state in ("cancelled", "skipped", "done", "failed"):
         return
-    if outcome in SUCCESS_OUTCOMES:
+    if outcome in SUCCESS_OUTCOMES or outcome == UNCONFIRMED_SMS:
         target.state = "done"
         return
     retry_kind = RETRY_KINDS.get(outcome)

@@ -103,6 +103,11 @@ def reconcile_job_id(attempt_id: int) -> str:
     return f"cc-reconcile-{attempt_id}"
 
 
+def settle_job_id(attempt_id: int) -> str:
+    """The check with the provider of an attempt whose final status callback did not come."""
+    return f"cc-settle-{attempt_id}"
+
+
 def hangup_job_id(attempt_id: int) -> str:
     """The hang-up of a call answered by a machine."""
     return f"cc-hangup-{attempt_id}"

@@ -48,6 +48,7 @@ OUTCOME_LABELS = {
     "machine_message": "сообщение на автоответчик",
     "delivered": "доставлено",
     "undelivered": "не доставлено",
+    "sent_unconfirmed": "отправлено, доставка не подтверждена",
     "sent": "отправлено",
     "opted_out": "отказ",
     "skipped": "пропущено",

@@ -318,6 +318,18 @@ class Simulator:
         """SMS are not simulated: they go to the app's previous provider."""
         return self._outbound().send_sms(to, from_, body, status_callback=status_callback)
 
+    def fetch_call(self, sid: str) -> CallInfo:
+        """A simulated call's status now; other calls are asked of the previous provider."""
+        with self._lock:
+            live = self._live.get(sid)
+            if live is not None:
+                return CallInfo(sid, live.status)
+        return self._outbound().fetch_call(sid)
+
+    def fetch_message(self, sid: str) -> MessageInfo:
+        """SMS are not simulated: asked of the app's previous provider."""
+        return self._outbound().fetch_message(sid)
+
     def update_call(
         self,
         sid: str,

@@ -22,10 +22,13 @@ CallStatusUpdate = Literal["completed", "canceled"]
 
 @dataclass(frozen=True)
 class CallInfo:
-    """A call the provider accepted: its SID and status at creation (usually ``queued``)."""
+    """A call the provider accepted: its SID and status at creation (usually ``queued``);
+    fetched later (:meth:`TelephonyProvider.fetch_call`), its status then and, once it has
+    ended, its duration in seconds."""
 
     sid: str
     status: str
+    duration_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,10 +92,20 @@ class TelephonyProvider(Protocol):
         """Redirect a live call to ``url`` or to new ``twiml``, or end it with ``status``."""
         ...
 
+    def fetch_call(self, sid: str) -> CallInfo:
+        """The call's status now (``GET /Calls/{sid}.json``): what a lost status callback
+        would have said. An unknown SID raises :class:`~telephony.errors.CallNotFound`."""
+        ...
+
     def send_sms(
         self, to: str, from_: str, body: str, *, status_callback: str | None
     ) -> MessageInfo:
         """Send an SMS; delivery progress is posted to ``status_callback``."""
+        ...
+
+    def fetch_message(self, sid: str) -> MessageInfo:
+        """The message's status now (``GET /Messages/{sid}.json``). An unknown SID raises
+        :class:`~telephony.errors.CallNotFound` (HTTP 404)."""
         ...
 
     def fetch_recording(self, recording_url_or_sid: str) -> bytes:

@@ -244,6 +244,18 @@ class TwilioProvider:
         call = self._call("update call", lambda: self.client.calls(sid).update(**kwargs))
         return CallInfo(sid=call.sid, status=str(call.status))
 
+    def fetch_call(self, sid: str) -> CallInfo:
+        """A call's status now (``GET /Calls/{sid}.json``); see the interface."""
+        call = self._call("fetch call", lambda: self.client.calls(sid).fetch())
+        return CallInfo(
+            sid=call.sid, status=str(call.status), duration_s=_int_or_none(call.duration)
+        )
+
+    def fetch_message(self, sid: str) -> MessageInfo:
+        """A message's status now (``GET /Messages/{sid}.json``); see the interface."""
+        msg = self._call("fetch sms", lambda: self.client.messages(sid).fetch())
+        return MessageInfo(sid=msg.sid, status=str(msg.status), segments=int(msg.num_segments or 1))
+
     def send_sms(
         self, to: str, from_: str, body: str, *, status_callback: str | None
     ) -> MessageInfo:
@@ -317,3 +329,11 @@ class TwilioProvider:
             creates=True,
         )
         return RecordingInfo(sid=rec.sid, call_sid=call_sid, status=str(rec.status))
+
+
+def _int_or_none(raw: object) -> int | None:
+    """An integer field of a Twilio resource (sent as a string, absent while a call lives)."""
+    try:
+        return int(str(raw)) if raw not in (None, "") else None
+    except ValueError:
+        return None

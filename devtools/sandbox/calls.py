@@ -123,6 +123,16 @@ class SandboxCalls(SandboxCore):
         self.state.push_update(sid, CallUpdate(url=url, twiml=twiml, status=status))
         return CallInfo(sid, status or current)
 
+    def fetch_call(self, sid: str) -> CallInfo:
+        """A call's status now (``GET /Calls/{sid}.json``); its duration once it has ended."""
+        status = self.state.get_status(sid)
+        if status is None:
+            raise CallNotFound(f"call {sid} was not found", code=20404, status=404)
+        record = self.calls.get(sid)
+        ended = status in TERMINAL_CALL_STATUSES
+        duration = record.duration_s if record is not None and ended else None
+        return CallInfo(sid, status, duration)
+
     def start_recording(
         self,
         call_sid: str,

@@ -17,7 +17,7 @@ from devtools.sandbox.scenario import SmsOutcome
 from devtools.sandbox.transport import WebhookResponse, signed_request
 from devtools.sandbox.twiml import API_VERSION, new_sid
 from telephony.base import MessageInfo
-from telephony.errors import OptedOut, ProviderRejected
+from telephony.errors import CallNotFound, OptedOut, ProviderRejected
 from telephony.sms import count_segments
 
 # Twilio's default Advanced Opt-Out keywords (matched on the whole trimmed body).
@@ -58,6 +58,7 @@ class SandboxMessages(SandboxCore):
         )
         with self._lock:
             self.messages[record.sid] = record
+        self.state.set_status(record.sid, "queued")
         if self.mode == "rq":
             self._enqueue(
                 "devtools.sandbox.jobs.run_sandbox_sms",
@@ -77,12 +78,21 @@ class SandboxMessages(SandboxCore):
             self._schedule(lambda: self._sms_life(record, outcome))
         return MessageInfo(record.sid, "queued", record.segments)
 
+    def fetch_message(self, sid: str) -> MessageInfo:
+        """A message's status now (``GET /Messages/{sid}.json``)."""
+        status = self.state.get_status(sid)
+        if status is None:
+            raise CallNotFound(f"message {sid} was not found", code=20404, status=404)
+        record = self.messages.get(sid)
+        return MessageInfo(sid, status, record.segments if record is not None else 1)
+
     def _sms_life(self, record: MessageRecord, outcome: SmsOutcome) -> None:
         outbox = Outbox(self._send, record.callbacks, self.delivery, record.delivery_key)
 
         def event(status: str, error_code: int | None = None) -> None:
             record.status = status
             record.error_code = error_code
+            self.state.set_status(record.sid, status)
             if not record.status_callback:
                 return
             params = {

@@ -2,7 +2,7 @@
 
 ``create_rest_app(provider)`` is a WSGI app implementing ``POST /Calls.json``,
 ``POST|GET /Calls/{sid}.json``, ``POST /Calls/{sid}/Recordings.json`` (a whole-call
-recording), ``POST /Messages.json`` and ``GET /Recordings/{sid}.wav``
+recording), ``POST /Messages.json``, ``GET /Messages/{sid}.json`` and ``GET /Recordings/{sid}.wav``
 under ``/2010-04-01/Accounts/{AccountSid}`` with HTTP basic auth and Twilio's JSON error
 bodies. :class:`RestServer` serves it on loopback so the real ``twilio`` SDK can be pointed
 at it (``client.api.base_url``). Faults (429, 5xx, any error code) can be injected to test
@@ -126,7 +126,9 @@ def create_rest_app(provider: SandboxProvider) -> Flask:
             )
         record = provider.calls.get(call_sid)
         if record is None:
-            return _error(404, 20404, f"call {call_sid} was not found")
+            info = provider.fetch_call(call_sid)  # another process's call (rq mode), or 404
+            return jsonify({"sid": info.sid, "account_sid": account_sid, "status": info.status,
+                            "duration": None})  # fmt: skip
         return jsonify(call_info_json(record, account_sid))
 
     @app.post(f"{PREFIX}/Messages.json")
@@ -141,6 +143,15 @@ def create_rest_app(provider: SandboxProvider) -> Flask:
         resp = jsonify(message_info_json(provider.messages[info.sid], account_sid))
         resp.status_code = 201
         return resp
+
+    @app.get(f"{PREFIX}/Messages/<message_sid>.json")
+    def message_resource(account_sid: str, message_sid: str) -> Any:
+        info = provider.fetch_message(message_sid)
+        record = provider.messages.get(message_sid)
+        if record is None:  # sent by another process of the sandbox (rq mode)
+            return jsonify({"sid": info.sid, "account_sid": account_sid, "status": info.status,
+                            "num_segments": str(info.segments)})  # fmt: skip
+        return jsonify(message_info_json(record, account_sid))
 
     @app.post(f"{PREFIX}/Calls/<call_sid>/Recordings.json")
     def create_call_recording(account_sid: str, call_sid: str) -> Any:

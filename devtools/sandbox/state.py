@@ -35,7 +35,7 @@ class CallState(Protocol):
     """Shared sandbox state, keyed by call SID, recording SID or phone number."""
 
     def set_status(self, sid: str, status: str) -> None:
-        """Record the call's current status."""
+        """Record the current status of a call or a message."""
         ...
 
     def get_status(self, sid: str) -> str | None:
@@ -92,12 +92,12 @@ class MemoryCallState:
         self._lock = threading.Lock()
 
     def set_status(self, sid: str, status: str) -> None:
-        """Record the call's current status."""
+        """Record the current status of a call or a message."""
         with self._lock:
             self._status[sid] = status
 
     def get_status(self, sid: str) -> str | None:
-        """The call's status, or None."""
+        """The current status of a call or a message, or None."""
         with self._lock:
             return self._status.get(sid)
 
@@ -172,11 +172,11 @@ class RedisCallState:
         return self._prefix + ":".join(parts)
 
     def set_status(self, sid: str, status: str) -> None:
-        """Record the call's current status."""
+        """Record the current status of a call or a message."""
         self._redis.set(self._key("call", sid, "status"), status, ex=STATE_TTL_S)
 
     def get_status(self, sid: str) -> str | None:
-        """The call's status, or None."""
+        """The current status of a call or a message, or None."""
         return _text(self._redis.get(self._key("call", sid, "status")))
 
     def push_update(self, sid: str, update: CallUpdate) -> None:

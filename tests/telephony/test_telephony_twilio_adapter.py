@@ -122,6 +122,30 @@ def test_send_sms_through_the_sdk(
     assert [h.form["MessageStatus"] for h in app.hits("/sms/status")] == ["sent", "delivered"]
 
 
+def test_fetch_call_and_message_through_the_sdk(
+    adapter: TwilioProvider, sandbox: SandboxProvider
+) -> None:
+    """What a lost status callback would have said, read back from the REST API."""
+    sid = adapter.place_call(
+        "+79161234501", FROM, f"{PUBLIC}/voice/outbound", status_callback=None
+    ).sid
+    assert adapter.fetch_call(sid).status == "queued"
+    assert adapter.fetch_call(sid).duration_s is None  # not over yet
+    sandbox.run_until_idle()
+    ended = adapter.fetch_call(sid)
+    assert (ended.sid, ended.status) == (sid, "completed")
+    assert ended.duration_s == sandbox.calls[sid].duration_s
+    with pytest.raises(CallNotFound):
+        adapter.fetch_call("CA" + "0" * 32)
+    msg = adapter.send_sms("+79161234501", FROM, "ж" * 80, status_callback=None)
+    assert adapter.fetch_message(msg.sid).status == "queued"
+    sandbox.run_until_idle()
+    fetched = adapter.fetch_message(msg.sid)
+    assert (fetched.sid, fetched.status, fetched.segments) == (msg.sid, "delivered", 2)
+    with pytest.raises(CallNotFound):
+        adapter.fetch_message("SM" + "0" * 32)
+
+
 def test_fetch_recording_with_auth(
     adapter: TwilioProvider,
     sandbox: SandboxProvider,

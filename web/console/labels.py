@@ -23,6 +23,7 @@ VOCABULARIES: dict[str, dict[str, str]] = {
         "machine_message": "сообщение на автоответчик",
         "delivered": "доставлено",
         "undelivered": "не доставлено",
+        "sent_unconfirmed": "отправлено, доставка не подтверждена",
         "received": "получено",
         "opted_out": "отказ от контактов",
         "operator_consulted": "консультация оказана",

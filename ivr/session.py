@@ -8,7 +8,8 @@ is applied at most once:
 1. :meth:`SessionStore.claim` takes a short per-version lock (``SET NX``) — a duplicated
    webhook (Twilio retries after a timeout) finds the lock taken;
 2. the winner runs the engine and :meth:`SessionStore.commit` writes the new state with
-   ``version + 1`` under ``WATCH``/``MULTI``, together with the TwiML it answered;
+   ``version + 1``, together with the TwiML it answered, in one Lua script that first checks
+   the stored version (one round trip: a compare-and-set);
 3. the loser (or a late retry of an already applied event) gets that stored TwiML back
    from :meth:`SessionStore.wait_for_response` instead of applying the event again.
 
@@ -26,13 +27,25 @@ from decimal import Decimal
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import WatchError
 
 from ivr.errors import SessionConflict
 
 DEFAULT_TTL_S = 4 * 3600
 CLAIM_TTL_S = 30
 KEY_PREFIX = "ivr:call:"
+
+# KEYS: session, response. ARGV: expected version, session JSON, response JSON, TTL (s).
+# Returns {1} when written, {0, stored version} when another writer got there first.
+_COMMIT = """
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local stored = cjson.decode(raw)['version']
+  if tonumber(stored) ~= tonumber(ARGV[1]) then return {0, tostring(stored)} end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[4])
+redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+return {1}
+"""
 
 
 def encode_value(value: Any) -> Any:
@@ -137,6 +150,7 @@ class SessionStore:
         self.redis = redis
         self.ttl_s = ttl_s
         self.prefix = prefix
+        self._commit = redis.register_script(_COMMIT)
 
     def _key(self, call_sid: str) -> str:
         return f"{self.prefix}{call_sid}"
@@ -177,27 +191,22 @@ class SessionStore:
         Raises :class:`SessionConflict` if the stored version is no longer
         ``expected_version`` (someone else applied an event in between).
         """
-        key = self._key(session.call_sid)
-        with self.redis.pipeline() as pipe:
-            try:
-                pipe.watch(key)
-                raw = pipe.get(key)
-                if raw is not None:
-                    stored = json.loads(raw)
-                    if stored.get("version") != expected_version:
-                        raise SessionConflict(
-                            f"session {session.call_sid} is at version {stored.get('version')}, "
-                            f"expected {expected_version}"
-                        )
-                session.version = expected_version + 1
-                payload = json.dumps({"version": session.version, "twiml": response})
-                pipe.multi()
-                pipe.set(key, session.to_json(), ex=self.ttl_s)
-                pipe.set(self._response_key(session.call_sid), payload, ex=self.ttl_s)
-                pipe.execute()
-            except WatchError:
-                session.version = expected_version
-                raise SessionConflict(f"session {session.call_sid} changed concurrently") from None
+        session.version = expected_version + 1
+        payload = json.dumps({"version": session.version, "twiml": response})
+        keys = [self._key(session.call_sid), self._response_key(session.call_sid)]
+        try:
+            result = self._commit(
+                keys=keys, args=[expected_version, session.to_json(), payload, self.ttl_s]
+            )
+        except BaseException:
+            session.version = expected_version
+            raise
+        if int(result[0]) != 1:
+            session.version = expected_version
+            stored = result[1].decode() if isinstance(result[1], bytes) else result[1]
+            raise SessionConflict(
+                f"session {session.call_sid} is at version {stored}, expected {expected_version}"
+            )
 
     def last_response(self, call_sid: str) -> tuple[int, str] | None:
         """(version, TwiML) of the last committed answer, or None."""

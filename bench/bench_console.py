@@ -65,6 +65,7 @@ from werkzeug.test import TestResponse
 
 from bench.bench_interactions import DEFAULT_ADMIN_URL, fresh_database, secondary_indexes
 from contactcenter.config import Settings
+from contactcenter.gunicorn_conf import freeze_startup_objects
 from crm_store import interactions as history
 from crm_store import paging
 from crm_store.db import Database, make_engine
@@ -970,6 +971,7 @@ def app_under_test(url: str, redis_url: str, all_regions: bool) -> Iterator[AppU
             imports_dir=str(Path(tmp) / "imports"),
         )
         app = create_app(settings)
+        freeze_startup_objects()  # as the image's gunicorn workers do after loading the app
         services = services_of(app)
         services.clock = lambda: NOW
         client = app.test_client()

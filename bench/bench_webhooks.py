@@ -209,6 +209,8 @@ class Stack:
         self.app = subprocess.Popen(
             [
                 str(BIN / "gunicorn"),
+                "-c",
+                "python:contactcenter.gunicorn_conf",
                 *GUNICORN,
                 "--bind",
                 f"127.0.0.1:{self.port}",

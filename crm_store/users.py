@@ -30,7 +30,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from crm_store import audit
 from crm_store.errors import Conflict, InvalidInput, NotFound
@@ -281,14 +281,18 @@ def issue_api_token(session: Session, username: str) -> str:
 
 
 def authenticate_token(session: Session, token: str) -> User | None:
-    """The active user holding ``token``, or None."""
+    """The active user holding ``token``, or None (one query: the user with their roles)."""
     if not token or not token.startswith(TOKEN_PREFIX):
         return None
-    return session.scalars(
-        select(User)
-        .where(User.api_token_hash == hash_token(token), User.active.is_(True))
-        .options(selectinload(User.roles))
-    ).one_or_none()
+    return (
+        session.scalars(
+            select(User)
+            .where(User.api_token_hash == hash_token(token), User.active.is_(True))
+            .options(joinedload(User.roles))
+        )
+        .unique()
+        .one_or_none()
+    )
 
 
 def authenticate_password(session: Session, username: str, password: str) -> User | None:

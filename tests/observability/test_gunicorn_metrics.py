@@ -160,3 +160,18 @@ def test_a_scrape_counts_every_worker_also_after_they_exit(server: Server) -> No
     access = [line for line in lines if line.get("logger") == "contactcenter.access"]
     assert len([line for line in access if line["route"] == "/voice/status"]) == 5
     assert all(line["status"] == 403 and len(line["request_id"]) == 32 for line in access)
+
+
+def test_a_worker_freezes_its_start_up_objects_after_loading_the_app() -> None:
+    """The image's gunicorn workers move start-up objects out of the collector's walks."""
+    import gc
+
+    from contactcenter import gunicorn_conf
+
+    gc.unfreeze()
+    try:
+        gunicorn_conf.post_worker_init(worker=None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    assert gc.get_freeze_count() == 0

@@ -387,6 +387,7 @@ class TrialResult:
     audio_seconds: float  # scheduled audio over all streams
     lags: list[float] = field(default_factory=list)  # per chunk, seconds
     latencies: list[float] = field(default_factory=list)  # end of speech → final, seconds
+    complete_latencies: list[float] = field(default_factory=list)  # those ended ``complete``
     cut_early: int = 0  # utterances ended before the end of their speech
     decoded_seconds: float = 0.0  # audio that reached a recognizer
     reasons: dict[str, int] = field(default_factory=dict)
@@ -629,12 +630,14 @@ class PipelineServer:
             trial.with_text += bool(event.result.text)
             trial.decoded_seconds += event.result.decoded_seconds  # the decoder's share
             params = event.custom_parameters
-            if reason == "silence" and "t0" in params and "speech_end" in params:
+            if reason in ("silence", "complete") and "t0" in params and "speech_end" in params:
                 latency = done_at - float(params["t0"]) - float(params["speech_end"])
                 if latency < 0:
                     trial.cut_early += 1
                 else:
                     trial.latencies.append(latency)
+                    if reason == "complete":  # a value of the expected length, ended early
+                        trial.complete_latencies.append(latency)
 
     def handle(self, ws: Any) -> None:
         """Serve one websocket as ``/media-stream`` does: read by the process's websocket hub,
@@ -806,6 +809,7 @@ class ServerPool:
             merged.streams, merged.audio_seconds = part.streams, part.audio_seconds
             merged.lags.extend(part.lags)
             merged.latencies.extend(part.latencies)
+            merged.complete_latencies.extend(part.complete_latencies)
             merged.cut_early += part.cut_early
             merged.decoded_seconds += part.decoded_seconds
             for reason, count in part.reasons.items():
@@ -827,6 +831,7 @@ class ClientJob:
     plans: tuple[tuple[int, ...], ...]
     offsets: tuple[float, ...]
     streams_per_sender: int = 32
+    max_digits: tuple[int, ...] = ()  # per utterance: the stream's ``max_digits`` (0: none)
 
 
 def _media_message(stream_sid: str, number: int, payload: str) -> str:
@@ -930,6 +935,8 @@ class _Caller:
             "t0": repr(self.cursor),
             "speech_end": repr(speech_end),
         }
+        if self.job.max_digits and self.job.max_digits[self.plan[self.n]]:
+            params["max_digits"] = str(self.job.max_digits[self.plan[self.n]])
         start = {
             "streamSid": self.sid(self.n),
             "callSid": f"CA{self.index:04d}",
@@ -1099,8 +1106,10 @@ def run_pipeline_trial(
     *,
     lang: str,
     spread: float = 1.0,
+    max_digits: Sequence[int] = (),
 ) -> TrialResult:
-    """N real-time Media Streams clients (another process) against ``server``."""
+    """N real-time Media Streams clients (another process) against ``server``; with
+    ``max_digits`` (per utterance, 0 for none) each stream declares its value's length."""
     audio = sum(utterances[i].duration for plan in plans for i in plan)
     server.reset(len(plans), audio)
     job = ClientJob(
@@ -1109,6 +1118,7 @@ def run_pipeline_trial(
         utterances=tuple((u.ulaw, u.speech_end, u.kind, ",".join(u.keywords)) for u in utterances),
         plans=tuple(tuple(p) for p in plans),
         offsets=tuple(stagger(len(plans), spread)),
+        max_digits=tuple(max_digits),
     )
     longest = max(sum(utterances[i].duration for i in plan) for plan in plans)
     started = time.monotonic()

@@ -96,13 +96,18 @@ class VoiceSteps(InputSteps):
         name = f"capture-{seq}"
         said = sum(len(p.text) for p in prompts if isinstance(p, Say))
         played = sum(3 for p in prompts if isinstance(p, Play))
-        common = (
+        common: tuple[tuple[str, str], ...] = (
             ("grammar", grammar.kind),
             ("lang", grammar.lang),
             ("keywords", ",".join(grammar.keywords)),
             ("call_sid", self.s.call_sid),
             ("step_token", f"{self.s.flow}:{self.s.step}:{seq}"),
         )
+        if grammar.kind == "digits" and isinstance(step, CollectStep) and step.max_length:
+            # The value's length: the recognizer ends the utterance once it holds all digits.
+            common += (("max_digits", str(step.max_length)),)
+            if step.min_length:
+                common += (("min_digits", str(step.min_length)),)
         if wants_barge_in(self.e.flowset, step):
             key = policy.prompt_audio.prepare(prompts) if policy.prompt_audio else None
             if key is not None:

@@ -19,11 +19,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Final, Literal, get_args
 
 from speech import numbers
 from speech.errors import GrammarError, UnknownLanguageError
+from speech.lang import get_pack
 from speech.model_store import LoadedModel, missing_words
 
 log = logging.getLogger(__name__)
@@ -279,3 +280,64 @@ def _parse_dev(kind: str, text: str) -> str | Decimal | bool | None:
         answers = {t in _KO_YES for t in tokens if t in _KO_YES or t in _KO_NO}
         return answers.pop() if len(answers) == 1 else None
     return None
+
+
+@dataclass(frozen=True)
+class ExpectedDigits:
+    """How many digits a step's value has (``min_digits``..``max_digits``), as the flow's
+    ``collect`` step declares it; lets a stream finalise an utterance early (see
+    :meth:`complete_value` and ``EndpointConfig.complete_silence``).
+
+    Only a value of exactly ``max_digits`` digits is *complete*: a shorter valid one
+    (a meter reading of 5 of 5–8 digits) may still grow after a pause between digit groups,
+    and cutting it there would pass validation with the wrong value, so it waits for the
+    ordinary end of the utterance.
+    """
+
+    max_digits: int
+    min_digits: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_digits <= 64:
+            raise ValueError("ExpectedDigits.max_digits must be within 1..64")
+        if self.min_digits is not None and not 1 <= self.min_digits <= self.max_digits:
+            raise ValueError("ExpectedDigits.min_digits must be within 1..max_digits")
+
+    @classmethod
+    def from_parameters(cls, params: Mapping[str, str]) -> ExpectedDigits | None:
+        """From a stream's ``min_digits``/``max_digits`` parameters; None when there is no
+        usable ``max_digits`` (missing, not a number, out of range)."""
+        try:
+            max_digits = int(params.get("max_digits") or 0)
+            min_digits = int(params.get("min_digits") or 0) or None
+            return cls(max_digits, min_digits) if max_digits else None
+        except ValueError:
+            return None
+
+    def complete_value(self, grammar: Grammar, text: str) -> str | None:
+        """The digit string ``text`` (a partial result) holds when it is complete: a
+        ``digits`` grammar, exactly ``max_digits`` digits by :func:`parse_value` (the same
+        understanding the final result gets), and no word that a following one could still
+        change without adding a digit (Russian «… двадцать» may become «… двадцать пять»:
+        checked by parsing the text with a unit word appended). None otherwise."""
+        if grammar.kind != "digits" or not text:
+            return None
+        try:
+            value = parse_value("digits", text, grammar.lang)
+            if not isinstance(value, str) or len(value) != self.max_digits:
+                return None
+            if self.min_digits is not None and len(value) < self.min_digits:
+                return None
+            unit = _unit_one(grammar.lang)
+            extended = parse_value("digits", f"{text} {unit}", grammar.lang)
+        except (ValueError, InvalidOperation):  # no language pack; the parser's own guard
+            return None
+        # Closed: one more unit word can only start a new digit (``value + "1"``).
+        return value if extended == f"{value}1" else None
+
+
+def _unit_one(lang: str) -> str:
+    """A word for the digit 1 in ``lang`` (the probe of :meth:`ExpectedDigits.complete_value`)."""
+    if lang in _DEV_WORDS:
+        return "일"
+    return next(word for word, value in get_pack(lang).units.items() if value == 1)

@@ -13,6 +13,10 @@ caller speaks costs no decoding):
   non-speech followed (energy VAD with a noise floor speech cannot raise, see
   :class:`EnergyVad`), or the partial text stayed unchanged for ``stable_partial`` seconds
   while the line stayed noisy;
+- ``complete``: the step expects a value of known length (:class:`~speech.grammar.ExpectedDigits`)
+  and a partial result holds it complete, followed by ``complete_silence`` seconds (default
+  :data:`COMPLETE_VALUE_SILENCE`, 0.15) of non-speech: the caller said the whole account
+  number, there is no need to wait for the rest of ``trailing_silence``;
 - ``max_length``: ``max_length`` seconds of audio since the caller could talk (the prompt's
   end, or the start of speech over it: a long prompt does not eat into the utterance);
 - ``no_input``: no speech within ``no_input_timeout`` seconds after the prompt ended;
@@ -59,14 +63,16 @@ from speech.audio import (
     pcm16_to_bytes,
     ulaw_decode_float,
 )
-from speech.grammar import Grammar, build_grammar
+from speech.grammar import ExpectedDigits, Grammar, build_grammar
 from speech.model_store import LoadedModel
 
 log = logging.getLogger(__name__)
 
 _EMPTY_F: npt.NDArray[np.float64] = np.zeros(0, dtype=np.float64)
 
-EndReason = Literal["silence", "max_length", "no_input", "dtmf", "hangup", "end_of_audio"]
+EndReason = Literal[
+    "silence", "complete", "max_length", "no_input", "dtmf", "hangup", "end_of_audio"
+]
 EventKind = Literal["speech_start", "barge_in", "partial", "final"]
 # (vosk model, sample rate, grammar JSON or None) -> a KaldiRecognizer-like object
 RecognizerFactory = Callable[[Any, int, "str | None"], Any]
@@ -77,6 +83,13 @@ def vosk_recognizer(model: Any, rate: int, grammar_json: str | None) -> Any:
     if grammar_json is None:
         return vosk.KaldiRecognizer(model, rate)
     return vosk.KaldiRecognizer(model, rate, grammar_json)
+
+
+#: Seconds of silence after the speech that end an utterance early when the decoder's partial
+#: result already holds a complete value (:class:`~speech.grammar.ExpectedDigits`): long
+#: enough to span the gap between two words said in one breath (a shorter pause followed by
+#: more speech never cuts the value), far shorter than ``trailing_silence``.
+COMPLETE_VALUE_SILENCE = 0.15
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,10 @@ class EndpointConfig:
     preroll: float = 0.3
     postroll: float = 0.3
     endpointing: bool = True
+    # Early end of a complete value (reason ``complete``): with a session's ``expected``
+    # length, ``complete_silence`` seconds of non-speech after a partial result that holds
+    # the whole value end the utterance; 0 turns it off.
+    complete_silence: float = COMPLETE_VALUE_SILENCE
 
     def __post_init__(self) -> None:
         for name in (
@@ -127,6 +144,8 @@ class EndpointConfig:
             raise ValueError("EndpointConfig.noise_percentile must be within 0..100")
         if self.preroll < 0 or self.postroll < 0:
             raise ValueError("EndpointConfig.preroll and postroll must not be negative")
+        if self.complete_silence < 0:
+            raise ValueError("EndpointConfig.complete_silence must not be negative")
 
 
 @dataclass(frozen=True)
@@ -419,10 +438,21 @@ class RecognitionSession:
         clock: Callable[[], float] = time.perf_counter,
         recognizer_factory: RecognizerFactory = vosk_recognizer,
         recognizer_pool: RecognizerPool | None = None,
+        expected: ExpectedDigits | None = None,
     ) -> None:
         self.model = model
         self.grammar = grammar
         self.config = config or EndpointConfig()
+        # The value's expected length: a complete one ends the utterance early.
+        self._expected = (
+            expected
+            if expected is not None
+            and grammar.kind == "digits"
+            and self.config.endpointing
+            and self.config.complete_silence > 0
+            else None
+        )
+        self._complete_flushed = False  # the batch was decoded when this pause reached it
         self.input_rate = input_rate
         self._clock = clock
         rate = model.info.sample_rate
@@ -602,6 +632,7 @@ class RecognitionSession:
                     self._resume()
                 self._voiced_frames += 1
                 self._silence_run = 0.0
+                self._complete_flushed = False
                 self._silence_energy = 0.0
                 self._speech_peak_db = max(self._speech_peak_db, level)
                 if not self._speech_started and (
@@ -648,9 +679,38 @@ class RecognitionSession:
             self._barge_in_pending, self._barge_in_sent = False, True
             events.append(RecognitionEvent("barge_in"))
         reason = self._end_reason(now)
+        if reason is None and self._expected is not None:
+            reason = self._complete_value(events, now)
         if reason is not None:
             events.append(RecognitionEvent("final", result=self.finish(reason)))
         return events
+
+    def _complete_value(self, events: list[RecognitionEvent], now: float) -> EndReason | None:
+        """``complete`` when a pause after speech has lasted ``complete_silence`` and the
+        partial result (brought up to date: whatever is gathered for the decoder is decoded
+        once, when the pause reaches the window) holds a complete value; else None.
+
+        Searched only when the decoder got audio since the last partial, so a pause costs
+        at most a few partial searches, and none once the decoder is held (``postroll``).
+        """
+        if not self._speech_started or self._silence_run < self.config.complete_silence - 1e-9:
+            return None
+        if not self._complete_flushed:
+            self._complete_flushed = True
+            if self._batched and not self._paused:
+                self._decode(self._take_batch())
+        if not self._fresh_audio:
+            return None
+        partial = self._current_partial()
+        self._next_partial = now + self.config.partial_interval
+        if partial != self._partial:
+            self._partial = partial
+            self._partial_changed_at = now
+            events.append(RecognitionEvent("partial", text=partial))
+        assert self._expected is not None  # noqa: S101 - the caller checked
+        if self._expected.complete_value(self.grammar, partial) is None:
+            return None
+        return "complete"
 
     def _current_partial(self) -> str:
         self._fresh_audio = False

@@ -8,7 +8,10 @@ socket closes. The session:
   digits|number|yes_no|menu|free, ``lang``, ``keywords`` comma-separated for menus,
   ``prompt_seconds`` = how long the prompt after ``<Start><Stream>`` plays, ``prompt_mark``
   = the name of a mark whose echo means the prompt finished, ``no_input_s`` = seconds of
-  silence after the prompt that end the capture), ``media`` (base64 μ-law, 8 kHz),
+  silence after the prompt that end the capture, ``max_digits``/``min_digits`` = the
+  length of a ``digits`` value: a partial result holding all ``max_digits`` digits ends the
+  utterance after ``EndpointConfig.complete_silence`` of silence, reason ``complete``),
+  ``media`` (base64 μ-law, 8 kHz),
   ``dtmf``, ``mark`` and ``stop``;
 - reorders ``media`` frames within a small window by their ``chunk`` number (falling back to
   ``sequenceNumber``), drops duplicates, and skips a frame that never arrives;
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from speech.errors import GrammarError
-from speech.grammar import Grammar, build_grammar
+from speech.grammar import ExpectedDigits, Grammar, build_grammar
 from speech.model_store import LoadedModel
 from speech.recognizer import (
     EndpointConfig,
@@ -226,6 +229,7 @@ class MediaStreamSession:
             config=endpoint,
             prompt_seconds=prompt_seconds,
             recognizer_factory=self._recognizer_factory,
+            expected=ExpectedDigits.from_parameters(self.custom_parameters),
         )
         self._prompt_mark = self.custom_parameters.get("prompt_mark") or None
         if self._prompt_mark:

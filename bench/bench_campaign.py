@@ -5,8 +5,12 @@
 1. Throughput: demo consumers (``devtools.demo``) in a fresh SQLite database and a private
    redis-server; a voice campaign over every debtor runs on the sandbox provider (status
    callbacks, AMD, TwiML) with RQ ``SimpleWorker`` bursts and virtual time, to the end.
-   The baseline is the same number of no-op RQ jobs through the same worker and Redis;
-   the ratio says what our per-contact work costs on top of RQ itself.
+   **Our cost** is the run's wall time less the sandbox's own emulation of Twilio's cloud
+   (call lives, TwiML interpretation, signing; measured around ``run_until_idle``, with the
+   time spent in our webhook handlers inside it added back). **The baseline** is the RQ
+   jobs a target needs, as no-op jobs through the same worker class and Redis: one per dial
+   job and one per status callback the campaign received. The ratio ours / baseline is
+   what a target's whole work costs against the bare job machinery (issue 18: ≤ 2×).
 2. Memory: a synthetic audience of N accounts (bulk-inserted: consumer, account, phone,
    one overdue charge) is planned into targets in a child process; its peak RSS growth
    shows the planner streams (keyset batches) instead of loading the audience.
@@ -91,14 +95,24 @@ def _redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 class _Transport:
-    """Answers the sandbox's webhooks the way webhooks.py does for campaign calls."""
+    """Answers the sandbox's webhooks the way webhooks.py does for campaign calls, timing
+    our side of each (``handler_s``) and counting the status callbacks."""
 
     def __init__(self, services: Any) -> None:
         self.services = services
+        self.handler_s = 0.0
+        self.callbacks = 0
 
     def request(
         self, method: str, url: str, params: Mapping[str, str], headers: Mapping[str, str]
     ) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return self._answer(url, params)
+        finally:
+            self.handler_s += time.perf_counter() - t0
+
+    def _answer(self, url: str, params: Mapping[str, str]) -> Any:
         parts = urlsplit(url)
         if parts.path == "/voice/outbound":
             return WebhookResponse(200, TWIML, {"content-type": "application/xml"})
@@ -111,6 +125,7 @@ class _Transport:
             return WebhookResponse(404, "")
         callback = parse_status_callback(kind, dict(params), dict(parse_qsl(parts.query)))
         self.services.status_hooks.publish(self.services, callback)
+        self.callbacks += 1
         return WebhookResponse(204, "")
 
 
@@ -139,8 +154,9 @@ def throughput(consumers: int, workdir: Path, redis_url: str) -> dict[str, Any]:
                                          {"weight": 15, "answer": "busy"},
                                          {"weight": 15, "answer": "no-answer"}]}}
     )  # fmt: skip
+    transport = _Transport(services)
     provider = SandboxProvider(
-        _Transport(services), settings.sandbox_auth_token, scenario=scenario, mode="inline"
+        transport, settings.sandbox_auth_token, scenario=scenario, mode="inline"
     )
     services.telephony = provider
     install_services(services)
@@ -162,6 +178,7 @@ def throughput(consumers: int, workdir: Path, redis_url: str) -> dict[str, Any]:
     plan = service.launch(services, cid, start=False)
     planned_s = time.perf_counter() - started
     jobs_run = 0
+    sandbox_s = 0.0
     while True:
         result = dispatch_once(services, cid)
         if result.status != "running":
@@ -172,15 +189,19 @@ def throughput(consumers: int, workdir: Path, redis_url: str) -> dict[str, Any]:
                 worker_class([queue], connection=services.redis).work(
                     burst=True, logging_level="WARNING"
                 )
+            t0 = time.perf_counter()
             provider.run_until_idle()
+            sandbox_s += time.perf_counter() - t0
         now[0] += dt.timedelta(minutes=5)
         if result.enqueued == 0 and result.next_due is not None and result.next_due > now[0]:
             now[0] = result.next_due
     elapsed = time.perf_counter() - started
     status = service.status(services, cid)
 
+    ours_s = elapsed - planned_s - (sandbox_s - transport.handler_s)
+    baseline_jobs = jobs_run + transport.callbacks
     baseline_queue = Queue("bench-noop", connection=services.redis)
-    for n in range(jobs_run):
+    for n in range(baseline_jobs):
         baseline_queue.enqueue(
             "bench.bench_campaign.noop", n, 1, job_id=f"noop-{n}", unique=True, result_ttl=0
         )
@@ -200,10 +221,14 @@ def throughput(consumers: int, workdir: Path, redis_url: str) -> dict[str, Any]:
         "campaign_s": round(elapsed, 2),
         "targets_per_s": round(targets / elapsed, 1),
         "jobs_per_s": round(jobs_run / elapsed, 1),
-        "noop_jobs_per_s": round(jobs_run / noop_s, 1) if noop_s else None,
-        "ratio_noop_over_campaign": round((jobs_run / noop_s) / (jobs_run / elapsed), 1)
-        if noop_s
-        else None,
+        "callbacks": transport.callbacks,
+        "sandbox_emulation_s": round(sandbox_s - transport.handler_s, 2),
+        "ours_s": round(ours_s, 2),
+        "baseline_jobs": baseline_jobs,
+        "noop_s": round(noop_s, 2),
+        "ms_per_target_ours": round(ours_s / targets * 1000, 2) if targets else None,
+        "ms_per_target_noop": round(noop_s / targets * 1000, 2) if targets else None,
+        "ratio_ours_over_noop": round(ours_s / noop_s, 2) if noop_s else None,
         "final_states": {k: v for k, v in status.targets.items() if v},
     }
 
@@ -330,10 +355,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         tp = result["throughput"]
         if tp:
-            print(f"campaign: {tp['targets']} targets, {tp['calls']} calls, {tp['jobs']} jobs in"
-                  f" {tp['campaign_s']} s -> {tp['targets_per_s']} targets/s,"
-                  f" {tp['jobs_per_s']} jobs/s; no-op RQ jobs {tp['noop_jobs_per_s']} jobs/s"
-                  f" (ratio {tp['ratio_noop_over_campaign']}x)")  # fmt: skip
+            print(
+                f"campaign: {tp['targets']} targets, {tp['calls']} calls, {tp['jobs']} dial"
+                f" jobs, {tp['callbacks']} callbacks in {tp['campaign_s']} s (the sandbox's"
+                f" emulation {tp['sandbox_emulation_s']} s, plan {tp['plan_s']} s)"
+            )
+            print(f"  ours {tp['ours_s']} s = {tp['ms_per_target_ours']} ms per target;"
+                  f" {tp['baseline_jobs']} no-op jobs {tp['noop_s']} s ="
+                  f" {tp['ms_per_target_noop']} ms per target;"
+                  f" ratio ours/no-op {tp['ratio_ours_over_noop']}x (goal <= 2)")  # fmt: skip
         for row in result["memory"]:
             print(f"planner {row['audience']:>9,} accounts: {row['planned']:,} targets in"
                   f" {row['plan_s']} s, peak RSS {row['rss_peak_mib']} MiB"

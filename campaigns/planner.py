@@ -19,14 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
-
 from campaigns.audience import AudienceRow, stream_audience
 from campaigns.compliance import SkipReason
 from campaigns.definition import CampaignDefinition
 from campaigns.errors import CampaignNotFound
 from contactcenter.phones import InvalidPhoneError, normalize_phone
-from crm_store.db import Database
+from crm_store.db import Database, dialect_insert
 from crm_store.models import Campaign, CampaignTarget
 
 CONTROL_GROUP_REASON = "control_group"
@@ -82,9 +80,7 @@ def _target_row(campaign_id: int, row: AudienceRow, percent: float) -> dict[str,
 
 
 def _insert(dialect: str) -> Any:
-    if dialect == "postgresql":
-        return postgresql.insert(CampaignTarget)
-    return sqlite.insert(CampaignTarget)
+    return dialect_insert(dialect, CampaignTarget)
 
 
 def plan_targets(

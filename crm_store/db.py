@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -116,3 +117,12 @@ def insert_or_existing(
             raise
         return found, False
     return row, True
+
+
+def dialect_insert(dialect: str, model: Any) -> Any:
+    """``INSERT`` of ``model`` (a mapped class or a table) in the SQL of ``dialect``
+    (``postgresql`` or ``sqlite``), for ``ON CONFLICT DO NOTHING … RETURNING``: a batch whose
+    duplicates are skipped in one statement, the inserted keys returned."""
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)

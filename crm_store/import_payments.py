@@ -30,11 +30,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crm_store.accounts import DEFAULT_RULES, normalize_account_number
-from crm_store.db import Database
+from crm_store.db import Database, dialect_insert
 from crm_store.errors import InvalidInput
 from crm_store.import_batches import (
     DEFAULT_BATCH_SIZE,
@@ -475,9 +474,7 @@ _PAYMENT_IDS_SQL = "SELECT external_id, id FROM payments WHERE external_id IN ({
 
 
 def _insert(session: Session, model: type[Any]) -> Any:
-    dialect = session.get_bind().dialect.name
-    table = model.__table__
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return dialect_insert(session.get_bind().dialect.name, model.__table__)
 
 
 def _money(value: Any) -> Decimal:

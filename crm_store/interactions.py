@@ -30,7 +30,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from contactcenter.phones import InvalidPhoneError, normalize_phone
-from crm_store.db import insert_or_existing
+from crm_store.db import dialect_insert, insert_or_existing
 from crm_store.errors import InvalidInput, NotFound
 from crm_store.models import (
     DIRECTIONS,
@@ -275,39 +275,34 @@ class NewStep:
 
 
 def append_steps(session: Session, interaction_id: int, steps: list[NewStep]) -> int:
-    """Append several numbered steps to interaction ``interaction_id`` with one read and one
-    insert (a webhook's whole path); idempotent like :func:`append_step` with ``seq``: steps
-    whose number is already stored are skipped. Returns how many were added. ``input`` must
-    already be masked by the caller where it holds personal data."""
+    """Append several numbered steps to interaction ``interaction_id`` in one statement (a
+    webhook's whole path: ``INSERT … ON CONFLICT DO NOTHING``); idempotent like
+    :func:`append_step` with ``seq``: steps whose number is already stored are skipped.
+    Returns how many were added. ``input`` must already be masked by the caller where it
+    holds personal data."""
     if not steps:
         return 0
     for item in steps:
         _aware(item.at, "at")
-    stored = set(
-        session.scalars(
-            select(InteractionStep.seq).where(
-                InteractionStep.interaction_id == interaction_id,
-                InteractionStep.seq.in_([item.seq for item in steps]),
-            )
-        )
-    )
     now = utcnow()
     rows = [
-        InteractionStep(
-            interaction_id=interaction_id,
-            seq=item.seq,
-            step=item.step,
-            event=item.event,
-            input=item.input,
-            outcome=item.outcome,
-            at=item.at or now,
-        )
+        {
+            "interaction_id": interaction_id,
+            "seq": item.seq,
+            "step": item.step,
+            "event": item.event,
+            "input": item.input,
+            "outcome": item.outcome,
+            "at": item.at or now,
+        }
         for item in steps
-        if item.seq not in stored
     ]
-    session.add_all(rows)
-    session.flush()
-    return len(rows)
+    stmt = (
+        dialect_insert(session.get_bind().dialect.name, InteractionStep)
+        .on_conflict_do_nothing(index_elements=["interaction_id", "seq"])
+        .returning(InteractionStep.seq)
+    )
+    return len(session.execute(stmt, rows).scalars().all())
 
 
 def add_transcript(

@@ -405,7 +405,12 @@ def timeline_items(
 
 
 def visible_recording(session: Session, scope: Scope, sid: str) -> CallRecording:
-    """Recording ``sid`` when its call is in a timeline ``scope`` sees, else :class:`NotFound`."""
+    """Recording ``sid`` when its call is in a timeline ``scope`` sees, else :class:`NotFound`.
+
+    A SID with a NUL (PostgreSQL cannot compare it) is not looked up: :class:`NotFound`.
+    """
+    if "\x00" in sid:
+        raise NotFound(f"recording {sid!r} does not exist")
     row = session.scalars(
         select(CallRecording)
         .join(Interaction, Interaction.id == CallRecording.interaction_id)

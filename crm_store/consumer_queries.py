@@ -674,7 +674,12 @@ def interaction_as_dict(session: Session, row: Interaction) -> dict[str, Any]:
 
 
 def get_recording(session: Session, scope: Scope, sid: str) -> CallRecording:
-    """The recording ``sid`` of an interaction the scope sees, else :class:`NotFound`."""
+    """The recording ``sid`` of an interaction the scope sees, else :class:`NotFound`.
+
+    A SID with a NUL (PostgreSQL cannot compare it) is not looked up: :class:`NotFound`.
+    """
+    if "\x00" in sid:
+        raise NotFound(f"recording {sid!r} does not exist")
     row = session.scalars(
         select(CallRecording)
         .join(Interaction, Interaction.id == CallRecording.interaction_id)

@@ -60,16 +60,36 @@ class RecordingStorage(Protocol):
 
 
 def _plain_name(name: str) -> str:
-    if not name or "/" in name or "\\" in name or name.startswith("."):
+    """``name`` when it is one plain file name (no folder, no leading dot, no NUL)."""
+    if not name or "/" in name or "\\" in name or "\x00" in name or name.startswith("."):
         raise ValueError(f"not a plain file name: {name!r}")
     return name
 
 
 class LocalRecordingStorage:
-    """Recordings as files in a local directory (``RECORDINGS_DIR``)."""
+    """Recordings as files in a local directory (``RECORDINGS_DIR``).
+
+    Only files inside that directory are ever read, linked or deleted: a stored location
+    elsewhere (a tampered or hand-edited row, ``..`` in it, a directory since moved) is
+    refused, so a row can never make the storage touch another file.
+    """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+
+    def _inside(self, location: str) -> Path:
+        """``location`` when it is a file path inside :attr:`root`; otherwise
+        :class:`RecordingNotStored` (nothing outside the directory is ours)."""
+        try:
+            path = Path(location).resolve() if location and "\x00" not in location else None
+            inside = path is not None and path.is_relative_to(self.root.resolve())
+        except (OSError, RuntimeError):  # a symlink loop, an unreadable parent
+            inside = False
+        if not inside or path is None:
+            raise RecordingNotStored(
+                f"{location!r} is outside the recordings directory {self.root}; not used"
+            )
+        return path
 
     def save(self, name: str, data: bytes) -> str:
         """Write ``root/name`` atomically (a temporary file renamed into place)."""
@@ -86,24 +106,30 @@ class LocalRecordingStorage:
         return str(target)
 
     def read(self, location: str) -> bytes:
-        """The file's bytes."""
+        """The file's bytes (:class:`RecordingNotStored` outside :attr:`root`)."""
+        path = self._inside(location)
         try:
-            return Path(location).read_bytes()
+            return path.read_bytes()
         except FileNotFoundError:
             raise RecordingNotStored(f"{location} does not exist") from None
         except OSError as exc:
             raise RecordingStorageError(f"cannot read {location}: {exc}") from exc
 
     def link(self, location: str, *, expires_s: int = LINK_EXPIRES_S) -> str:
-        """The file's path (it never expires)."""
-        if not Path(location).is_file():
+        """The file's path (it never expires; :class:`RecordingNotStored` outside :attr:`root`)."""
+        if not self._inside(location).is_file():
             raise RecordingNotStored(f"{location} does not exist")
         return location
 
     def delete(self, location: str) -> None:
-        """Remove the file if it is still there."""
+        """Remove the file if it is still there; a location outside :attr:`root` is refused
+        with :class:`RecordingStorageError` (its row is kept, nothing is deleted)."""
         try:
-            Path(location).unlink(missing_ok=True)
+            path = self._inside(location)
+        except RecordingNotStored as exc:
+            raise RecordingStorageError(str(exc)) from None
+        try:
+            path.unlink(missing_ok=True)
         except OSError as exc:
             raise RecordingStorageError(f"cannot delete {location}: {exc}") from exc
 

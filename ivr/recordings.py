@@ -221,13 +221,19 @@ class RecordingCallback:
 
 
 def parse_recording_callback(params: Mapping[str, str]) -> RecordingCallback:
-    """Check a recording status callback; raises :class:`BadRecordingCallback`."""
+    """Check a recording status callback; raises :class:`BadRecordingCallback`.
+
+    Control characters (a NUL, which PostgreSQL cannot store) in ``CallSid`` or
+    ``RecordingUrl`` are refused too.
+    """
     call_sid = (params.get("CallSid") or "").strip()
     sid = (params.get("RecordingSid") or "").strip()
     url = (params.get("RecordingUrl") or "").strip()
     status = (params.get("RecordingStatus") or "").strip()
     if not call_sid or not _SID.fullmatch(sid):
         raise BadRecordingCallback("CallSid and a RecordingSid (RE…) are required")
+    if not (call_sid + url).isprintable():
+        raise BadRecordingCallback("control characters in CallSid or RecordingUrl")
     if status not in RECORDING_STATUSES:
         raise BadRecordingCallback(f"unknown RecordingStatus {status!r}")
     if status == "completed" and not url.startswith(("http://", "https://")):

@@ -34,6 +34,7 @@ from flask import request
 from pydantic import BaseModel, Field
 from spectree import Response as Responses
 
+from contactcenter.ingest import safe_filename
 from crm_store import contact_lists
 from crm_store.consent import contact_kind, dnc_phone, normalize_contact
 from crm_store.dnc_import import import_dnc
@@ -55,6 +56,8 @@ from web.api_common import (
 bp = api_blueprint("contacts_api", __name__, "/api")
 DNC_TAGS = ["do-not-contact"]
 CONSENT_TAGS = ["consents"]
+#: The extensions an uploaded do-not-contact list keeps (its format is sniffed otherwise).
+DNC_SUFFIXES = frozenset({".csv", ".txt", ".xlsx"})
 
 #: ``crm_store.models.DNC_CHANNELS`` and ``CONSENT_PURPOSES`` (a test keeps them in step).
 Channel = Literal["voice", "sms", "any"]
@@ -270,11 +273,13 @@ def import_dnc_list(form: DncImportForm) -> dict[str, Any]:
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise ApiError(400, "send the list as the multipart field 'file'")
-    name = Path(upload.filename).name
+    name = safe_filename(upload.filename)
     reason = (form.reason if form is not None else None) or f"импорт списка {name}"
     channel = (form.channel if form is not None else None) or "any"
+    suffix = Path(name).suffix.lower()
     with tempfile.TemporaryDirectory(prefix="dnc-import-") as folder:
-        path = Path(folder) / (name or "list.csv")
+        # the client's name never becomes a path (``..``, NUL): only a known extension is kept
+        path = Path(folder) / ("list" + (suffix if suffix in DNC_SUFFIXES else ""))
         upload.save(path)
         report = import_dnc(
             api_services().db, path, actor=api_actor(), reason=reason, channel=channel, source=name

@@ -197,8 +197,9 @@ def test_worker_refuses_s3_storage_without_a_bucket(
 
 
 @pytest.fixture
-def s3_settings(settings: Settings, bucket: str, s3_endpoint: str) -> Settings:
+def s3_settings(settings: Settings, bucket: str, s3_endpoint: str, tmp_path: Path) -> Settings:
     return settings.with_overrides(
+        recordings_dir=str(tmp_path / "before"),  # where local copies were kept before S3
         recordings_storage="s3",
         recordings_s3_bucket=bucket,
         recordings_s3_prefix="calls",

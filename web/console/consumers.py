@@ -162,8 +162,8 @@ def _export_rows(consumer_id: int) -> Iterator[list[str]]:
                 label(row.outcome, "outcome") if row.outcome else "",
                 item.account_number or "",
                 row.phone or "",
-                row.operator or "",
-                item.campaign_name or "",
+                _cell(row.operator or ""),
+                _cell(item.campaign_name or ""),  # free text a supervisor typed
                 _cell(row.summary or ""),
             ]
         sent += len(page.items)

@@ -11,7 +11,7 @@ import sys
 
 import click
 from redis.exceptions import ConnectionError as RedisConnectionError
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker, Worker
 from werkzeug.serving import run_simple
 
 from campaigns.cli import campaign
@@ -75,8 +75,23 @@ def default_worker_queues() -> list[str]:
 )
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @click.option("--name", default=None, help="Worker name (default: host and pid).")
-def worker(queues: tuple[str, ...], burst: bool, name: str | None) -> None:
+@click.option(
+    "--fork/--no-fork",
+    default=False,
+    help="Run each job in a forked child (RQ's Worker) instead of in the worker process "
+    "itself (the default: RQ's SimpleWorker).",
+)
+def worker(queues: tuple[str, ...], burst: bool, name: str | None, fork: bool) -> None:
     """Run an RQ worker with the scheduler on our queues (`rq worker --with-scheduler`).
+
+    Jobs run in the worker process itself (RQ's ``SimpleWorker``): our jobs are short,
+    idempotent and re-read their state, and a fork per job cost ~27 ms of CPU against ~5 ms
+    (measured with the app loaded), with a new database connection each time. A job's
+    timeout still applies (SIGALRM). A worker killed mid-job takes no other job with it (it
+    runs one at a time, as a forking worker does); RQ's registry cleanup moves the job it
+    held to the failed registry, from which the campaign dispatcher enqueues a dial job
+    again. ``--fork`` gives each job a child
+    process of its own (isolation from leaks and crashes, at that cost).
 
     By default it serves campaign jobs, the IVR's jobs (SMS a call asked for, the start and
     download of call recordings, the daily recordings retention) and the sandbox provider's
@@ -99,7 +114,8 @@ def worker(queues: tuple[str, ...], burst: bool, name: str | None) -> None:
         at = schedule_recordings_purge(services)
         click.echo(f"call recordings retention scheduled at {at:%Y-%m-%d %H:%M} UTC")
     connection = services.redis
-    rq_worker = Worker(
+    worker_class = Worker if fork else SimpleWorker
+    rq_worker = worker_class(
         [Queue(n, connection=connection) for n in names], connection=connection, name=name
     )
     click.echo(f"worker {rq_worker.name} listening on {', '.join(names)}")

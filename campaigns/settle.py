@@ -95,8 +95,8 @@ def settle_now(services: Services, attempt_id: int) -> str:
 
     Returns ``"settled:<status>"`` when a terminal status was applied, ``"unconfirmed"`` for
     an SMS closed without a receipt, ``"waiting:<status>"`` when the provider still reports it
-    live, ``"final"`` when a callback settled it meanwhile, ``"missing"``, or ``"unknown"``
-    when the provider does not know the SID (the attempt is failed: nothing was placed).
+    live, ``"final"`` when a callback settled it meanwhile, or ``"missing"``. A SID the
+    provider does not know is settled as ``failed`` (``"settled:failed"``): nothing was placed.
     """
     bind_log_context(fresh=True, attempt_id=attempt_id)
     with services.db.transaction() as s:

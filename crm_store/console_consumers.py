@@ -643,13 +643,19 @@ def _contacts(session: Session, phones: list[str], email: str | None) -> Contact
     :func:`~crm_store.contact_lists.list_consents` for each phone and the e-mail (their
     first :data:`CONTACT_ENTRIES`, with the reasons from the audit log), in three queries
     for all of them instead of two per value."""
-    values = [*phones, *([email] if email else [])]
-    stored = {value: normalize_contact(contact_kind(value), value) for value in values}
+    stored: dict[str, str] = {}
+    for value in [*phones, *([email] if email else [])]:
+        try:
+            stored[value] = normalize_contact(contact_kind(value), value)
+        except InvalidInput:
+            continue  # a malformed stored e-mail (old data) has no entries: the page still shows
+    values = list(stored)
+    checked = [p for p in phones if p in stored]
     dnc_rows: dict[str, list[DoNotContact]] = defaultdict(list)
-    if phones:
+    if checked:
         for entry in session.scalars(
             select(DoNotContact)
-            .where(DoNotContact.value.in_({stored[p] for p in phones}))
+            .where(DoNotContact.value.in_({stored[p] for p in checked}))
             .order_by(DoNotContact.id.desc())
         ):
             dnc_rows[entry.value].append(entry)
@@ -658,7 +664,7 @@ def _contacts(session: Session, phones: list[str], email: str | None) -> Contact
         select(Consent).where(Consent.value.in_(set(stored.values()))).order_by(Consent.id.desc())
     ):
         consent_rows[row.value].append(row)
-    dnc_of = {p: dnc_rows[stored[p]][:CONTACT_ENTRIES] for p in phones}
+    dnc_of = {p: dnc_rows[stored[p]][:CONTACT_ENTRIES] for p in checked}
     consents_of = {v: consent_rows[stored[v]][:CONTACT_ENTRIES] for v in values}
     audits = _last_audits(
         session,
@@ -676,7 +682,7 @@ def _contacts(session: Session, phones: list[str], email: str | None) -> Contact
             created_at=r.created_at,
             campaign_id=r.campaign_id,
         )
-        for phone in phones
+        for phone in checked
         for r in dnc_of[phone]
     ]
     now = utcnow()

@@ -20,7 +20,7 @@ from crm_store.console_consumers import (
 from crm_store.contact_lists import add_dnc, grant
 from crm_store.db import Database
 from crm_store.errors import InvalidInput, NotFound
-from crm_store.models import AuditLog, Interaction
+from crm_store.models import AuditLog, Consumer, Interaction
 from tests.console.pages_fixtures import (
     MOSCOW,
     NOW,
@@ -194,6 +194,22 @@ def test_the_360_view_shows_only_visible_accounts_cases_and_contacts(db: Databas
         assert len(full.targets) == 2
         with pytest.raises(NotFound):
             consumer_360(s, moscow_only(), ids["petrov"], dt.date(2026, 11, 20))
+
+
+def test_a_malformed_stored_email_does_not_break_the_360_view(db: Database) -> None:
+    """An e-mail loaded long ago without a check (or edited in the database) is shown as it
+    is; it simply has no consents, and the rest of the page is there."""
+    ids = _people(db)
+    with db.transaction() as s:
+        consumer = s.get(Consumer, ids["ivanov"])
+        assert consumer is not None
+        consumer.email = "not-an-email@"
+    with db.session() as s:
+        view = consumer_360(s, moscow_only(), ids["ivanov"], dt.date(2026, 11, 20))
+    assert view.contacts.email == "not-an-email@"
+    assert view.contacts.phones == [MSK_PHONE]
+    assert [(e.phone, e.channel) for e in view.contacts.dnc] == [(MSK_PHONE, "sms")]
+    assert [c.value for c in view.contacts.consents] == [MSK_PHONE]
 
 
 def test_the_desk_lists_transferred_calls_of_the_users_regions(db: Database) -> None:

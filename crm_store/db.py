@@ -90,6 +90,19 @@ class Database:
         finally:
             session.close()
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for one read outside any transaction (``AUTOCOMMIT``): no ``BEGIN`` and
+        no ``COMMIT`` round trips, for a single query on a hot path (a bearer token's
+        check). Nothing it holds may be written back."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            session = Session(bind=conn, expire_on_commit=False)
+            try:
+                yield session
+            finally:
+                session.close()
+
     def dispose(self) -> None:
         """Close all pooled connections."""
         if self._engine is not None:

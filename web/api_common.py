@@ -298,7 +298,7 @@ def authenticate() -> None:
     if configured and hmac.compare_digest(token.encode(), configured.encode()):
         g.scope, g.api_user = SYSTEM_SCOPE, API_TOKEN_USER
         return
-    with services.db.transaction() as s:
+    with services.db.reading() as s:
         user = authenticate_token(s, token)
         scope = scope_of_user(user) if user is not None else None
     if scope is None:

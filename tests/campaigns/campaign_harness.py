@@ -15,6 +15,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from rq import SimpleWorker
 
+from campaigns import service
+from campaigns.definition import parse_definition
 from campaigns.dispatcher import DispatchResult, dispatch_once
 from campaigns.queueing import campaign_queue
 from campaigns.status import subscribe
@@ -24,6 +26,7 @@ from contactcenter.services import Services, install_services
 from crm_store.models import Campaign
 from devtools.sandbox import SandboxProvider, Scenario, WebhookResponse
 from telephony.status import StatusKind, parse_status_callback
+from tests.campaigns.campaign_factories import RUSSIAN_ZONES, add_debtor
 
 TWIML = (
     '<?xml version="1.0" encoding="UTF-8"?><Response>'
@@ -77,6 +80,35 @@ class CampaignTransport:
         callback = parse_status_callback(kind, dict(params), dict(parse_qsl(parts.query)))
         self.services.status_hooks.publish(self.services, callback)
         return WebhookResponse(204, "")
+
+
+UNPACED = {
+    "calls_per_second": 100,
+    "max_concurrent": 100,
+    "global_calls_per_second": 100,
+    "global_max_concurrent": 100,
+}
+"""Pacing that never holds a test's few targets back."""
+
+
+def launch_debtor_campaign(
+    services: Services, targets: int, *, today: dt.date, name: str, **definition: Any
+) -> int:
+    """Debtors 1..``targets`` (one per Russian zone in turn) and a voice campaign over every
+    debtor, unpaced unless ``definition`` says otherwise, launched without its dispatcher."""
+    with services.db.transaction() as s:
+        for n in range(1, targets + 1):
+            add_debtor(s, n, today=today, timezone=RUSSIAN_ZONES[n % len(RUSSIAN_ZONES)])
+    data: dict[str, Any] = {
+        "name": name,
+        "channel": "voice",
+        "audience": {"min_debt": 1},
+        "pacing": UNPACED,
+        **definition,
+    }
+    cid = service.create_campaign(services, parse_definition(data))
+    service.launch(services, cid, start=False)
+    return cid
 
 
 def make_services(

@@ -15,8 +15,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from campaign_factories import RUSSIAN_ZONES, add_debtor
-from campaign_harness import Clock
+from campaign_harness import Clock, launch_debtor_campaign
 from campaign_ledger import (
     DIE_AT,
     DIE_WHEN,
@@ -28,9 +27,7 @@ from campaign_ledger import (
 from rq import SimpleWorker
 from sqlalchemy import select
 
-from campaigns import service
 from campaigns.attempts import INTENT_GRACE
-from campaigns.definition import parse_definition
 from campaigns.dispatcher import dispatch_once
 from campaigns.queueing import campaign_queue
 from campaigns.status import subscribe
@@ -119,24 +116,7 @@ def test_sigkill_mid_dial_loses_and_duplicates_nothing(
     worker: subprocess.Popen[bytes] | None = None
     survivor: subprocess.Popen[bytes] | None = None
     try:
-        with db.transaction() as s:
-            for n in range(1, TARGETS + 1):
-                add_debtor(s, n, today=START.date(), timezone=RUSSIAN_ZONES[n % 11])
-        definition = parse_definition(
-            {
-                "name": "crash",
-                "channel": "voice",
-                "audience": {"min_debt": 1},
-                "pacing": {
-                    "calls_per_second": 100,
-                    "max_concurrent": 100,
-                    "global_calls_per_second": 100,
-                    "global_max_concurrent": 100,
-                },
-            }
-        )
-        cid = service.create_campaign(services, definition)
-        service.launch(services, cid, start=False)
+        cid = launch_debtor_campaign(services, TARGETS, today=START.date(), name="crash")
         assert dispatch_once(services, cid).enqueued == TARGETS
 
         # The third call: the worker dies after the provider accepted it (or just before).

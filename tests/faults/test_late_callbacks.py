@@ -16,12 +16,17 @@ from typing import Any
 
 import pytest
 from campaign_checks import check_invariants
-from campaign_factories import RUSSIAN_ZONES, add_debtor, phone_for
-from campaign_harness import CampaignTransport, Clock, make_services, run_to_end, step
+from campaign_factories import phone_for
+from campaign_harness import (
+    CampaignTransport,
+    Clock,
+    launch_debtor_campaign,
+    make_services,
+    run_to_end,
+    step,
+)
 from sqlalchemy import select
 
-from campaigns import service
-from campaigns.definition import parse_definition
 from campaigns.settle import SETTLE_GRACE, SMS_RECEIPT_WAIT, SMS_SETTLE_AFTER
 from contactcenter.config import Settings
 from contactcenter.services import Services
@@ -78,30 +83,18 @@ def _services(settings: Settings, clock: Clock, scenario: dict[str, Any]) -> Any
     return services, provider, transport
 
 
-def _campaign(services: Services, db: Database, count: int, **over: Any) -> int:
-    with db.transaction() as s:
-        for n in range(1, count + 1):
-            add_debtor(s, n, today=START.date(), timezone=RUSSIAN_ZONES[n % len(RUSSIAN_ZONES)])
-    data: dict[str, Any] = {
-        "name": "late-callbacks",
-        "channel": "voice",
-        "audience": {"min_debt": 1},
+def _campaign(services: Services, count: int, **over: Any) -> int:
+    definition: dict[str, Any] = {
         "voice": {"ring_timeout_s": 30, "time_limit_s": 120},
         "retry": {
             "busy": {"retry_after": "30m", "max_attempts": 2},
             "no_answer": {"retry_after": "2h", "max_attempts": 1},
         },
-        "pacing": {
-            "calls_per_second": 100,
-            "max_concurrent": 100,
-            "global_calls_per_second": 100,
-            "global_max_concurrent": 100,
-        },
+        **over,
     }
-    data.update(over)
-    cid = service.create_campaign(services, parse_definition(data))
-    service.launch(services, cid, start=False)
-    return cid
+    return launch_debtor_campaign(
+        services, count, today=START.date(), name="late-callbacks", **definition
+    )
 
 
 def _attempts(db: Database, cid: int) -> list[ContactAttempt]:
@@ -143,7 +136,7 @@ def test_lost_call_callbacks_are_settled_by_asking_the_provider(
         }
     }
     services, provider, transport = _services(settings, clock, scenario)
-    cid = _campaign(services, db, 3)
+    cid = _campaign(services, 3)
 
     step(services, provider, cid)
     assert len(provider.calls) == 3
@@ -188,7 +181,7 @@ def test_an_sms_without_a_receipt_is_checked_then_closed_unconfirmed(
     clock = TickingClock(START)
     services, provider, transport = _services(settings, clock, {})
     sms = {"template": "{supplier}: долг {amount} по ЛС {account}. Оплатите до {due_date}."}
-    cid = _campaign(services, db, 2, channel="sms", sms=sms, voice=None, retry={})
+    cid = _campaign(services, 2, channel="sms", sms=sms, voice=None, retry={})
     step(services, provider, cid)
     assert len(provider.messages) == 2
     assert len(transport.lost) == 2  # both "delivered" receipts lost

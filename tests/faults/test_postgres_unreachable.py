@@ -21,13 +21,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from campaign_checks import check_invariants
-from campaign_factories import RUSSIAN_ZONES, add_debtor
-from campaign_harness import Clock, make_services, run_to_end, work
+from campaign_harness import Clock, launch_debtor_campaign, make_services, run_to_end, work
 from flask import Flask
 from sqlalchemy import select
 
-from campaigns import service
-from campaigns.definition import parse_definition
 from campaigns.dispatcher import dispatch_once
 from contactcenter.config import Settings
 from crm_store.db import Database
@@ -117,24 +114,7 @@ def test_campaign_attempts_wait_for_the_database_and_none_is_lost(
 ) -> None:
     clock = Clock(START)
     services, provider = make_services(proxied, clock)
-    with db.transaction() as s:
-        for n in range(1, TARGETS + 1):
-            add_debtor(s, n, today=START.date(), timezone=RUSSIAN_ZONES[n % len(RUSSIAN_ZONES)])
-    definition = parse_definition(
-        {
-            "name": "db-outage",
-            "channel": "voice",
-            "audience": {"min_debt": 1},
-            "pacing": {
-                "calls_per_second": 100,
-                "max_concurrent": 100,
-                "global_calls_per_second": 100,
-                "global_max_concurrent": 100,
-            },
-        }
-    )
-    cid = service.create_campaign(services, definition)
-    service.launch(services, cid, start=False)
+    cid = launch_debtor_campaign(services, TARGETS, today=START.date(), name="db-outage")
     assert dispatch_once(services, cid).enqueued == TARGETS
 
     proxy.cut()

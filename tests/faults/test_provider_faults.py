@@ -16,13 +16,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from campaign_factories import RUSSIAN_ZONES, add_debtor
-from campaign_harness import Clock, make_services, work
+from campaign_harness import Clock, launch_debtor_campaign, make_services, work
 from sqlalchemy import select
 
-from campaigns import service
 from campaigns.attempts import INTENT_GRACE
-from campaigns.definition import parse_definition
 from campaigns.dispatcher import dispatch_once
 from contactcenter.config import Settings
 from contactcenter.services import Services
@@ -127,28 +124,6 @@ def test_a_timed_out_create_is_never_repeated(
 # --------------------------------------------------------------------------- the campaign
 
 
-def _campaign(services: Services, db: Database, targets: int) -> int:
-    with db.transaction() as s:
-        for n in range(1, targets + 1):
-            add_debtor(s, n, today=START.date(), timezone=RUSSIAN_ZONES[n % len(RUSSIAN_ZONES)])
-    definition = parse_definition(
-        {
-            "name": "provider-faults",
-            "channel": "voice",
-            "audience": {"min_debt": 1},
-            "pacing": {
-                "calls_per_second": 100,
-                "max_concurrent": 100,
-                "global_calls_per_second": 100,
-                "global_max_concurrent": 100,
-            },
-        }
-    )
-    cid = service.create_campaign(services, definition)
-    service.launch(services, cid, start=False)
-    return cid
-
-
 def _deliver(services: Services, fake: FakeTwilio, delivered: set[str]) -> None:
     """Twilio's status callbacks of every call it created (with ``?attempt=`` in the URL)."""
     for call in list(fake.created):
@@ -172,7 +147,7 @@ def test_the_campaign_records_each_provider_fault_and_dials_each_target_once(
     services.telephony = TwilioProvider(
         ACCOUNT, "token", base_url=fake.base_url, sleep=sleeps, timeout_s=0.5, max_retries=2
     )
-    cid = _campaign(services, db, 4)
+    cid = launch_debtor_campaign(services, 4, today=START.date(), name="provider-faults")
     # In the order the jobs run: a call Twilio created but never answered for, one it never
     # got, a rate limit asking for ten minutes, three 503s (retried here, the third gives up).
     fake.script = [("hang",), ("hang-before",), ("status", 429, 600)] + [("status", 503, None)] * 3

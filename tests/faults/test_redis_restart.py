@@ -13,17 +13,13 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from campaign_checks import check_invariants
-from campaign_factories import RUSSIAN_ZONES, add_debtor
-from campaign_harness import Clock, make_services, run_to_end
+from campaign_harness import Clock, launch_debtor_campaign, make_services, run_to_end
 from flask import Flask
 from rq import SimpleWorker
 
-from campaigns import service
-from campaigns.definition import parse_definition
 from campaigns.dispatcher import dispatch_once
 from campaigns.queueing import campaign_queue
 from contactcenter.config import Settings
@@ -113,35 +109,13 @@ def test_redis_down_apologises_and_the_status_callback_is_stored_once(
     assert [e["status"] for e in interaction.data["status_events"]] == ["completed"]
 
 
-def _campaign(services: Any, db: Database) -> int:
-    with db.transaction() as s:
-        for n in range(1, TARGETS + 1):
-            add_debtor(s, n, today=START.date(), timezone=RUSSIAN_ZONES[n % len(RUSSIAN_ZONES)])
-    definition = parse_definition(
-        {
-            "name": "redis-restart",
-            "channel": "voice",
-            "audience": {"min_debt": 1},
-            "pacing": {
-                "calls_per_second": 100,
-                "max_concurrent": 100,
-                "global_calls_per_second": 100,
-                "global_max_concurrent": 100,
-            },
-        }
-    )
-    cid = service.create_campaign(services, definition)
-    service.launch(services, cid, start=False)
-    return cid
-
-
 @pytest.mark.parametrize("keep_data", [True, False], ids=["kept", "lost"])
 def test_the_campaign_resumes_after_a_redis_restart_without_double_dial(
     fault_settings: Settings, db: Database, own_redis: RedisServer, keep_data: bool
 ) -> None:
     clock = Clock(START)
     services, provider = make_services(fault_settings, clock)
-    cid = _campaign(services, db)
+    cid = launch_debtor_campaign(services, TARGETS, today=START.date(), name="redis-restart")
     assert dispatch_once(services, cid).enqueued == TARGETS
     # Half the dial jobs run, then Redis restarts with the other half queued.
     SimpleWorker([campaign_queue(services)], connection=services.redis).work(

@@ -68,7 +68,7 @@ from crm_store.consumer_queries import (
     get_consumer,
     newest_parts,
 )
-from crm_store.contact_lists import ConsentEntry, DncEntry
+from crm_store.contact_lists import ConsentEntry, DncEntry, consent_entry
 from crm_store.errors import InvalidInput, NotFound
 from crm_store.interactions import finish_interaction, start_interaction
 from crm_store.ledger import Balance, compute_balance, to_money
@@ -686,25 +686,11 @@ def _contacts(session: Session, phones: list[str], email: str | None) -> Contact
         for r in dnc_of[phone]
     ]
     now = utcnow()
-    consents = []
-    for value in values:
-        for r in consents_of[value]:
-            change = audits.get((Consent, r.id))
-            in_force = r.granted and (r.withdrawn_at is None or r.withdrawn_at > now)
-            consents.append(
-                ConsentEntry(
-                    id=r.id,
-                    contact=r.contact,
-                    value=r.value,
-                    purpose=r.purpose,
-                    status="granted" if in_force else "withdrawn",
-                    source=r.source,
-                    given_at=r.given_at,
-                    withdrawn_at=r.withdrawn_at,
-                    reason=change.reason if change else None,
-                    changed_by=change.actor if change else None,
-                )
-            )
+    consents = [
+        consent_entry(r, audits.get((Consent, r.id)), now)
+        for value in values
+        for r in consents_of[value]
+    ]
     dnc.sort(key=lambda e: e.created_at, reverse=True)
     consents.sort(key=lambda e: (e.given_at, e.id), reverse=True)
     return Contacts(phones, email, dnc, consents)

@@ -331,29 +331,29 @@ def remove_dnc(
 # ---------------------------------------------------------------------------- consents
 
 
+def consent_entry(row: Consent, audit: AuditLog | None, now: datetime) -> ConsentEntry:
+    """A consent record as shown and listed: in force or withdrawn at ``now``, with the
+    reason and actor of its latest ``audit`` row."""
+    in_force = row.granted and (row.withdrawn_at is None or row.withdrawn_at > now)
+    return ConsentEntry(
+        id=row.id,
+        contact=row.contact,
+        value=row.value,
+        purpose=row.purpose,
+        status="granted" if in_force else "withdrawn",
+        source=row.source,
+        given_at=row.given_at,
+        withdrawn_at=row.withdrawn_at,
+        reason=audit.reason if audit else None,
+        changed_by=audit.actor if audit else None,
+    )
+
+
 def _consent_entries(
     session: Session, rows: Sequence[Consent], now: datetime
 ) -> list[ConsentEntry]:
     audits = _last_audit(session, Consent, [r.id for r in rows])
-    entries = []
-    for r in rows:
-        in_force = r.granted and (r.withdrawn_at is None or r.withdrawn_at > now)
-        audit = audits.get(r.id)
-        entries.append(
-            ConsentEntry(
-                id=r.id,
-                contact=r.contact,
-                value=r.value,
-                purpose=r.purpose,
-                status="granted" if in_force else "withdrawn",
-                source=r.source,
-                given_at=r.given_at,
-                withdrawn_at=r.withdrawn_at,
-                reason=audit.reason if audit else None,
-                changed_by=audit.actor if audit else None,
-            )
-        )
-    return entries
+    return [consent_entry(r, audits.get(r.id), now) for r in rows]
 
 
 def list_consents(

@@ -119,26 +119,20 @@ def settle_now(services: Services, attempt_id: int) -> str:
     except TelephonyError as exc:
         log.warning("attempt %s: provider unreachable (%s); asked again later", attempt_id, exc)
         raise
-    if channel == "voice":
-        form = {"CallSid": sid, "CallStatus": status}
-        if duration is not None:
-            form["CallDuration"] = str(duration)
-        terminal = status in TERMINAL_CALL_STATUSES
-        callback = parse_status_callback(StatusKind.CALL, form)
-        if terminal:
-            handle_call_status(services, callback)
-    else:
-        terminal = status in TERMINAL_MESSAGE_STATUSES
-        callback = parse_status_callback(
-            StatusKind.SMS, {"MessageSid": sid, "MessageStatus": status}
-        )
-        if terminal:
-            handle_sms_status(services, callback)
-    if terminal:
+    voice = channel == "voice"
+    if status in (TERMINAL_CALL_STATUSES if voice else TERMINAL_MESSAGE_STATUSES):
+        if voice:
+            form = {"CallSid": sid, "CallStatus": status}
+            if duration is not None:
+                form["CallDuration"] = str(duration)
+            handle_call_status(services, parse_status_callback(StatusKind.CALL, form))
+        else:
+            form = {"MessageSid": sid, "MessageStatus": status}
+            handle_sms_status(services, parse_status_callback(StatusKind.SMS, form))
         log.info("attempt %s: final status %s fetched from the provider", attempt_id, status)
         return f"settled:{status}"
     now = now_utc(services)
-    if channel == "sms" and now - created_at >= SMS_RECEIPT_WAIT:
+    if not voice and now - created_at >= SMS_RECEIPT_WAIT:
         return _close_unconfirmed(services, attempt_id, now)
     with services.db.transaction() as s:
         attempt = s.get(ContactAttempt, attempt_id)

@@ -53,6 +53,20 @@ def test_update_call_redirects_a_waiting_call(twiml_app: TwimlApp) -> None:
     assert any(e.kind == "redirect" for e in call.transcript)
 
 
+def test_fetch_call_reports_a_simulated_call_as_it_goes(twiml_app: TwimlApp) -> None:
+    twiml_app.on("/voice/incoming", twiml('<Gather action="/menu"><Say>Нажмите 1</Say></Gather>'))
+    sim = _sim(twiml_app)
+    call = sim.call()
+    assert sim.fetch_call(call.sid) == CallInfo(call.sid, "in-progress")
+    call.hangup()
+    assert sim.fetch_call(call.sid).status == "completed"
+    # Other calls and every SMS are asked of the app's previous provider: none here.
+    with pytest.raises(ProviderRejected, match="no outbound calls"):
+        sim.fetch_call("CA" + "0" * 32)
+    with pytest.raises(ProviderRejected, match="no outbound calls"):
+        sim.fetch_message("SM" + "0" * 32)
+
+
 def test_update_call_with_twiml_or_status(twiml_app: TwimlApp) -> None:
     twiml_app.on("/voice/incoming", twiml('<Gather action="/menu"><Say>Нажмите 1</Say></Gather>'))
     sim = _sim(twiml_app)

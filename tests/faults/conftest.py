@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from contactcenter.config import Settings
-from tests.faults.machinery import RedisServer
+from tests.netutil import RedisServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "campaigns"))
 
@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "campaigns"))
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server on a free port with an append-only file, for this test alone."""
-    server = RedisServer(tmp_path / "redis")
+    server = RedisServer(tmp_path / "redis", appendonly=True)
     server.start()
     yield server
-    server.stop()
+    server.kill()
 
 
 @pytest.fixture

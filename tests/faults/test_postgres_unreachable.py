@@ -1,7 +1,7 @@
 """PostgreSQL unreachable during a call and during a campaign (PostgreSQL only).
 
 The app and the campaign jobs reach the real PostgreSQL through a TCP proxy of the test's own
-(:class:`~tests.faults.machinery.TcpProxy`); cutting it drops every connection and refuses
+(:class:`~tests.netutil.Forwarder`); stopping it drops every connection and refuses
 new ones, as a network partition or a database fail-over does, without touching the server.
 
 A call then hears an apology and is transferred (Twilio never sees a 500), a status callback
@@ -29,7 +29,6 @@ from campaigns.dispatcher import dispatch_once
 from contactcenter.config import Settings
 from crm_store.db import Database
 from crm_store.models import CampaignTarget, ContactAttempt
-from tests.faults.machinery import TcpProxy
 from tests.ivr.test_webhooks_app import (
     SMALL_FLOWS,
     TwilioCall,
@@ -38,6 +37,7 @@ from tests.ivr.test_webhooks_app import (
     path_of,
     write_flows,
 )
+from tests.netutil import Forwarder
 from webhooks import create_app, services_of
 
 pytestmark = [
@@ -55,15 +55,16 @@ TARGETS = 4
 
 
 @pytest.fixture
-def proxy(database_url: str) -> Iterator[TcpProxy]:
+def proxy(database_url: str) -> Iterator[Forwarder]:
     parts = urlsplit(database_url)
-    forwarder = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    forwarder = Forwarder((parts.hostname or "127.0.0.1", parts.port or 5432))
+    forwarder.start()
     yield forwarder
-    forwarder.close()
+    forwarder.stop()
 
 
 @pytest.fixture
-def proxied(settings: Settings, proxy: TcpProxy) -> Settings:
+def proxied(settings: Settings, proxy: Forwarder) -> Settings:
     """The test settings with the database reached through the proxy."""
     parts = urlsplit(settings.database_url)
     netloc = parts.netloc.replace(f":{parts.port}", f":{proxy.port}")
@@ -78,7 +79,7 @@ def app(proxied: Settings, db: Database, redis_client: Any, tmp_path: Path) -> I
 
 
 def test_a_call_hears_an_apology_and_callbacks_wait_for_the_database(
-    app: Flask, proxied: Settings, db: Database, proxy: TcpProxy
+    app: Flask, proxied: Settings, db: Database, proxy: Forwarder
 ) -> None:
     add_account(db, "7700112233")
     call = TwilioCall(app.test_client(), proxied)
@@ -86,7 +87,7 @@ def test_a_call_hears_an_apology_and_callbacks_wait_for_the_database(
     call.press("1")
     path_before = path_of(db, interaction_of(db, call.call_sid).id)
 
-    proxy.cut()
+    proxy.stop()
     answer = call.press("7700112233")
     assert answer.status == 200
     assert answer.heard[-1] == APOLOGY
@@ -98,7 +99,7 @@ def test_a_call_hears_an_apology_and_callbacks_wait_for_the_database(
     # The call's end cannot be stored: 503, and Twilio retries it.
     assert call.status("completed", 5, duration=40) == 503
 
-    proxy.restore()
+    proxy.start()
     assert call.status("completed", 5, duration=40) == 204
     assert call.status("completed", 5, duration=40) == 204  # a duplicate of the retry
     interaction = interaction_of(db, call.call_sid)
@@ -110,17 +111,17 @@ def test_a_call_hears_an_apology_and_callbacks_wait_for_the_database(
 
 
 def test_campaign_attempts_wait_for_the_database_and_none_is_lost(
-    proxied: Settings, db: Database, proxy: TcpProxy
+    proxied: Settings, db: Database, proxy: Forwarder
 ) -> None:
     clock = Clock(START)
     services, provider = make_services(proxied, clock)
     cid = launch_debtor_campaign(services, TARGETS, today=START.date(), name="db-outage")
     assert dispatch_once(services, cid).enqueued == TARGETS
 
-    proxy.cut()
+    proxy.stop()
     work(services)  # every dial job meets the outage
     assert provider.calls == {}
-    proxy.restore()
+    proxy.start()
     with db.transaction() as s:
         states = Counter(t.state for t in s.scalars(select(CampaignTarget)))
         assert s.scalars(select(ContactAttempt)).all() == []

@@ -24,7 +24,7 @@ from campaigns.dispatcher import dispatch_once
 from campaigns.queueing import campaign_queue
 from contactcenter.config import Settings
 from crm_store.db import Database
-from tests.faults.machinery import FULL_PATH, RedisServer
+from tests.faults.machinery import FULL_PATH
 from tests.ivr.test_webhooks_app import (
     SMALL_FLOWS,
     TwilioCall,
@@ -33,6 +33,7 @@ from tests.ivr.test_webhooks_app import (
     path_of,
     write_flows,
 )
+from tests.netutil import RedisServer
 from webhooks import create_app, services_of
 
 pytestmark = pytest.mark.integration
@@ -96,7 +97,7 @@ def test_redis_down_apologises_and_the_status_callback_is_stored_once(
 ) -> None:
     call = TwilioCall(app.test_client(), fault_settings)
     call.start()
-    own_redis.stop()
+    own_redis.kill()
     answer = call.press("1")
     assert (answer.status, answer.heard, answer.step) == (200, [APOLOGY], "outage")
     assert answer.first("Enqueue") is not None

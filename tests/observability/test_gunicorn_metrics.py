@@ -27,7 +27,7 @@ from contactcenter.config import Settings
 from crm_store.db import Database
 from tests.conftest import _CONFIG_VARIABLES
 from tests.ivr.test_webhooks_app import SMALL_FLOWS, write_flows
-from tests.observability.netutil import free_port, poll
+from tests.netutil import free_port, poll
 from tests.observability.scrape import value
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from contactcenter.config import Settings
 from crm_store.db import Database
 from tests.conftest import PG_ADMIN_URL, TEST_DB
 from tests.ivr.test_webhooks_app import SMALL_FLOWS, write_flows
-from tests.observability.netutil import Blackhole, Forwarder, RedisServer, free_port, poll
+from tests.netutil import Blackhole, Forwarder, RedisServer, free_port, poll
 from web.health import CHECK_TIMEOUT_S
 from webhooks import create_app, services_of
 

@@ -1,5 +1,6 @@
-"""Network stand-ins for the readiness tests: a private redis-server that can be killed and
-restarted on its port, a TCP forwarder that can be cut, a port that accepts and never answers."""
+"""Network stand-ins for the readiness and fault tests: a private redis-server that can be
+killed and restarted on its port (with or without an append-only file), a TCP forwarder that
+can be cut, a port that accepts and never answers."""
 
 from __future__ import annotations
 
@@ -35,11 +36,13 @@ def poll(fetch: Callable[[], T], done: Callable[[T], bool], deadline_s: float) -
 
 
 class RedisServer:
-    """A redis-server of its own on ``port`` (no persistence), started and killed at will."""
+    """A redis-server of its own on ``port``, started and killed at will. ``appendonly``:
+    every write goes to an append-only file (fsync always), so a restart may keep the data."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, appendonly: bool = False):
         self.workdir = workdir
         self.port = port or free_port()
+        self.appendonly = appendonly
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -48,24 +51,16 @@ class RedisServer:
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
-        assert binary, "redis-server is not installed"
+        assert binary, "redis-server is not installed: run `make test`"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"]
         self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             *(persistence if self.appendonly else ["--appendonly", "no"]),
+             "--dir", str(self.workdir)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )
+        )  # fmt: skip
         deadline = time.monotonic() + 10
         while True:
             with (
@@ -80,10 +75,18 @@ class RedisServer:
             time.sleep(0.05)
 
     def kill(self) -> None:
+        """SIGKILL: what a crash does (with ``appendonly`` the file has every write)."""
         if self.process is not None:
             self.process.kill()
             self.process.wait(timeout=10)
             self.process = None
+
+    def restart(self, *, keep_data: bool) -> None:
+        """Kill and start again on the same port, with its data or with none."""
+        self.kill()
+        if not keep_data:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        self.start()
 
 
 class Forwarder:

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import click
 from alembic.util import CommandError
+from redis import Redis
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -28,6 +29,7 @@ from crm_store import migrate
 from crm_store.db import Database
 from crm_store.errors import Conflict, InvalidInput, MigrationDriftError, NotFound
 from crm_store.models import ROLE_NAMES
+from crm_store.token_cache import watch_user_changes
 from crm_store.users import create_user, issue_api_token, list_users
 
 _T = TypeVar("_T")
@@ -95,7 +97,10 @@ def current() -> None:
 
 @contextmanager
 def _transaction() -> Iterator[Session]:
-    db = Database(_database_url())
+    settings = settings_or_exit()
+    db = Database(settings.database_url)
+    # A token issued here must retire the old one in the running servers' token caches.
+    watch_user_changes(db, lambda: Redis.from_url(settings.redis_url, socket_timeout=5))
     try:
         with db.transaction() as session:
             yield session

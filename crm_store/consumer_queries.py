@@ -91,10 +91,14 @@ class ConsumerCard:
 
 
 def _exact_matches(scope: Scope, q: str) -> Select[int] | None:
-    """Consumer ids of visible accounts whose number, IVR code or linked phone is ``q``."""
+    """Consumer ids of visible accounts whose number, IVR code or linked phone is ``q``.
+
+    Text without a digit is never taken for an account number (the pattern would let a
+    surname through: every real number has digits), so a name search skips that probe."""
     conds: list[ColumnElement[bool]] = []
-    with suppress(InvalidAccountNumber):
-        conds.append(Account.number == normalize_account_number(q))
+    if any(ch.isdigit() for ch in q):
+        with suppress(InvalidAccountNumber):
+            conds.append(Account.number == normalize_account_number(q))
     with suppress(InvalidInput):
         conds.append(Account.ivr_code == normalize_ivr_code(q))
     try:

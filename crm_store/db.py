@@ -7,6 +7,7 @@ and the RQ jobs hold. Engines never cross a fork: jobs build theirs lazily per p
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 RowT = TypeVar("RowT")
+
+log = logging.getLogger(__name__)
+
+#: The key of a session's ``info`` holding the marks of :func:`mark_session`.
+_MARKS = "commit_marks"
 
 
 def _unicode_lower(value: object) -> object:
@@ -51,6 +57,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def mark_session(session: Session, mark: str) -> None:
+    """Note in ``session`` that its transaction changed what ``mark`` names: the hooks of
+    :meth:`Database.on_commit` for ``mark`` run once it commits (none run on a rollback)."""
+    session.info.setdefault(_MARKS, set()).add(mark)
+
+
+def _forget_marks(session: Session) -> None:
+    session.info.pop(_MARKS, None)
+
+
 class Database:
     """An engine, its session factory, and the pid it was made in."""
 
@@ -60,6 +76,7 @@ class Database:
         self._engine: Engine | None = None
         self._pid = os.getpid()
         self._sessionmaker: sessionmaker[Session] | None = None
+        self._commit_hooks: dict[str, list[Callable[[], None]]] = {}
 
     @property
     def engine(self) -> Engine:
@@ -71,7 +88,24 @@ class Database:
             self._engine = make_engine(self.url, **self._engine_kwargs)
             self._pid = os.getpid()
             self._sessionmaker = sessionmaker(self._engine, expire_on_commit=False)
+            event.listen(self._sessionmaker, "after_commit", self._after_commit)
+            event.listen(self._sessionmaker, "after_rollback", _forget_marks)
         return self._engine
+
+    def on_commit(self, mark: str, hook: Callable[[], None]) -> None:
+        """Call ``hook`` after each commit of a session of this database whose ``info`` holds
+        ``mark`` (set by the code that changed something others cache, e.g.
+        :data:`crm_store.users.USERS_CHANGED`). The commit has happened: a hook that fails is
+        logged, not raised."""
+        self._commit_hooks.setdefault(mark, []).append(hook)
+
+    def _after_commit(self, session: Session) -> None:
+        for mark in session.info.pop(_MARKS, ()):
+            for hook in self._commit_hooks.get(mark, ()):
+                try:
+                    hook()
+                except Exception:
+                    log.exception("the commit hook of %s failed", mark)
 
     def session(self) -> Session:
         """A new session (caller closes it; prefer :meth:`transaction`)."""

@@ -33,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from crm_store import audit
+from crm_store.db import mark_session
 from crm_store.errors import Conflict, InvalidInput, NotFound
 from crm_store.models import ROLE_NAMES, Account, Role, User, utcnow
 
@@ -44,6 +45,10 @@ MAX_REGIONS = 200
 _USERNAME = re.compile(r"[a-z][a-z0-9_.\-]{1,63}")
 _HASHER = PasswordHasher()
 AUDIT_ENTITY = "user"
+
+#: The :func:`crm_store.db.mark_session` mark of a transaction that changed a user (roles,
+#: regions, activity, password or API token): cached token checks must be redone.
+USERS_CHANGED = "users_changed"
 
 
 @functools.cache
@@ -184,6 +189,7 @@ def _audited(session: Session, user: User, change: Callable[[], None]) -> None:
     before = user_snapshot(user)
     change()
     session.flush()
+    mark_session(session, USERS_CHANGED)
     after = user_snapshot(user)
     if after != before:
         audit.record(session, AUDIT_ENTITY, str(user.id), "update", before, after)
@@ -265,7 +271,8 @@ def update_user(
 def issue_api_token(session: Session, username: str) -> str:
     """Issue a new API token for the user (replacing the old one) and return it. Audited.
 
-    The token is returned only here; only its hash is stored.
+    The token is returned only here; only its hash is stored; the old token stops working
+    in every process once this commits (:mod:`crm_store.token_cache`).
     """
     user = get_user(session, username)
     if not user.active:

@@ -51,10 +51,9 @@ from werkzeug.exceptions import HTTPException
 from campaigns.errors import CampaignError, CampaignNotFound, DefinitionError
 from contactcenter.services import Services
 from contactcenter.services import current_services as process_services
-from crm_store.access import PERMISSIONS, SYSTEM_SCOPE, Scope, scope_of_user
+from crm_store.access import PERMISSIONS, SYSTEM_SCOPE, Scope
 from crm_store.errors import Conflict, ImportFileError, InvalidInput, InvalidTransition, NotFound
 from crm_store.paging import DEFAULT_LIMIT, MAX_LIMIT
-from crm_store.users import authenticate_token
 from ivr.errors import RecordingNotStored, RecordingStorageError
 from web.common import BODY_LIMIT_ATTR, OUTAGE_ERRORS, json_error
 
@@ -298,9 +297,7 @@ def authenticate() -> None:
     if configured and hmac.compare_digest(token.encode(), configured.encode()):
         g.scope, g.api_user = SYSTEM_SCOPE, API_TOKEN_USER
         return
-    with services.db.reading() as s:
-        user = authenticate_token(s, token)
-        scope = scope_of_user(user) if user is not None else None
+    scope = services.token_cache.scope(services.db, token)
     if scope is None:
         raise _unauthorized("invalid token", 'Bearer realm="api", error="invalid_token"')
     g.scope, g.api_user = scope, scope.user

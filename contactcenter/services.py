@@ -25,7 +25,7 @@ from redis import Redis
 
 from contactcenter.config import ConfigError, Settings, load_settings
 from crm_store.db import Database
-from crm_store.token_cache import TokenCache, watch_user_changes
+from crm_store.user_cache import UserCache, watch_user_changes
 from telephony.base import TelephonyProvider
 from telephony.status import StatusCallback, StatusKind
 from telephony.twilio_provider import TwilioProvider
@@ -95,7 +95,7 @@ class Services:
         self._redis: Redis | None = None
         self._redis_pid = os.getpid()
         self._lock = threading.Lock()
-        self.token_cache = TokenCache(lambda: self.redis)
+        self.user_cache = UserCache(lambda: self.redis)
         watch_user_changes(self.db, lambda: self.redis)
 
     @property

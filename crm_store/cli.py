@@ -29,7 +29,7 @@ from crm_store import migrate
 from crm_store.db import Database
 from crm_store.errors import Conflict, InvalidInput, MigrationDriftError, NotFound
 from crm_store.models import ROLE_NAMES
-from crm_store.token_cache import watch_user_changes
+from crm_store.user_cache import watch_user_changes
 from crm_store.users import create_user, issue_api_token, list_users
 
 _T = TypeVar("_T")

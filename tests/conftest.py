@@ -117,11 +117,17 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    """The test database, emptied after each test."""
+def db(database_url: str, redis_url: str) -> Iterator[Database]:
+    """The test database, emptied after each test. Wired like a process's own (user changes
+    replace the users epoch in the test Redis), so apps see changes tests make through it."""
+    import redis
+
     from crm_store.models import Base
+    from crm_store.user_cache import watch_user_changes
 
     database = Database(database_url)
+    epoch_redis = redis.Redis.from_url(redis_url)
+    watch_user_changes(database, lambda: epoch_redis)
     yield database
     # DELETE in reverse dependency order: on near-empty tables it is ~20x faster than
     # TRUNCATE on PostgreSQL (which rewrites every table's files). Ids are not reset:
@@ -130,6 +136,7 @@ def db(database_url: str) -> Iterator[Database]:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
     database.dispose()
+    epoch_redis.close()
 
 
 @pytest.fixture

@@ -297,7 +297,7 @@ def authenticate() -> None:
     if configured and hmac.compare_digest(token.encode(), configured.encode()):
         g.scope, g.api_user = SYSTEM_SCOPE, API_TOKEN_USER
         return
-    scope = services.token_cache.scope(services.db, token)
+    scope = services.user_cache.token_scope(services.db, token)
     if scope is None:
         raise _unauthorized("invalid token", 'Bearer realm="api", error="invalid_token"')
     g.scope, g.api_user = scope, scope.user

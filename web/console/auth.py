@@ -2,8 +2,9 @@
 
 * :func:`login_required` guards a view: without a valid session → the login page (an htmx
   request gets 401 with ``HX-Redirect``); without the permission → the 403 page. It sets
-  ``g.user`` (the username), ``g.scope`` (:class:`crm_store.access.Scope`, re-read from the
-  database on every request, so role and region changes apply at once) and
+  ``g.user`` (the username), ``g.scope`` (:class:`crm_store.access.Scope`, read from the
+  database or :class:`crm_store.user_cache.UserCache`, whose entries no longer count once any
+  user changed, so role and region changes apply at the next request) and
   ``g.user_display``. :func:`current_scope` returns the scope; :func:`console_actor` the
   actor name audit rows get (``console:<username>``).
 * Sessions (:mod:`web.console.sessions`) end after ``CONSOLE_SESSION_HOURS``, after
@@ -219,14 +220,20 @@ def _session_user() -> bool:
     ):
         session.clear()
         return False
-    with _services().db.transaction() as s:
-        user = session_user(s, user_id, epoch)
-        if user is None:
-            session.clear()
-            return False
-        g.scope = scope_of_user(user)
-        g.user = user.username
-        g.user_display = user.display_name or user.username
+    services = _services()
+
+    def load() -> tuple[Scope, str] | None:
+        with services.db.reading() as s:
+            user = session_user(s, user_id, epoch)
+            return (scope_of_user(user), user.display_name) if user is not None else None
+
+    found = services.user_cache.get(f"session:{user_id}:{epoch}", load)
+    if found is None:
+        session.clear()
+        return False
+    g.scope, display = found
+    g.user = g.scope.user
+    g.user_display = display or g.user
     return True
 
 

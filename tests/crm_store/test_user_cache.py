@@ -1,4 +1,4 @@
-"""The API token check's cache (crm_store.token_cache): a database round trip is saved only
+"""The API token check's cache (crm_store.user_cache): a database round trip is saved only
 while no user changed, in this process or another, and a change is seen at the next check."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from sqlalchemy import event
 
 from contactcenter.cli import main
 from crm_store.db import Database
-from crm_store.token_cache import USERS_EPOCH_KEY, TokenCache, watch_user_changes
+from crm_store.user_cache import USERS_EPOCH_KEY, UserCache, watch_user_changes
 from crm_store.users import (
     authenticate_token,
     create_user,
@@ -65,9 +65,9 @@ def test_a_checked_token_is_answered_without_the_database(
     db: Database, client: redis.Redis
 ) -> None:
     token = _operator(db)
-    cache = TokenCache(lambda: client)
+    cache = UserCache(lambda: client)
     statements = Statements(db)
-    first = cache.scope(db, token)
+    first = cache.token_scope(db, token)
     assert first is not None
     assert first.user == "olga"
     assert first.roles == frozenset({"operator"})
@@ -75,7 +75,7 @@ def test_a_checked_token_is_answered_without_the_database(
     after_first = statements.count
     assert after_first >= 1
     for _ in range(5):
-        assert cache.scope(db, token) == first
+        assert cache.token_scope(db, token) == first
     assert statements.count == after_first
 
 
@@ -83,12 +83,12 @@ def test_a_reissued_token_stops_working_at_once_in_every_process(
     db: Database, client: redis.Redis, other_process: Database
 ) -> None:
     old = _operator(db)
-    cache = TokenCache(lambda: client)
-    assert cache.scope(db, old) is not None
+    cache = UserCache(lambda: client)
+    assert cache.token_scope(db, old) is not None
     with other_process.transaction() as s:
         new = issue_api_token(s, "olga")
-    assert cache.scope(db, old) is None
-    scope = cache.scope(db, new)
+    assert cache.token_scope(db, old) is None
+    scope = cache.token_scope(db, new)
     assert scope is not None
     assert scope.user == "olga"
 
@@ -97,24 +97,24 @@ def test_disabling_a_user_or_changing_roles_and_regions_is_seen_at_the_next_chec
     db: Database, client: redis.Redis, other_process: Database
 ) -> None:
     token = _operator(db)
-    cache = TokenCache(lambda: client)
-    assert cache.scope(db, token) is not None
+    cache = UserCache(lambda: client)
+    assert cache.token_scope(db, token) is not None
     with other_process.transaction() as s:
         update_user(s, "olga", roles=["auditor"], regions=["Тверь"], display_name="")
-    scope = cache.scope(db, token)
+    scope = cache.token_scope(db, token)
     assert scope is not None
     assert (scope.roles, scope.regions) == (frozenset({"auditor"}), frozenset({"Тверь"}))
     with other_process.transaction() as s:
         set_active(s, "olga", False)
-    assert cache.scope(db, token) is None
+    assert cache.token_scope(db, token) is None
 
 
 def test_a_rolled_back_change_keeps_the_epoch(
     db: Database, client: redis.Redis, other_process: Database
 ) -> None:
     token = _operator(db)
-    cache = TokenCache(lambda: client)
-    assert cache.scope(db, token) is not None
+    cache = UserCache(lambda: client)
+    assert cache.token_scope(db, token) is not None
     epoch = client.get(USERS_EPOCH_KEY)
 
     def abandoned() -> None:
@@ -125,49 +125,62 @@ def test_a_rolled_back_change_keeps_the_epoch(
     with pytest.raises(RuntimeError):
         abandoned()
     assert client.get(USERS_EPOCH_KEY) == epoch
-    assert cache.scope(db, token) is not None
+    assert cache.token_scope(db, token) is not None
 
 
-def test_a_lost_epoch_never_revalidates_old_entries(db: Database, client: redis.Redis) -> None:
+def test_a_lost_epoch_never_revalidates_old_entries(
+    db: Database, database_url: str, client: redis.Redis
+) -> None:
     """A restarted Redis (no epoch) gets a new random one: nothing cached before matches it,
     even when the change that follows happens before any check."""
     token = _operator(db)
-    cache = TokenCache(lambda: client)
-    assert cache.scope(db, token) is not None
+    cache = UserCache(lambda: client)
+    assert cache.token_scope(db, token) is not None
     client.flushall()
-    with db.transaction() as s:
-        set_active(s, "olga", False)  # db has no hook here: only the lost epoch protects
-    assert cache.scope(db, token) is None
+    unwired = Database(database_url)  # replaces no epoch: only the lost one protects
+    with unwired.transaction() as s:
+        set_active(s, "olga", False)
+    unwired.dispose()
+    assert client.get(USERS_EPOCH_KEY) is None
+    assert cache.token_scope(db, token) is None
 
 
 def test_wrong_tokens_are_not_cached(db: Database, client: redis.Redis) -> None:
     _operator(db)
-    cache = TokenCache(lambda: client, size=2)
+    cache = UserCache(lambda: client, size=2)
     statements = Statements(db)
     for _ in range(3):
-        assert cache.scope(db, "cc_" + "x" * 43) is None
+        assert cache.token_scope(db, "cc_" + "x" * 43) is None
     assert statements.count == 3
 
 
 def test_without_redis_every_check_reads_the_database(db: Database) -> None:
     token = _operator(db)
     dead = redis.Redis(port=free_port(), socket_connect_timeout=0.2)
-    cache = TokenCache(lambda: dead)
+    tries: list[int] = []
+
+    def unreachable() -> redis.Redis:
+        tries.append(1)
+        return dead
+
+    cache = UserCache(unreachable)
     statements = Statements(db)
-    assert cache.scope(db, token) is not None
-    assert cache.scope(db, token) is not None
-    assert statements.count == 2
+    for _ in range(5):
+        assert cache.token_scope(db, token) is not None
+    assert statements.count == 5
+    # One try, not one a request: the dead Redis is left alone for a while.
+    assert len(tries) == 1
     with db.transaction() as s:
         set_active(s, "olga", False)
-    assert cache.scope(db, token) is None
+    assert cache.token_scope(db, token) is None
 
 
 def test_an_epoch_that_cannot_be_replaced_bounds_staleness_by_the_ttl(
     db: Database, database_url: str, client: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = _operator(db)
-    cache = TokenCache(lambda: client, ttl=0.3)
-    assert cache.scope(db, token) is not None
+    cache = UserCache(lambda: client, ttl=0.3)
+    assert cache.token_scope(db, token) is not None
     broken = Database(database_url)
     dead = redis.Redis(port=free_port(), socket_connect_timeout=0.2)
     watch_user_changes(broken, lambda: dead)
@@ -178,7 +191,7 @@ def test_an_epoch_that_cannot_be_replaced_bounds_staleness_by_the_ttl(
     with db.reading() as s:
         assert authenticate_token(s, token) is None  # the change was committed
     time.sleep(0.4)
-    assert cache.scope(db, token) is None
+    assert cache.token_scope(db, token) is None
 
 
 def test_the_cli_retires_a_token_in_running_servers(
@@ -189,11 +202,11 @@ def test_the_cli_retires_a_token_in_running_servers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     old = _operator(db)
-    cache = TokenCache(lambda: client)
-    assert cache.scope(db, old) is not None
+    cache = UserCache(lambda: client)
+    assert cache.token_scope(db, old) is not None
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("REDIS_URL", redis_url)
     result = CliRunner().invoke(main, ["users", "token", "olga"])
     assert result.exit_code == 0, result.output
-    assert cache.scope(db, old) is None
-    assert cache.scope(db, result.output.splitlines()[0]) is not None
+    assert cache.token_scope(db, old) is None
+    assert cache.token_scope(db, result.output.splitlines()[0]) is not None

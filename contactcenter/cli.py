@@ -8,6 +8,7 @@ commands that run a wired process of the application (:mod:`contactcenter.wiring
 from __future__ import annotations
 
 import sys
+import threading
 
 import click
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -27,6 +28,7 @@ from crm_store.cli_contacts import consent_group, dnc_group
 from crm_store.cli_data import import_group
 from devtools.cli import demo_group, simulate
 from ivr.cli import flows, recordings
+from ivr.crm import sweep_records
 from ivr.recordings import schedule_recordings_purge
 from ivr.sms import IVR_QUEUE
 from speech.cli import speech
@@ -98,7 +100,9 @@ def worker(queues: tuple[str, ...], burst: bool, name: str | None, fork: bool) -
     call and SMS lives (the ``telephony`` queue). Its jobs run with the wired
     :class:`~contactcenter.services.Services` (the configured telephony provider). A worker
     of the ``ivr`` queue makes sure the retention job is scheduled at the next
-    ``RECORDING_PURGE_AT`` (one job, however many workers start).
+    ``RECORDING_PURGE_AT`` (one job, however many workers start) and, in a background
+    thread, writes the IVR steps that webhooks queued in Redis to the CRM in batches
+    (:func:`ivr.crm.sweep_records`).
     """
     settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
@@ -113,6 +117,9 @@ def worker(queues: tuple[str, ...], burst: bool, name: str | None, fork: bool) -
     if IVR_QUEUE in names:
         at = schedule_recordings_purge(services)
         click.echo(f"call recordings retention scheduled at {at:%Y-%m-%d %H:%M} UTC")
+        threading.Thread(
+            target=sweep_records, args=(services, threading.Event()), daemon=True
+        ).start()
     connection = services.redis
     worker_class = Worker if fork else SimpleWorker
     rq_worker = worker_class(

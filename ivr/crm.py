@@ -1,18 +1,34 @@
 """What a call writes to the CRM as it goes: its ``Interaction`` and the IVR path.
 
-Cheap single inserts, inline in the webhook, one short transaction each:
-:func:`start_interaction` (the call's Interaction, created or adopted from an earlier status
-callback), :func:`record_steps` (the steps entered and the speech acted on, the account, the
-outcome, the handoff context and the searchable :func:`call_summary`) and, for an
-answered campaign call, :func:`attempt_variables` (the flow's parameters from the attempt).
+:func:`start_interaction` creates the call's Interaction (or adopts the one an earlier status
+callback made) inline in the first webhook. Each later step's writes — the steps entered,
+the speech acted on, the account, the handoff or the end of the flow and the searchable
+:func:`call_summary` — are not made in the webhook: :func:`step_record` turns them into a
+record that :meth:`ivr.session.SessionStore.commit` queues in Redis in the same script that
+commits the step, so a step and its record exist together or not at all, and an app killed
+after answering loses nothing. :func:`flush_call_records` writes a call's queued records in
+one transaction (idempotent: ``data["crm_version"]`` names the last one written) and drops
+them; it runs before the call's status callback is stored (so an ended call's summary sees
+its whole path), before a handoff's context is read, right after a handoff step, and every
+half second for calls with records older than a second, in the worker's
+:func:`sweep_records` thread. A database outage leaves the records queued (7 days at most).
+:func:`attempt_variables` gives an answered campaign call the flow's parameters.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import threading
+import time
+import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from contactcenter.services import Services
@@ -21,8 +37,10 @@ from crm_store.errors import NotFound
 from crm_store.models import Account, CampaignTarget, ContactAttempt, Interaction, InteractionStep
 from ivr.errors import WebhookError
 from ivr.events import Handoff, Outcome
-from ivr.session import CallSession
+from ivr.session import CallSession, SessionStore
 from telephony.status import TERMINAL_CALL_STATUSES
+
+log = logging.getLogger(__name__)
 
 
 def start_interaction(
@@ -52,59 +70,200 @@ def start_interaction(
         return int(interaction.id)
 
 
-def record_steps(services: Services, session: CallSession, outcome: Outcome) -> None:
-    """Append the outcome's IVR path (and the speech it acted on, as ``Transcript`` rows) to
-    the call's Interaction, in one short transaction."""
+def step_record(
+    session: CallSession, outcome: Outcome, *, version: int, at: datetime
+) -> str | None:
+    """What a step writes to the CRM (JSON for :meth:`SessionStore.commit`, None when
+    nothing): the steps entered, the speech acted on (``Transcript`` rows), the account, the
+    handoff or the end of the flow, and what the summary needs. Numbers the steps (advances
+    ``session.step_seq``); ``version`` is the session version the step commits."""
     if session.interaction_id is None or not (outcome.steps or outcome.heard):
-        return
-    account = session.variables.get("account_number")
+        return None
+    steps = []
+    for item in outcome.steps:
+        session.step_seq += 1
+        steps.append(
+            [
+                session.step_seq,
+                item.step[:128],
+                item.event[:64],
+                item.input[:500] if item.input else None,
+                item.outcome[:64] if item.outcome else None,
+            ]
+        )
+    heard = [
+        [
+            h.step[:128],
+            h.text,
+            min(max(h.confidence, 0.0), 1.0) if h.confidence is not None else None,
+            h.audio_ref[:500] if h.audio_ref else None,
+            h.decision[:64] if h.decision else None,
+        ]
+        for h in outcome.heard
+    ]
     handoffs = [e for e in outcome.effects if isinstance(e, Handoff)]
-    with services.db.transaction() as s:
-        new_steps: list[interactions.NewStep] = []
-        for record in outcome.steps:
-            session.step_seq += 1
-            new_steps.append(
-                interactions.NewStep(
-                    seq=session.step_seq,
-                    step=record.step[:128],
-                    event=record.event[:64],
-                    input=record.input[:500] if record.input else None,
-                    outcome=record.outcome[:64] if record.outcome else None,
-                )
+    account = session.variables.get("account_number")
+    return json.dumps(
+        {
+            "v": version,
+            "interaction": session.interaction_id,
+            "at": at.isoformat(),
+            "steps": steps,
+            "heard": heard,
+            "account": str(account) if account else None,
+            "handoff": (
+                {"kind": handoffs[-1].kind, "context": dict(handoffs[-1].context)}
+                if handoffs
+                else None
+            ),
+            "ended": session.ended,
+            "direction": session.direction,
+            "flow": session.flow,
+            # One more than a summary names, so it still knows to elide the beginning.
+            "visited": session.visited[-(SUMMARY_PATH_STEPS + 1) :],
+        },
+        ensure_ascii=False,
+        default=str,
+    )
+
+
+def apply_call_records(s: Session, interaction_id: int, records: Sequence[dict[str, Any]]) -> int:
+    """Write a call's queued step records (oldest first) to its Interaction in ``s``: the
+    steps in one statement, the transcripts, the account link, the handoff or the end of the
+    flow and the summary. Records at or below ``data["crm_version"]`` were written before
+    (a flush that died before dropping them) and are skipped. Returns how many were new."""
+    stmt = select(Interaction).where(Interaction.id == interaction_id)
+    if s.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    interaction = s.scalars(stmt).one_or_none()
+    if interaction is None:
+        log.error("step records of interaction %s dropped: it does not exist", interaction_id)
+        return 0
+    data = dict(interaction.data or {})
+    written = int(data.get("crm_version", 0))
+    fresh = [r for r in records if int(r["v"]) > written]
+    if not fresh:
+        return 0
+    interactions.append_steps(
+        s,
+        interaction_id,
+        [
+            interactions.NewStep(
+                seq=seq, step=step, event=event, input=text, outcome=result, at=_at(r)
             )
-        interactions.append_steps(s, session.interaction_id, new_steps)
-        for heard in outcome.heard:
-            confidence = heard.confidence
+            for r in fresh
+            for seq, step, event, text, result in r["steps"]
+        ],
+    )
+    for r in fresh:
+        for step, text, confidence, audio_ref, decision in r["heard"]:
             interactions.add_transcript(
                 s,
-                session.interaction_id,
-                heard.step[:128],
-                heard.text,
-                confidence=min(max(confidence, 0.0), 1.0) if confidence is not None else None,
-                audio_ref=heard.audio_ref[:500] if heard.audio_ref else None,
-                decision=heard.decision[:64] if heard.decision else None,
+                interaction_id,
+                step,
+                text,
+                confidence=confidence,
+                audio_ref=audio_ref,
+                decision=decision,
+                at=_at(r),
             )
-        interaction = interactions.get_interaction(s, session.interaction_id)
+        account = r["account"]
         if account and interaction.account_id is None:
-            found = _account(s, str(account))
+            found = _account(s, account)
             if found is not None:
                 interaction.account_id = found.id
                 interaction.consumer_id = interaction.consumer_id or found.consumer_id
-        if handoffs:
-            handoff = handoffs[-1]
-            interaction.outcome = f"transferred_{handoff.kind}"
-            interaction.data = {**(interaction.data or {}), "handoff": dict(handoff.context)}
-        elif session.ended and interaction.outcome is None:
+        if r["handoff"]:
+            interaction.outcome = f"transferred_{r['handoff']['kind']}"
+            data["handoff"] = r["handoff"]["context"]
+        elif r["ended"] and interaction.outcome is None:
             interaction.outcome = "completed_in_ivr"
-        summary = call_summary(
-            direction=session.direction,
-            flow=session.flow,
-            visited=session.visited,
-            outcome=interaction.outcome,
-            account=account,
-        )
-        if summary != interaction.summary:
-            interactions.update_interaction(s, session.interaction_id, summary=summary)
+    last = fresh[-1]
+    data["crm_version"] = int(last["v"])
+    interaction.data = data
+    summary = call_summary(
+        direction=last["direction"],
+        flow=last["flow"],
+        visited=last["visited"],
+        outcome=interaction.outcome,
+        account=next((r["account"] for r in reversed(fresh) if r["account"]), None),
+    )
+    if summary != interaction.summary:
+        interactions.update_interaction(s, interaction_id, summary=summary)
+    return len(fresh)
+
+
+def _at(record: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(record["at"])
+
+
+#: How long a flush waits for another one of the same call to finish.
+FLUSH_WAIT_S = 10.0
+#: The lock of a call's flush expires after this (a flusher that died).
+FLUSH_LOCK_MS = 30_000
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def flush_call_records(services: Services, call_sid: str, *, wait_s: float = FLUSH_WAIT_S) -> int:
+    """Write the call's queued step records to the CRM in one transaction, then drop them
+    from Redis (see :mod:`ivr.crm`). One flush of a call at a time (a Redis lock); waits up
+    to ``wait_s`` for another to finish (0: give up at once, returning 0). A database error
+    propagates and the records stay queued. Returns how many records were written."""
+    store = SessionStore(services.redis)
+    lock, token = store.records_lock_key(call_sid), uuid.uuid4().hex
+    deadline = time.monotonic() + wait_s
+    while not services.redis.set(lock, token, nx=True, px=FLUSH_LOCK_MS):
+        if time.monotonic() >= deadline:
+            return 0
+        time.sleep(0.02)
+    try:
+        raw = store.records(call_sid)
+        if not raw:
+            return 0
+        records = [json.loads(item) for item in raw]
+        by_interaction: dict[int, list[dict[str, Any]]] = {}
+        for record in records:
+            by_interaction.setdefault(int(record["interaction"]), []).append(record)
+        with services.db.transaction() as s:
+            written = sum(apply_call_records(s, i, rs) for i, rs in by_interaction.items())
+        store.drop_records(call_sid, len(raw))
+        return written
+    finally:
+        services.redis.eval(_RELEASE, 1, lock, token)
+
+
+def flush_pending_records(services: Services, *, older_than_s: float = 1.0) -> int:
+    """Flush every call whose oldest queued step record is older than ``older_than_s`` (the
+    worker's sweep: calls still going, calls whose final status callback never came). A
+    call another flush holds is skipped; a database error stops the sweep (the records stay
+    queued for the next). Returns how many records were written."""
+    store = SessionStore(services.redis)
+    written = 0
+    for call_sid in store.calls_with_records(older_than_s=older_than_s):
+        written += flush_call_records(services, call_sid, wait_s=0)
+    return written
+
+
+#: How often the worker's sweep looks for queued step records, and how old they must be.
+SWEEP_INTERVAL_S = 0.5
+SWEEP_AGE_S = 1.0
+
+
+def sweep_records(services: Services, stop: threading.Event) -> None:
+    """Flush queued step records until ``stop`` is set (a worker's background thread): a
+    live call's path reaches the CRM about a second after its step. Errors are logged and
+    the sweep goes on; the records wait in Redis meanwhile."""
+    while not stop.wait(SWEEP_INTERVAL_S):
+        try:
+            flush_pending_records(services, older_than_s=SWEEP_AGE_S)
+        except (SQLAlchemyError, RedisError) as exc:
+            log.warning("step records not written yet: %s", type(exc).__name__)
+        except Exception:
+            log.exception("the step records sweep failed")
 
 
 #: Steps of the path a summary names (the last ones; earlier ones are elided).
@@ -177,7 +336,7 @@ def close_call_summary(s: Session, interaction: Interaction) -> None:
 
 
 def _stored_path(s: Session, interaction_id: int) -> list[str]:
-    """The steps a call entered, in order, as stored by :func:`record_steps`."""
+    """The steps a call entered, in order, as stored by :func:`apply_call_records`."""
     return list(
         s.scalars(
             select(InteractionStep.step)
@@ -191,6 +350,7 @@ def _stored_path(s: Session, interaction_id: int) -> list[str]:
 def handoff_context(services: Services, call_sid: str) -> dict[str, Any] | None:
     """The context the call ``call_sid`` was handed to people with (``data.handoff`` of its
     Interaction), None when the call is unknown or was not transferred."""
+    flush_call_records(services, call_sid)
     with services.db.transaction() as s:
         try:
             interaction = interactions.get_interaction(s, call_sid)

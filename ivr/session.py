@@ -34,8 +34,15 @@ DEFAULT_TTL_S = 4 * 3600
 CLAIM_TTL_S = 30
 KEY_PREFIX = "ivr:call:"
 
-# KEYS: session, response. ARGV: expected version, session JSON, response JSON, TTL (s).
-# Returns {1} when written, {0, stored version} when another writer got there first.
+#: The sorted set of calls with CRM records not yet written (score: the first one's time).
+PENDING_RECORDS_KEY = "ivr:crm:pending"
+#: How long a call's unwritten CRM records are kept in Redis at most.
+RECORDS_TTL_S = 7 * 24 * 3600
+
+# KEYS: session, response, the call's CRM records, the pending set. ARGV: expected version,
+# session JSON, response JSON, TTL (s), a CRM record ('' for none), now (s), the CallSid,
+# the records' TTL (s). Returns {1} when written, {0, stored version} when another writer
+# got there first.
 _COMMIT = """
 local raw = redis.call('GET', KEYS[1])
 if raw then
@@ -44,7 +51,20 @@ if raw then
 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[4])
 redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+if ARGV[5] ~= '' then
+  redis.call('RPUSH', KEYS[3], ARGV[5])
+  redis.call('EXPIRE', KEYS[3], ARGV[8])
+  redis.call('ZADD', KEYS[4], 'NX', ARGV[6], ARGV[7])
+end
 return {1}
+"""
+
+# KEYS: the call's CRM records, the pending set. ARGV: how many were written, the CallSid.
+# Drops the written records; the call leaves the pending set when none are left.
+_DROP_RECORDS = """
+redis.call('LTRIM', KEYS[1], tonumber(ARGV[1]), -1)
+if redis.call('LLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[2]) end
+return 1
 """
 
 
@@ -151,12 +171,20 @@ class SessionStore:
         self.ttl_s = ttl_s
         self.prefix = prefix
         self._commit = redis.register_script(_COMMIT)
+        self._drop_records = redis.register_script(_DROP_RECORDS)
 
     def _key(self, call_sid: str) -> str:
         return f"{self.prefix}{call_sid}"
 
     def _response_key(self, call_sid: str) -> str:
         return f"{self.prefix}{call_sid}:response"
+
+    def _records_key(self, call_sid: str) -> str:
+        return f"{self.prefix}{call_sid}:crm"
+
+    def records_lock_key(self, call_sid: str) -> str:
+        """The key of the lock held while the call's CRM records are written."""
+        return f"{self.prefix}{call_sid}:crm:lock"
 
     def _claim_key(self, call_sid: str, version: int) -> str:
         return f"{self.prefix}{call_sid}:claim:{version}"
@@ -185,19 +213,30 @@ class SessionStore:
         """Give a claim back (the event could not be applied and may be retried)."""
         self.redis.delete(self._claim_key(call_sid, version))
 
-    def commit(self, session: CallSession, *, expected_version: int, response: str) -> None:
-        """Write ``session`` as ``expected_version + 1`` with the TwiML answered.
+    def commit(
+        self,
+        session: CallSession,
+        *,
+        expected_version: int,
+        response: str,
+        record: str | None = None,
+    ) -> None:
+        """Write ``session`` as ``expected_version + 1`` with the TwiML answered and, in the
+        same script, queue ``record`` (what the step writes to the CRM, JSON) for
+        :func:`ivr.crm.flush_call_records`: the record exists exactly when the step does.
 
         Raises :class:`SessionConflict` if the stored version is no longer
         ``expected_version`` (someone else applied an event in between).
         """
         session.version = expected_version + 1
         payload = json.dumps({"version": session.version, "twiml": response})
-        keys = [self._key(session.call_sid), self._response_key(session.call_sid)]
+        sid = session.call_sid
+        keys = [self._key(sid), self._response_key(sid), self._records_key(sid)]
+        keys.append(PENDING_RECORDS_KEY)
+        args: list[str | int | float] = [expected_version, session.to_json(), payload]
+        args += [self.ttl_s, record or "", _time.time(), sid, RECORDS_TTL_S]
         try:
-            result = self._commit(
-                keys=keys, args=[expected_version, session.to_json(), payload, self.ttl_s]
-            )
+            result = self._commit(keys=keys, args=args)
         except BaseException:
             session.version = expected_version
             raise
@@ -235,6 +274,23 @@ class SessionStore:
             ttl = self.redis.ttl(key)
             if isinstance(ttl, int) and ttl > seconds:
                 self.redis.expire(key, seconds)
+
+    def records(self, call_sid: str) -> list[bytes]:
+        """The call's CRM records not yet written, oldest first."""
+        items = self.redis.lrange(self._records_key(call_sid), 0, -1)
+        return [item if isinstance(item, bytes) else str(item).encode() for item in items]
+
+    def drop_records(self, call_sid: str, count: int) -> None:
+        """Forget the call's ``count`` oldest CRM records (written to the database)."""
+        self._drop_records(
+            keys=[self._records_key(call_sid), PENDING_RECORDS_KEY], args=[count, call_sid]
+        )
+
+    def calls_with_records(self, *, older_than_s: float, limit: int = 500) -> list[str]:
+        """Calls whose oldest unwritten CRM record is older than ``older_than_s``."""
+        cutoff = _time.time() - older_than_s
+        sids = self.redis.zrangebyscore(PENDING_RECORDS_KEY, "-inf", cutoff, start=0, num=limit)
+        return [sid.decode() if isinstance(sid, bytes) else str(sid) for sid in sids]
 
     def delete(self, call_sid: str) -> None:
         """Forget a call (its state, last answer)."""

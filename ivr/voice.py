@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from contactcenter.metrics import record_call_started, record_ivr_steps
 from contactcenter.phones import InvalidPhoneError, mask_phone, normalize_phone
@@ -25,10 +26,10 @@ from contactcenter.services import Services
 from ivr import twiml
 from ivr.actions import registry
 from ivr.capture import recognize_recording, speech_policy, step_url, stream_voice_input
-from ivr.crm import attempt_variables, record_steps, start_interaction
+from ivr.crm import attempt_variables, flush_call_records, start_interaction, step_record
 from ivr.engine import Engine
 from ivr.errors import ActionFailed, PromptTemplateError, RenderError, WebhookError
-from ivr.events import Event, Input, Recording, Start, TransferEnded, VoiceInput
+from ivr.events import Event, Handoff, Input, Recording, Start, TransferEnded, VoiceInput
 from ivr.media_stream import STREAM_RESULT_WAIT_S, StreamResults
 from ivr.prompt_stream import with_prompt_audio
 from ivr.recordings import queue_recording_start
@@ -367,11 +368,18 @@ class VoiceRuntime:
         try:
             outcome = self.engine().handle(session, event)
             document = twiml.render(outcome.verbs)
-            record_steps(self.services, session, outcome)
-            self.store.commit(session, expected_version=version, response=document)
+            record = step_record(session, outcome, version=version + 1, at=self.services.clock())
+            self.store.commit(session, expected_version=version, response=document, record=record)
         except BaseException:
             self.store.release(session.call_sid, version)
             raise
+        if any(isinstance(e, Handoff) for e in outcome.effects):
+            # The people taking the call see its context at once, not at the next sweep;
+            # if the database cannot take it now, the records wait in Redis for the sweep.
+            try:
+                flush_call_records(self.services, session.call_sid)
+            except SQLAlchemyError as exc:
+                log.warning("handoff context of the call not written yet: %s", type(exc).__name__)
         run_effects(self.services, session, outcome)
         record_ivr_steps(r.step for r in outcome.steps if r.event == "enter")
         speech: str | None = None

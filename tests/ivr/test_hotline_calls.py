@@ -200,6 +200,7 @@ def test_unknown_caller_submits_two_zone_readings_by_keypad(
     assert answer.heard == ["Спасибо за звонок! До свидания."]
     assert answer.first("Hangup") is not None
 
+    call.flush_crm()
     interaction = interaction_of(db, call.call_sid)
     assert readings_of(db, account_id) == [
         ("день", 12345, "ivr_dtmf", interaction.id),
@@ -324,6 +325,7 @@ def test_caller_with_several_accounts_chooses_one(
     answer = call.press("2")
     assert answer.step == "hotline:main_menu"
     call.press("2")
+    call.flush_crm()
     interaction = interaction_of(db, call.call_sid)
     with db.transaction() as s:
         account = s.scalars(select(Account).where(Account.number == "1000000002")).one()
@@ -839,6 +841,7 @@ def test_reading_by_speech_is_saved_as_ivr_voice(
         assert reading.source == "ivr_voice"
         assert reading.confidence == pytest.approx(0.71)
     assert [r[2] for r in readings_of(db, account_id)] == ["ivr_voice"]
+    call.flush_crm()
     with db.transaction() as s:
         from crm_store.models import Transcript
 
@@ -890,5 +893,6 @@ def test_full_operator_queue_offers_a_callback(
     assert "К сожалению, все операторы заняты." in answer.heard
     answer = call.press("2")
     assert answer.heard == ["Спасибо за звонок! До свидания."]
+    call.flush_crm()
     path = path_of(db, interaction_of(db, call.call_sid).id)
     assert ("operator:connect", "transfer_ended", None, "queue-full") in path

@@ -31,7 +31,12 @@ def test_simulated_caller_submits_two_zone_readings(
     account_id = add_customer(
         db, "7700112233", address="улица Ленина, дом пять", history={"день": 12000, "ночь": 5000}
     )
-    with Simulator(app, settings.webhook_auth_token, settings.public_base_url) as sim:
+    with Simulator(
+        app,
+        settings.webhook_auth_token,
+        settings.public_base_url,
+        status_callback_path="/voice/status",  # the call's end writes its path to the CRM
+    ) as sim:
         call = sim.call(from_=UNKNOWN_CALLER, to="+78001234567")
         assert call.heard("Введите номер лицевого счёта")
         call.press("7700112233#")

@@ -30,6 +30,7 @@ from crm_store.models import (
     InteractionStep,
     PhoneNumber,
 )
+from ivr.crm import flush_call_records
 from ivr.errors import WebhookError
 from ivr.status import handle_status
 from telephony.signing import sign
@@ -178,6 +179,11 @@ class TwilioCall:
             self.steps.append(answer.step)
         self.answers.append(answer)
         return answer
+
+    def flush_crm(self) -> None:
+        """Write the call's queued step records to the CRM now (the worker's sweep writes
+        them about a second after each step, the status callback at the end)."""
+        flush_call_records(self.client.application.extensions["services"], self.call_sid)
 
     def start(self) -> Answer:
         """The call rings our number: ``POST /voice/incoming``."""
@@ -371,6 +377,7 @@ def test_typed_account_is_found_and_path_recorded(
     answer = call.press("7700112233")
     assert answer.heard == ["Адрес: улица Ленина, дом пять.", "До свидания."]
     assert answer.first("Hangup") is not None
+    call.flush_crm()
     interaction = interaction_of(db, call.call_sid)
     assert interaction.account_id is not None
     assert interaction.outcome == "completed_in_ivr"
@@ -398,6 +405,7 @@ def test_duplicated_webhook_is_applied_once(
     # Twilio retries the same request (same URL, same params): the same answer, no new steps.
     again = call.post(gather_url.get("action", ""), {**call.base_params(), "Digits": "1"})
     assert again.xml == first.xml
+    call.flush_crm()
     interaction = interaction_of(db, call.call_sid)
     steps = path_of(db, interaction.id)
     assert [s for s in steps if s[1] == "input"] == [("hotline:menu", "input", "1", "ask")]
@@ -502,17 +510,24 @@ def test_redis_outage_apologises_and_transfers(
 
 
 def test_database_outage_mid_call_apologises_and_transfers(
-    small_app: Flask, settings: Settings
+    small_app: Flask, settings: Settings, db: Database
 ) -> None:
+    """A step that needs no database goes on (its records wait in Redis); the first one
+    that reads the database apologises and transfers; the records reach the CRM later."""
     call = TwilioCall(small_app.test_client(), settings)
     call.start()
     services = services_of(small_app)
-    services.db.dispose()
+    working = services.db
     services.db = Database("postgresql+psycopg://nobody@127.0.0.1:1/nothing")
-    answer = call.press("1")
+    assert call.press("1").step == "hotline:ask"
+    answer = call.press("7700112233")
     assert answer.status == 200
     assert answer.heard == ["Извините, сервис временно недоступен. Соединяю с оператором."]
     assert answer.first("Enqueue") is not None
+    services.db = working
+    call.flush_crm()
+    path = path_of(db, interaction_of(db, call.call_sid).id)
+    assert ("hotline:menu", "input", "1", "ask") in path
 
 
 def test_redis_outage_mid_call_apologises_and_transfers(
@@ -584,6 +599,7 @@ def test_concurrent_duplicates_apply_the_event_once(
     assert [a.status for a in answers] == [200, 200, 200]
     assert len({a.xml for a in answers}) == 1
     assert answers[0].heard == ["Адрес: улица Ленина, дом пять.", "До свидания."]
+    call.flush_crm()
     interaction = interaction_of(db, call.call_sid)
     assert [s for s in path_of(db, interaction.id) if s[1] == "action"] == [
         ("hotline:find", "action", None, "found")
@@ -608,15 +624,15 @@ def test_a_start_that_failed_midway_is_applied_on_the_retry(
 
     import ivr.voice
 
-    original = ivr.voice.record_steps
-    failures = [OperationalError("INSERT", {}, Exception("connection lost"))]
+    original = ivr.voice.step_record
+    failures = [OperationalError("SELECT", {}, Exception("connection lost"))]
 
-    def flaky(*args: Any, **kwargs: Any) -> None:
+    def flaky(*args: Any, **kwargs: Any) -> str | None:
         if failures:
             raise failures.pop()
-        original(*args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(ivr.voice, "record_steps", flaky)
+    monkeypatch.setattr(ivr.voice, "step_record", flaky)
     call = TwilioCall(small_app.test_client(), settings)
     first = call.start()
     assert first.step == "outage"
@@ -624,6 +640,7 @@ def test_a_start_that_failed_midway_is_applied_on_the_retry(
     again = call.start()
     assert again.step == "hotline:menu"
     assert again.heard == ["Здравствуйте.", "Нажмите 1, чтобы найти счёт."]
+    call.flush_crm()
     interaction = interaction_of(db, call.call_sid)
     assert [s[0] for s in path_of(db, interaction.id)] == ["hotline:greet", "hotline:menu"]
 

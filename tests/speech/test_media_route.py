@@ -195,6 +195,7 @@ def test_media_stream_session_moves_the_call_on(
     assert "계좌" in answer.recognized
     assert answer.xml.index("<Stop>") < answer.xml.index("<Start>")  # old stream stopped
     stream.stop()
+    call.flush_crm()
     rows = transcripts(db, call.call_sid)
     assert [(r.step, r.decision) for r in rows] == [("hotline:menu", "input:ask_stream")]
     assert "계좌" in rows[0].text

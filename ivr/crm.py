@@ -22,7 +22,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
@@ -208,32 +209,63 @@ return 0
 """
 
 
-def flush_call_records(services: Services, call_sid: str, *, wait_s: float = FLUSH_WAIT_S) -> int:
-    """Write the call's queued step records to the CRM in one transaction, then drop them
-    from Redis (see :mod:`ivr.crm`). One flush of a call at a time (a Redis lock); waits up
-    to ``wait_s`` for another to finish (0: give up at once, returning 0). A database error
-    propagates and the records stay queued. Returns how many records were written."""
-    store = SessionStore(services.redis)
-    lock, token = store.records_lock_key(call_sid), uuid.uuid4().hex
+def _take_lock(services: Services, lock: str, token: str, wait_s: float) -> bool:
     deadline = time.monotonic() + wait_s
     while not services.redis.set(lock, token, nx=True, px=FLUSH_LOCK_MS):
         if time.monotonic() >= deadline:
-            return 0
+            return False
         time.sleep(0.02)
+    return True
+
+
+@contextmanager
+def queued_records(
+    services: Services, call_sid: str, *, wait_s: float = FLUSH_WAIT_S
+) -> Iterator[list[dict[str, Any]]]:
+    """The call's queued step records (oldest first), to write with
+    :func:`write_call_records` in a transaction opened inside this block; they are dropped
+    from Redis when the block ends without an error (so after that transaction committed),
+    kept when it raises. One holder per call at a time (a Redis lock); waits up to
+    ``wait_s`` for another to finish, else yields nothing. With Redis unreachable it yields
+    nothing (logged): the sweep writes them later."""
+    store = SessionStore(services.redis)
+    lock, token = store.records_lock_key(call_sid), uuid.uuid4().hex
     try:
-        raw = store.records(call_sid)
-        if not raw:
-            return 0
-        records = [json.loads(item) for item in raw]
-        by_interaction: dict[int, list[dict[str, Any]]] = {}
-        for record in records:
-            by_interaction.setdefault(int(record["interaction"]), []).append(record)
-        with services.db.transaction() as s:
-            written = sum(apply_call_records(s, i, rs) for i, rs in by_interaction.items())
-        store.drop_records(call_sid, len(raw))
-        return written
+        held = _take_lock(services, lock, token, wait_s)
+        raw = store.records(call_sid) if held else []
+    except RedisError as exc:
+        log.warning("queued steps of a call not read: %s", type(exc).__name__)
+        yield []
+        return
+    if not held:
+        yield []
+        return
+    try:
+        yield [json.loads(item) for item in raw]
+        if raw:
+            store.drop_records(call_sid, len(raw))
     finally:
-        services.redis.eval(_RELEASE, 1, lock, token)
+        with suppress(RedisError):
+            services.redis.eval(_RELEASE, 1, lock, token)
+
+
+def write_call_records(s: Session, records: Sequence[dict[str, Any]]) -> int:
+    """Write queued step records (of :func:`queued_records`) in ``s``; how many were new."""
+    by_interaction: dict[int, list[dict[str, Any]]] = {}
+    for record in records:
+        by_interaction.setdefault(int(record["interaction"]), []).append(record)
+    return sum(apply_call_records(s, i, rs) for i, rs in by_interaction.items())
+
+
+def flush_call_records(services: Services, call_sid: str, *, wait_s: float = FLUSH_WAIT_S) -> int:
+    """Write the call's queued step records to the CRM in one transaction, then drop them
+    from Redis (see :mod:`ivr.crm` and :func:`queued_records`). A database error propagates
+    and the records stay queued. Returns how many records were written."""
+    with queued_records(services, call_sid, wait_s=wait_s) as records:
+        if not records:
+            return 0
+        with services.db.transaction() as s:
+            return write_call_records(s, records)
 
 
 def flush_pending_records(services: Services, *, older_than_s: float = 1.0) -> int:

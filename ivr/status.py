@@ -25,7 +25,7 @@ from contactcenter.metrics import record_call_ended
 from contactcenter.services import Services
 from crm_store.messages import apply_message_status
 from crm_store.models import Interaction
-from ivr.crm import close_call_summary, flush_call_records
+from ivr.crm import close_call_summary, queued_records, write_call_records
 from ivr.errors import WebhookError
 from ivr.session import SessionStore
 from ivr.voice import caller_e164
@@ -73,13 +73,10 @@ def store_call_status(services: Services, callback: StatusCallback) -> None:
     call_sid, status, params = callback.sid, callback.status, callback.params
     seq = callback.sequence
     at = callback.timestamp or services.clock()
-    # The steps queued in Redis first: the summary of an ended call is made from them. With
-    # Redis down the status is stored all the same; the sweep writes the steps later.
-    try:
-        flush_call_records(services, call_sid)
-    except RedisError as exc:
-        log.warning("steps of the call not written before its status: %s", type(exc).__name__)
-    with services.db.transaction() as s:
+    # The steps queued in Redis are written first, in the same transaction: the summary of an
+    # ended call is made from them (with Redis down there are none; the sweep writes them).
+    with queued_records(services, call_sid) as records, services.db.transaction() as s:
+        write_call_records(s, records)
         stmt = select(Interaction).where(Interaction.provider_sid == call_sid)
         if s.bind is not None and s.bind.dialect.name == "postgresql":
             stmt = stmt.with_for_update()

@@ -25,7 +25,12 @@ from contactcenter.metrics import record_call_ended
 from contactcenter.services import Services
 from crm_store.messages import apply_message_status
 from crm_store.models import Interaction
-from ivr.crm import close_call_summary, queued_records, write_call_records
+from ivr.crm import (
+    close_call_summary,
+    flush_call_records,
+    queued_records,
+    write_call_records,
+)
 from ivr.errors import WebhookError
 from ivr.session import SessionStore
 from ivr.voice import caller_e164
@@ -56,6 +61,10 @@ def handle_status(services: Services, callback: StatusCallback) -> None:
             raise WebhookError("AMD results are only expected for campaign calls")
         services.status_hooks.publish(services, callback)
         return
+    if callback.params.get("Direction", "").startswith("outbound"):
+        # A campaign call's subscribers close its Interaction (an outcome when it has none):
+        # the IVR's queued steps (a handoff, the end of the flow) are written before them.
+        flush_call_records(services, callback.sid)
     services.status_hooks.publish(services, callback)
     store_call_status(services, callback)
 

@@ -16,9 +16,10 @@ from sqlalchemy import func, select
 
 from contactcenter.config import Settings
 from crm_store.db import Database
-from crm_store.models import InteractionStep
+from crm_store.models import Interaction, InteractionStep
 from ivr.crm import flush_call_records, flush_pending_records, sweep_records
 from ivr.session import PENDING_RECORDS_KEY, SessionStore
+from telephony.status import StatusCallback, StatusKind
 from tests.faults.machinery import wait_until
 from tests.ivr.test_webhooks_app import (
     TwilioCall,
@@ -159,3 +160,25 @@ def test_a_worker_process_writes_queued_steps(
         worker.wait(timeout=20)
         log.close()
     assert interaction_of(db, call.call_sid).outcome == "completed_in_ivr"
+
+
+def test_an_outbound_calls_subscribers_see_its_ivr_outcome(
+    small_app: Flask, settings: Settings, db: Database
+) -> None:
+    """A campaign's status subscriber gives the Interaction an outcome only when it has none:
+    the IVR's queued end of the flow is written before the subscribers run."""
+    seen: list[str | None] = []
+
+    def subscriber(services: Any, callback: StatusCallback) -> bool:
+        with services.db.transaction() as s:
+            row = s.scalars(
+                select(Interaction).where(Interaction.provider_sid == callback.sid)
+            ).one()
+            seen.append(row.outcome)
+        return False
+
+    services_of(small_app).status_hooks.subscribe(StatusKind.CALL, subscriber)
+    call = _found_call(small_app, settings, db)
+    call.direction = "outbound-api"
+    assert call.status("completed", 5, duration=30) == 204
+    assert seen == ["completed_in_ivr"]

@@ -139,6 +139,8 @@ class TwilioCall:
         self.call_sid = call_sid or "CA" + uuid.uuid4().hex
         self.answers: list[Answer] = []
         self.steps: list[str] = []
+        #: Twilio's ``Direction`` (``outbound-api`` for a call we placed).
+        self.direction = "inbound"
 
     @property
     def last(self) -> Answer:
@@ -155,7 +157,7 @@ class TwilioCall:
             "From": self.caller,
             "To": self.to,
             "CallStatus": "in-progress",
-            "Direction": "inbound",
+            "Direction": self.direction,
             "ApiVersion": "2010-04-01",
         }
 

@@ -114,19 +114,21 @@ def worker(queues: tuple[str, ...], burst: bool, name: str | None, fork: bool) -
     except RedisConnectionError as exc:
         click.echo(f"error: Redis at {settings.redis_url} is not reachable ({exc})", err=True)
         sys.exit(3)
+    sweep_stop = threading.Event()
     if IVR_QUEUE in names:
         at = schedule_recordings_purge(services)
         click.echo(f"call recordings retention scheduled at {at:%Y-%m-%d %H:%M} UTC")
-        threading.Thread(
-            target=sweep_records, args=(services, threading.Event()), daemon=True
-        ).start()
+        threading.Thread(target=sweep_records, args=(services, sweep_stop), daemon=True).start()
     connection = services.redis
     worker_class = Worker if fork else SimpleWorker
     rq_worker = worker_class(
         [Queue(n, connection=connection) for n in names], connection=connection, name=name
     )
     click.echo(f"worker {rq_worker.name} listening on {', '.join(names)}")
-    rq_worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)
+    try:
+        rq_worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)
+    finally:
+        sweep_stop.set()  # a burst worker's sweep ends with it
 
 
 for _command in (

@@ -85,7 +85,9 @@ def test_a_call_hears_an_apology_and_callbacks_wait_for_the_database(
     call = TwilioCall(app.test_client(), proxied)
     call.start()
     call.press("1")
+    call.flush_crm()
     path_before = path_of(db, interaction_of(db, call.call_sid).id)
+    assert path_before
 
     proxy.stop()
     answer = call.press("7700112233")

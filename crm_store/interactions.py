@@ -297,10 +297,13 @@ def append_steps(session: Session, interaction_id: int, steps: list[NewStep]) ->
         }
         for item in steps
     ]
+    # The Core table, not the mapped class: the ORM's bulk insert path costs several times
+    # the statement itself for a batch this small.
+    table = InteractionStep.__table__
     stmt = (
-        dialect_insert(session.get_bind().dialect.name, InteractionStep)
+        dialect_insert(session.get_bind().dialect.name, table)
         .on_conflict_do_nothing(index_elements=["interaction_id", "seq"])
-        .returning(InteractionStep.seq)
+        .returning(table.c.seq)
     )
     return len(session.execute(stmt, rows).scalars().all())
 

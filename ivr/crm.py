@@ -342,19 +342,22 @@ def call_summary(
     return " ".join(parts)
 
 
-def close_call_summary(s: Session, interaction: Interaction) -> None:
+def close_call_summary(
+    s: Session, interaction: Interaction, visited: Sequence[str] | None = None
+) -> None:
     """Finish the CRM record of a call whose terminal status just arrived: a call that
     ended without an outcome gets one (``hung_up_in_ivr`` when it was answered, else the
     terminal status: ``busy``, ``no-answer`` …) and the summary is recomputed from the
-    stored path, so a search by outcome finds abandoned calls too."""
+    path, so a search by outcome finds abandoned calls too. ``visited``: the path's end as
+    the call's newest step record holds it (written in this transaction); else the stored
+    path is read."""
     if interaction.channel != "voice":
         return
-    if interaction.outcome is None:
+    if visited is None:
         visited = _stored_path(s, interaction.id)
+    if interaction.outcome is None:
         answered = bool(visited) or interaction.status == "completed"
         interaction.outcome = HUNG_UP_IN_IVR if answered else interaction.status
-    else:
-        visited = _stored_path(s, interaction.id)
     account = s.get(Account, interaction.account_id) if interaction.account_id else None
     summary = call_summary(
         direction=interaction.direction,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 RowT = TypeVar("RowT")
@@ -53,8 +54,43 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             dbapi_conn.create_function("lower", 1, _unicode_lower, deterministic=True)
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_idle_connections(engine)
+    return engine
+
+
+#: A pooled connection idle for longer than this is checked (``SELECT 1``) before use.
+PING_IDLE_S = 5.0
+_CHECKED_IN = "checked_in_at"
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Check a pooled connection before use when it sat idle for :data:`PING_IDLE_S`: what
+    ``pool_pre_ping`` does on every checkout (a round trip each time), kept for connections a
+    server restart or a network cut may have killed unnoticed. A busy connection is not
+    pinged: if its server went away, its next statement fails as a disconnect and SQLAlchemy
+    invalidates the whole pool, so the next checkout gets a fresh connection."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_CHECKED_IN)
+        if since is not None and time.monotonic() - since < PING_IDLE_S:
+            return
+        try:
+            cursor = dbapi_conn.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+            dbapi_conn.rollback()
+        except Exception as exc:
+            # The pool drops this connection and checks out another (up to three times).
+            raise DisconnectionError(str(exc)) from exc
 
 
 def mark_session(session: Session, mark: str) -> None:

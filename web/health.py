@@ -39,6 +39,7 @@ from rq.queue import Queue
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.worker import Worker
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from campaigns.queueing import QUEUE_NAME as CAMPAIGN_QUEUE
 from contactcenter.ingest import IMPORT_QUEUE
@@ -110,9 +111,17 @@ def _describe(exc: BaseException) -> str:
 
 
 def check_database(services: Services) -> dict[str, Any]:
-    """``SELECT 1`` through the app's pool (``pool_pre_ping`` replaces a dead connection)."""
-    with services.db.engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
+    """``SELECT 1`` through the app's pool. A pooled connection the server dropped while
+    it was in use recently fails as a disconnect, which empties the pool: tried once more
+    on a fresh connection, so one dead connection does not make the app look unready."""
+    for attempt in (1, 2):
+        try:
+            with services.db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            break
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
     return {"dialect": services.db.engine.dialect.name}
 
 

@@ -171,3 +171,19 @@ def test_a_dropped_database_fails_readiness_until_it_is_back(
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@postgres_only
+def test_a_pooled_connection_the_server_killed_does_not_fail_readiness(app: Flask) -> None:
+    """The pool pings only idle connections: a recently used one that the server dropped
+    fails as a disconnect, and the check tries once more on a fresh one."""
+    assert _ready(app)[0] == 200
+    engine = services_of(app).db.engine
+    with engine.connect() as conn:
+        victim = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    killer = create_engine(PG_ADMIN_URL)
+    with killer.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": victim})
+    killer.dispose()
+    status, body = _ready(app)
+    assert status == 200, body

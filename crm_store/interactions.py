@@ -172,8 +172,11 @@ def update_interaction(
     outcome: str | None = None,
     summary: str | None = None,
     data: dict[str, Any] | None = None,
+    flush: bool = True,
 ) -> Interaction:
-    """Set the given fields of an ongoing interaction; ``data`` is merged key by key."""
+    """Set the given fields of an ongoing interaction; ``data`` is merged key by key.
+    ``flush=False`` leaves the UPDATE to the session's next flush (one statement for several
+    changes of a transaction)."""
     row = get_interaction(session, key)
     _apply(
         session,
@@ -186,14 +189,21 @@ def update_interaction(
             "summary": summary,
         },
         data,
+        flush=flush,
     )
     return row
 
 
 def _apply(
-    session: Session, row: Interaction, fields: dict[str, Any], data: dict[str, Any] | None
+    session: Session,
+    row: Interaction,
+    fields: dict[str, Any],
+    data: dict[str, Any] | None,
+    *,
+    flush: bool = True,
 ) -> None:
-    """Set the given (non-None) fields, merge ``data``, keep ``search_text`` in step, flush."""
+    """Set the given (non-None) fields, merge ``data``, keep ``search_text`` in step, flush
+    (unless ``flush`` is False)."""
     old_summary = row.summary
     for name, value in fields.items():
         if value is not None:
@@ -212,7 +222,8 @@ def _apply(
             row.search_text = summary.lower() + row.search_text[len(head) :]
         else:
             _refresh_search_text(session, row)
-    session.flush()
+    if flush:
+        session.flush()
 
 
 def append_step(

@@ -128,15 +128,23 @@ def step_record(
     )
 
 
-def apply_call_records(s: Session, interaction_id: int, records: Sequence[dict[str, Any]]) -> int:
+def apply_call_records(
+    s: Session,
+    interaction_id: int,
+    records: Sequence[dict[str, Any]],
+    interaction: Interaction | None = None,
+) -> int:
     """Write a call's queued step records (oldest first) to its Interaction in ``s``: the
     steps in one statement, the transcripts, the account link, the handoff or the end of the
     flow and the summary. Records at or below ``data["crm_version"]`` were written before
-    (a flush that died before dropping them) and are skipped. Returns how many were new."""
-    stmt = select(Interaction).where(Interaction.id == interaction_id)
-    if s.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    interaction = s.scalars(stmt).one_or_none()
+    (a flush that died before dropping them) and are skipped. ``interaction``: the row,
+    already read (and locked) in ``s``. The Interaction's UPDATE is left to the session's
+    next flush. Returns how many were new."""
+    if interaction is None or interaction.id != interaction_id:
+        stmt = select(Interaction).where(Interaction.id == interaction_id)
+        if s.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        interaction = s.scalars(stmt).one_or_none()
     if interaction is None:
         log.error("step records of interaction %s dropped: it does not exist", interaction_id)
         return 0
@@ -190,7 +198,7 @@ def apply_call_records(s: Session, interaction_id: int, records: Sequence[dict[s
         account=next((r["account"] for r in reversed(fresh) if r["account"]), None),
     )
     if summary != interaction.summary:
-        interactions.update_interaction(s, interaction_id, summary=summary)
+        interactions.update_interaction(s, interaction_id, summary=summary, flush=False)
     return len(fresh)
 
 
@@ -249,12 +257,15 @@ def queued_records(
             services.redis.eval(_RELEASE, 1, lock, token)
 
 
-def write_call_records(s: Session, records: Sequence[dict[str, Any]]) -> int:
-    """Write queued step records (of :func:`queued_records`) in ``s``; how many were new."""
+def write_call_records(
+    s: Session, records: Sequence[dict[str, Any]], interaction: Interaction | None = None
+) -> int:
+    """Write queued step records (of :func:`queued_records`) in ``s``; how many were new.
+    ``interaction``: the call's row when the caller has it already."""
     by_interaction: dict[int, list[dict[str, Any]]] = {}
     for record in records:
         by_interaction.setdefault(int(record["interaction"]), []).append(record)
-    return sum(apply_call_records(s, i, rs) for i, rs in by_interaction.items())
+    return sum(apply_call_records(s, i, rs, interaction) for i, rs in by_interaction.items())
 
 
 def flush_call_records(services: Services, call_sid: str, *, wait_s: float = FLUSH_WAIT_S) -> int:
@@ -343,14 +354,17 @@ def call_summary(
 
 
 def close_call_summary(
-    s: Session, interaction: Interaction, visited: Sequence[str] | None = None
+    s: Session,
+    interaction: Interaction,
+    visited: Sequence[str] | None = None,
+    account: str | None = None,
 ) -> None:
     """Finish the CRM record of a call whose terminal status just arrived: a call that
     ended without an outcome gets one (``hung_up_in_ivr`` when it was answered, else the
     terminal status: ``busy``, ``no-answer`` …) and the summary is recomputed from the
-    path, so a search by outcome finds abandoned calls too. ``visited``: the path's end as
-    the call's newest step record holds it (written in this transaction); else the stored
-    path is read."""
+    path, so a search by outcome finds abandoned calls too. ``visited`` and ``account``:
+    the path's end and the account number as the call's step records hold them (written in
+    this transaction); else they are read."""
     if interaction.channel != "voice":
         return
     if visited is None:
@@ -358,16 +372,18 @@ def close_call_summary(
     if interaction.outcome is None:
         answered = bool(visited) or interaction.status == "completed"
         interaction.outcome = HUNG_UP_IN_IVR if answered else interaction.status
-    account = s.get(Account, interaction.account_id) if interaction.account_id else None
+    if account is None and interaction.account_id:
+        row = s.get(Account, interaction.account_id)
+        account = row.number if row is not None else None
     summary = call_summary(
         direction=interaction.direction,
         flow="",
         visited=visited,
         outcome=interaction.outcome,
-        account=account.number if account is not None else None,
+        account=account,
     )
     if summary != interaction.summary:
-        interactions.update_interaction(s, interaction.id, summary=summary)
+        interactions.update_interaction(s, interaction.id, summary=summary, flush=False)
 
 
 def _stored_path(s: Session, interaction_id: int) -> list[str]:

@@ -85,7 +85,6 @@ def store_call_status(services: Services, callback: StatusCallback) -> None:
     # The steps queued in Redis are written first, in the same transaction: the summary of an
     # ended call is made from them (with Redis down there are none; the sweep writes them).
     with queued_records(services, call_sid) as records, services.db.transaction() as s:
-        write_call_records(s, records)
         stmt = select(Interaction).where(Interaction.provider_sid == call_sid)
         if s.bind is not None and s.bind.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
@@ -104,6 +103,7 @@ def store_call_status(services: Services, callback: StatusCallback) -> None:
             )
             s.add(interaction)
             s.flush()
+        write_call_records(s, records, interaction)
         data = dict(interaction.data or {})
         events = list(data.get("status_events", []))
         key = {"status": status, "seq": seq}
@@ -121,7 +121,12 @@ def store_call_status(services: Services, callback: StatusCallback) -> None:
             duration = callback.int_param("CallDuration")
             if duration is not None:
                 data["duration_s"] = duration
-            close_call_summary(s, interaction, records[-1]["visited"] if records else None)
+            close_call_summary(
+                s,
+                interaction,
+                records[-1]["visited"] if records else None,
+                next((r["account"] for r in reversed(records) if r["account"]), None),
+            )
             record_call_ended(interaction.direction, interaction.outcome)
         elif (seq is None or last_seq is None or seq >= last_seq) and call_status_supersedes(
             status, current

@@ -119,6 +119,8 @@ def handle_call_status(services: Services, callback: StatusCallback) -> bool:
     final status is never overwritten.
     """
     status, params = callback.status, callback.params
+    if params.get("Direction") == "inbound":
+        return False  # a call to the hotline: campaigns only place calls
     now = now_utc(services)
     release: tuple[int, str] | None = None
     with services.db.transaction() as s:

@@ -10,7 +10,6 @@ once the provider's SID is known and ends ``completed``, ``failed`` or ``skipped
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 from campaigns.compliance import Channel
 from campaigns.definition import CampaignDefinition
 from campaigns.pacing import Limits, Pacer
+from contactcenter.redis_lock import RedisLock
 from contactcenter.services import Services
 from crm_store.models import Campaign, CampaignTarget
 
@@ -114,20 +114,13 @@ def call_lease_s(definition: CampaignDefinition) -> float:
 
 # --------------------------------------------------------------------------- contact lock
 
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 
 @contextmanager
 def contact_lock(services: Services, phone: str) -> Iterator[bool]:
     """A per-phone lock across workers and campaigns (yields False if someone holds it)."""
-    key = f"cc:contact-lock:{phone}"
-    token = uuid.uuid4().hex
-    acquired = bool(services.redis.set(key, token, nx=True, px=CONTACT_LOCK_MS))
+    lock = RedisLock(services.redis, f"cc:contact-lock:{phone}", ttl_ms=CONTACT_LOCK_MS)
+    acquired = lock.acquire()
     try:
         yield acquired
     finally:
-        if acquired:
-            services.redis.eval(_UNLOCK, 1, key, token)
+        lock.release()

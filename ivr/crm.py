@@ -20,8 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -32,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from contactcenter.redis_lock import RedisLock
 from contactcenter.services import Services
 from crm_store import interactions
 from crm_store.errors import NotFound
@@ -211,20 +210,6 @@ FLUSH_WAIT_S = 10.0
 #: The lock of a call's flush expires after this (a flusher that died).
 FLUSH_LOCK_MS = 30_000
 
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-def _take_lock(services: Services, lock: str, token: str, wait_s: float) -> bool:
-    deadline = time.monotonic() + wait_s
-    while not services.redis.set(lock, token, nx=True, px=FLUSH_LOCK_MS):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
 
 @contextmanager
 def queued_records(
@@ -237,24 +222,19 @@ def queued_records(
     ``wait_s`` for another to finish, else yields nothing. With Redis unreachable it yields
     nothing (logged): the sweep writes them later."""
     store = SessionStore(services.redis)
-    lock, token = store.records_lock_key(call_sid), uuid.uuid4().hex
+    lock = RedisLock(services.redis, store.records_lock_key(call_sid), ttl_ms=FLUSH_LOCK_MS)
     try:
-        held = _take_lock(services, lock, token, wait_s)
-        raw = store.records(call_sid) if held else []
+        raw = store.records(call_sid) if lock.acquire(wait_s=wait_s) else []
     except RedisError as exc:
         log.warning("queued steps of a call not read: %s", type(exc).__name__)
-        yield []
-        return
-    if not held:
-        yield []
-        return
+        raw = []
     try:
         yield [json.loads(item) for item in raw]
         if raw:
             store.drop_records(call_sid, len(raw))
     finally:
         with suppress(RedisError):
-            services.redis.eval(_RELEASE, 1, lock, token)
+            lock.release()
 
 
 def write_call_records(

@@ -194,11 +194,16 @@ def apply_call_records(
         flow=last["flow"],
         visited=last["visited"],
         outcome=interaction.outcome,
-        account=next((r["account"] for r in reversed(fresh) if r["account"]), None),
+        account=_records_account(fresh),
     )
     if summary != interaction.summary:
         interactions.update_interaction(s, interaction_id, summary=summary, flush=False)
     return len(fresh)
+
+
+def _records_account(records: Sequence[dict[str, Any]]) -> str | None:
+    """The account number the newest of ``records`` that names one holds."""
+    return next((r["account"] for r in reversed(records) if r["account"]), None)
 
 
 def _at(record: dict[str, Any]) -> datetime:
@@ -334,21 +339,18 @@ def call_summary(
 
 
 def close_call_summary(
-    s: Session,
-    interaction: Interaction,
-    visited: Sequence[str] | None = None,
-    account: str | None = None,
+    s: Session, interaction: Interaction, records: Sequence[dict[str, Any]] = ()
 ) -> None:
     """Finish the CRM record of a call whose terminal status just arrived: a call that
     ended without an outcome gets one (``hung_up_in_ivr`` when it was answered, else the
     terminal status: ``busy``, ``no-answer`` …) and the summary is recomputed from the
-    path, so a search by outcome finds abandoned calls too. ``visited`` and ``account``:
-    the path's end and the account number as the call's step records hold them (written in
-    this transaction); else they are read."""
+    path, so a search by outcome finds abandoned calls too. ``records``: the call's step
+    records written in this transaction; the path's end and the account come from the
+    newest of them, else they are read."""
     if interaction.channel != "voice":
         return
-    if visited is None:
-        visited = _stored_path(s, interaction.id)
+    visited = records[-1]["visited"] if records else _stored_path(s, interaction.id)
+    account = _records_account(records)
     if interaction.outcome is None:
         answered = bool(visited) or interaction.status == "completed"
         interaction.outcome = HUNG_UP_IN_IVR if answered else interaction.status

@@ -121,12 +121,7 @@ def store_call_status(services: Services, callback: StatusCallback) -> None:
             duration = callback.int_param("CallDuration")
             if duration is not None:
                 data["duration_s"] = duration
-            close_call_summary(
-                s,
-                interaction,
-                records[-1]["visited"] if records else None,
-                next((r["account"] for r in reversed(records) if r["account"]), None),
-            )
+            close_call_summary(s, interaction, records)
             record_call_ended(interaction.direction, interaction.outcome)
         elif (seq is None or last_seq is None or seq >= last_seq) and call_status_supersedes(
             status, current

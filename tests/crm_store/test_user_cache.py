@@ -61,6 +61,14 @@ def _operator(db: Database, name: str = "olga") -> str:
         return issue_api_token(s, name)
 
 
+def _cached_operator(db: Database, client: redis.Redis) -> tuple[str, UserCache]:
+    """An operator's token, already checked once through a new cache (so cached)."""
+    token = _operator(db)
+    cache = UserCache(lambda: client)
+    assert cache.token_scope(db, token) is not None
+    return token, cache
+
+
 def test_a_checked_token_is_answered_without_the_database(
     db: Database, client: redis.Redis
 ) -> None:
@@ -82,9 +90,7 @@ def test_a_checked_token_is_answered_without_the_database(
 def test_a_reissued_token_stops_working_at_once_in_every_process(
     db: Database, client: redis.Redis, other_process: Database
 ) -> None:
-    old = _operator(db)
-    cache = UserCache(lambda: client)
-    assert cache.token_scope(db, old) is not None
+    old, cache = _cached_operator(db, client)
     with other_process.transaction() as s:
         new = issue_api_token(s, "olga")
     assert cache.token_scope(db, old) is None
@@ -96,9 +102,7 @@ def test_a_reissued_token_stops_working_at_once_in_every_process(
 def test_disabling_a_user_or_changing_roles_and_regions_is_seen_at_the_next_check(
     db: Database, client: redis.Redis, other_process: Database
 ) -> None:
-    token = _operator(db)
-    cache = UserCache(lambda: client)
-    assert cache.token_scope(db, token) is not None
+    token, cache = _cached_operator(db, client)
     with other_process.transaction() as s:
         update_user(s, "olga", roles=["auditor"], regions=["Тверь"], display_name="")
     scope = cache.token_scope(db, token)
@@ -112,9 +116,7 @@ def test_disabling_a_user_or_changing_roles_and_regions_is_seen_at_the_next_chec
 def test_a_rolled_back_change_keeps_the_epoch(
     db: Database, client: redis.Redis, other_process: Database
 ) -> None:
-    token = _operator(db)
-    cache = UserCache(lambda: client)
-    assert cache.token_scope(db, token) is not None
+    token, cache = _cached_operator(db, client)
     epoch = client.get(USERS_EPOCH_KEY)
 
     def abandoned() -> None:
@@ -133,9 +135,7 @@ def test_a_lost_epoch_never_revalidates_old_entries(
 ) -> None:
     """A restarted Redis (no epoch) gets a new random one: nothing cached before matches it,
     even when the change that follows happens before any check."""
-    token = _operator(db)
-    cache = UserCache(lambda: client)
-    assert cache.token_scope(db, token) is not None
+    token, cache = _cached_operator(db, client)
     client.flushall()
     unwired = Database(database_url)  # replaces no epoch: only the lost one protects
     with unwired.transaction() as s:
@@ -201,9 +201,7 @@ def test_the_cli_retires_a_token_in_running_servers(
     redis_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    old = _operator(db)
-    cache = UserCache(lambda: client)
-    assert cache.token_scope(db, old) is not None
+    old, cache = _cached_operator(db, client)
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("REDIS_URL", redis_url)
     result = CliRunner().invoke(main, ["users", "token", "olga"])

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from contactcenter.config import Settings
 from crm_store.db import Database
@@ -182,3 +182,22 @@ def test_an_outbound_calls_subscribers_see_its_ivr_outcome(
     call.direction = "outbound-api"
     assert call.status("completed", 5, duration=30) == 204
     assert seen == ["completed_in_ivr"]
+
+
+def test_an_inbound_calls_status_callback_never_reads_campaign_attempts(
+    small_app: Flask, settings: Settings, db: Database
+) -> None:
+    """Campaigns only place calls: the hotline's callbacks are not looked up among them."""
+    call = _found_call(small_app, settings, db)
+    sent: list[str] = []
+    event.listen(
+        services_of(small_app).db.engine,
+        "before_cursor_execute",
+        lambda _c, _cur, sql, *_a: sent.append(sql),
+    )
+    assert call.status("completed", 5, duration=30) == 204
+    assert sent
+    assert not [sql for sql in sent if "contact_attempts" in sql]
+    call.direction = "outbound-api"
+    assert call.status("completed", 6, duration=30) == 204
+    assert [sql for sql in sent if "contact_attempts" in sql]  # an outbound one is
